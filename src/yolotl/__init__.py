@@ -1,0 +1,1 @@
+"""yolotl: transfer learning for YOLO object detection."""

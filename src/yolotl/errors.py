@@ -1,0 +1,21 @@
+"""Exceptions yolotl raises for bad input: each message names the thing and the fix."""
+
+
+class YolotlError(Exception):
+    """Base class: a problem the user can fix (bad data, bad config, missing weights)."""
+
+
+class DatasetError(YolotlError):
+    """A dataset folder, split, annotation or image that cannot be used as given."""
+
+
+class ConfigError(YolotlError):
+    """A configuration value that cannot work (unknown name, impossible combination)."""
+
+
+class BackboneError(ConfigError):
+    """A backbone name timm does not know, or a model without ``features_only`` support."""
+
+
+class PretrainedWeightsError(YolotlError):
+    """Pretrained weights that cannot be found, downloaded or mapped onto the backbone."""
