@@ -1,0 +1,220 @@
+"""Detection loss of the anchor-free YOLO head: CIoU box loss, BCE class loss, DFL.
+
+Normalisation: every term is a sum divided by ``S = max(sum(target_scores), 1)``, the total
+soft-target mass of the batch (roughly "number of positives, weighted by their quality"):
+
+- ``box = sum_fg w_a * CIoU_loss_a / S`` and ``dfl = sum_fg w_a * DFL_a / S``, with
+  ``w_a = sum_c target_scores[a, c]`` (the positive's TOOD soft score);
+- ``cls = sum_{a, c} BCE(logit, target_score) / S`` over all anchors and classes;
+- ``total = box_weight * box + cls_weight * cls + dfl_weight * dfl``.
+
+``total`` is NOT multiplied by the batch size: it is a per-target average, so its scale and
+its gradients do not change with the batch size or the number of objects per image.
+(Recipes that multiply by the batch size need their learning rate scaled by it when used
+with plain SGD; Adam-type optimisers are insensitive to the constant.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import complete_box_iou_loss
+
+from yolotl.ops.assign import Assignment, TaskAlignedAssigner
+from yolotl.ops.boxes import (
+    box_to_distance,
+    distance_to_box,
+    distribution_to_distance,
+    flatten_levels,
+    make_anchor_points,
+)
+
+# Added to predicted distances (stride units) before CIoU, so a box collapsed to a point by
+# extreme logits still has a positive width and height (CIoU divides by them).
+_MIN_DISTANCE = 1e-4
+
+
+@dataclass
+class LossOutput:
+    """``total`` carries gradients; the others are detached scalars for logging."""
+
+    total: Tensor  # [] weighted sum, for backward
+    box: Tensor  # [] CIoU term (unweighted)
+    cls: Tensor  # [] BCE term (unweighted)
+    dfl: Tensor  # [] distribution focal term (unweighted)
+    num_foreground: Tensor  # [] number of positive anchors in the batch
+
+
+def dfl_loss(box_logits: Tensor, target_ltrb: Tensor) -> Tensor:
+    """Distribution focal loss (GFL): ``[N, 4, R]`` logits, ``[N, 4]`` targets -> ``[N]``.
+
+    A target distance ``y`` between bins ``i = floor(y)`` and ``i + 1`` gives the soft label
+    ``(i + 1 - y)`` on bin ``i`` and ``(y - i)`` on bin ``i + 1``; the loss is the
+    cross-entropy to that label, averaged over the 4 sides. Targets are in stride units and
+    should lie in ``[0, R - 1]`` (see :func:`box_to_distance`).
+    """
+    num_bins = box_logits.shape[-1]
+    target = target_ltrb.to(box_logits.dtype)
+    left = target.floor().long()  # [N, 4]
+    weight_right = target - left  # [N, 4]
+    weight_left = 1.0 - weight_right
+    log_probs = box_logits.log_softmax(dim=-1)  # [N, 4, R]
+    log_left = log_probs.gather(-1, left.clamp(0, num_bins - 1)[..., None]).squeeze(-1)
+    log_right = log_probs.gather(-1, (left + 1).clamp(0, num_bins - 1)[..., None]).squeeze(-1)
+    return -(weight_left * log_left + weight_right * log_right).mean(dim=-1)
+
+
+def box_loss(pred_boxes: Tensor, target_boxes: Tensor) -> Tensor:
+    """CIoU loss per box pair (torchvision): ``[N, 4]`` xyxy, ``[N, 4]`` xyxy -> ``[N]``."""
+    return complete_box_iou_loss(pred_boxes, target_boxes, reduction="none")
+
+
+def pad_targets(
+    targets: Sequence[dict[str, Tensor]], device: torch.device | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """List of per-image targets -> padded ``labels [B, M]``, ``boxes [B, M, 4]``, ``mask [B, M]``.
+
+    ``M`` is the largest number of boxes in an image (0 when the batch has none).
+    """
+    max_boxes = max((len(t["labels"]) for t in targets), default=0)
+    labels = torch.zeros(len(targets), max_boxes, dtype=torch.long, device=device)
+    boxes = torch.zeros(len(targets), max_boxes, 4, dtype=torch.float32, device=device)
+    mask = torch.zeros(len(targets), max_boxes, dtype=torch.bool, device=device)
+    for i, target in enumerate(targets):
+        count = len(target["labels"])
+        labels[i, :count] = target["labels"].to(device=device, dtype=torch.long)
+        boxes[i, :count] = target["boxes"].to(device=device, dtype=torch.float32).reshape(-1, 4)
+        mask[i, :count] = True
+    return labels, boxes, mask
+
+
+class DetectionLoss(nn.Module):
+    """Assign anchors with TOOD, then ``box_weight * CIoU + cls_weight * BCE + dfl_weight * DFL``.
+
+    Holds only numbers and the assigner (no parameters, no buffers). See the module
+    docstring for the normalisation.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        reg_max: int = 16,
+        box_weight: float = 7.5,
+        cls_weight: float = 0.5,
+        dfl_weight: float = 1.5,
+        assigner: TaskAlignedAssigner | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1 or reg_max < 2:
+            raise ValueError(f"need num_classes >= 1 and reg_max >= 2, got {num_classes}, {reg_max}")
+        self.num_classes = num_classes
+        self.reg_max = reg_max
+        self.box_weight = box_weight
+        self.cls_weight = cls_weight
+        self.dfl_weight = dfl_weight
+        self.assigner = assigner if assigner is not None else TaskAlignedAssigner()
+        self._anchor_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, reg_max={self.reg_max}, box_weight={self.box_weight}, "
+            f"cls_weight={self.cls_weight}, dfl_weight={self.dfl_weight}, assigner={self.assigner}"
+        )
+
+    def anchors(
+        self, feature_sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """Anchor points ``[A, 2]`` and strides ``[A, 1]``, cached per sizes/strides/device."""
+        key = (tuple(feature_sizes), tuple(int(s) for s in strides), str(device))
+        if key not in self._anchor_cache:
+            if len(self._anchor_cache) >= 16:  # multi-scale training: keep the cache bounded
+                self._anchor_cache.clear()
+            self._anchor_cache[key] = make_anchor_points(feature_sizes, strides, device=device)
+        return self._anchor_cache[key]
+
+    def forward(
+        self,
+        box_maps: Sequence[Tensor],
+        cls_maps: Sequence[Tensor],
+        strides: Sequence[int],
+        targets: Sequence[dict[str, Tensor]],
+    ) -> LossOutput:
+        """Loss of raw head outputs against ``targets`` (``boxes`` xyxy input pixels, ``labels`` int64)."""
+        box_logits, cls_logits = flatten_levels(box_maps, cls_maps)  # [B, A, 4, R], [B, A, C]
+        box_logits, cls_logits = box_logits.float(), cls_logits.float()
+        self._check_shapes(box_logits, cls_logits, targets)
+        sizes = [tuple(m.shape[-2:]) for m in box_maps]
+        points, stride_tensor = self.anchors(sizes, strides, box_logits.device)  # [A, 2], [A, 1]
+
+        pred_ltrb = distribution_to_distance(box_logits)  # [B, A, 4] stride units
+        pred_boxes = distance_to_box(points, pred_ltrb * stride_tensor)  # [B, A, 4] pixels
+        gt_labels, gt_boxes, gt_mask = pad_targets(targets, box_logits.device)
+        self._check_labels(gt_labels, gt_mask)
+        assignment = self.assigner(
+            cls_logits.detach().sigmoid(), pred_boxes.detach(), points, gt_labels, gt_boxes, gt_mask
+        )
+
+        score_sum = assignment.target_scores.sum().clamp(min=1.0)
+        cls = F.binary_cross_entropy_with_logits(cls_logits, assignment.target_scores, reduction="sum")
+        cls = cls / score_sum
+        box, dfl = self._box_terms(box_logits, pred_ltrb, points, stride_tensor, assignment, score_sum)
+        total = self.box_weight * box + self.cls_weight * cls + self.dfl_weight * dfl
+        return LossOutput(
+            total=total,
+            box=box.detach(),
+            cls=cls.detach(),
+            dfl=dfl.detach(),
+            num_foreground=assignment.fg_mask.sum().detach(),
+        )
+
+    def _box_terms(
+        self,
+        box_logits: Tensor,
+        pred_ltrb: Tensor,
+        points: Tensor,
+        stride_tensor: Tensor,
+        assignment: Assignment,
+        score_sum: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """CIoU and DFL over positives, weighted by their soft score, divided by ``score_sum``.
+
+        Computed in stride units (CIoU is scale invariant). With no positives both are
+        zeros that still touch ``box_logits``, so every head parameter gets a gradient.
+        """
+        fg = assignment.fg_mask  # [B, A]
+        batch_index, anchor_index = fg.nonzero(as_tuple=True)  # [N] each
+        weight = assignment.target_scores[fg].sum(dim=-1)  # [N]
+        anchor_pts = points[anchor_index] / stride_tensor[anchor_index]  # [N, 2] stride units
+        target_boxes = assignment.target_boxes[fg] / stride_tensor[anchor_index]  # [N, 4]
+
+        pred_boxes = distance_to_box(anchor_pts, pred_ltrb[fg] + _MIN_DISTANCE)  # [N, 4]
+        box = (box_loss(pred_boxes, target_boxes) * weight).sum() / score_sum
+        target_ltrb = box_to_distance(anchor_pts, target_boxes, max_distance=self.reg_max - 1)  # [N, 4]
+        dfl = (dfl_loss(box_logits[batch_index, anchor_index], target_ltrb) * weight).sum() / score_sum
+        return box, dfl
+
+    def _check_shapes(
+        self, box_logits: Tensor, cls_logits: Tensor, targets: Sequence[dict[str, Tensor]]
+    ) -> None:
+        if box_logits.shape[-1] != self.reg_max:
+            raise ValueError(
+                f"box maps carry {box_logits.shape[-1]} bins per side, loss expects reg_max={self.reg_max}"
+            )
+        if cls_logits.shape[-1] != self.num_classes:
+            raise ValueError(
+                f"class maps have {cls_logits.shape[-1]} channels, loss expects {self.num_classes} classes"
+            )
+        if len(targets) != box_logits.shape[0]:
+            raise ValueError(f"got {len(targets)} targets for a batch of {box_logits.shape[0]} images")
+
+    def _check_labels(self, gt_labels: Tensor, gt_mask: Tensor) -> None:
+        valid = gt_labels[gt_mask]
+        if valid.numel() and (bool(valid.min() < 0) or bool(valid.max() >= self.num_classes)):
+            raise ValueError(
+                f"target labels must lie in [0, {self.num_classes - 1}], got "
+                f"[{int(valid.min())}, {int(valid.max())}]: check the dataset's class list"
+            )
