@@ -1,0 +1,145 @@
+"""TimmBackbone: any timm model with ``features_only``, cut at strides 8, 16 and 32.
+
+Widths, strides and stage names come from timm's ``feature_info``; nothing is hard-coded. The backbone
+owns its freezing: ``freeze(num_stages)`` stops gradients for the first stages and keeps their norm
+layers in eval mode, a state that survives any later ``.train()`` call (the mmdetection ``norm_eval``
+habit), so frozen weights and norm statistics stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+
+import timm
+import torch
+from torch import nn
+
+from yolotl.errors import BackboneError
+
+DETECTION_STRIDES = (8, 16, 32)
+
+
+def check_backbone_name(name: str) -> None:
+    """Raise a BackboneError naming close matches when timm does not know ``name``."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise BackboneError(
+        f"timm has no backbone named '{name}'.{hint} "
+        "List choices with timm.list_models('<pattern>'), e.g. timm.list_models('efficientnet*')."
+    )
+
+
+def _create_features(name: str) -> nn.Module:
+    try:
+        return timm.create_model(name, pretrained=False, features_only=True)
+    except Exception as err:
+        raise BackboneError(
+            f"backbone '{name}' cannot be built with features_only=True ({err}). "
+            "Pick a CNN backbone with multi-scale features, e.g. efficientnet_lite0, resnet50, "
+            "convnext_tiny or mobilenetv3_large_100."
+        ) from err
+
+
+def _select_strides(name: str, reductions: Sequence[int]) -> list[int]:
+    missing = [s for s in DETECTION_STRIDES if s not in reductions]
+    if missing:
+        raise BackboneError(
+            f"backbone '{name}' gives features at strides {list(reductions)}, but a YOLO head needs "
+            f"strides {list(DETECTION_STRIDES)} (missing {missing}). Pick a hierarchical CNN backbone."
+        )
+    # the last feature map of each wanted stride is the deepest, most semantic one
+    return [max(i for i, r in enumerate(reductions) if r == s) for s in DETECTION_STRIDES]
+
+
+class TimmBackbone(nn.Module):
+    """Multi-scale features [C3, C4, C5] from a timm model; owns stage-wise freezing."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        check_backbone_name(name)
+        self.name = name
+        self.body = _create_features(name)
+        info = self.body.feature_info
+        self.stage_names: list[str] = list(info.module_name())
+        self.out_indices = _select_strides(name, info.reduction())
+        self.channels: list[int] = [info.channels()[i] for i in self.out_indices]
+        self.strides: list[int] = [info.reduction()[i] for i in self.out_indices]
+        self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", {}) or {})
+        self._stage_of_param = _assign_params_to_stages(self.body, self.stage_names)
+        self.frozen_stages = 0
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_names)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        # images: [B, 3, H, W] normalised -> [C3 [B,c3,H/8,W/8], C4 [..,H/16..], C5 [..,H/32..]]
+        if self.fully_frozen:
+            with torch.no_grad():  # feature extraction: no backward pass through the backbone
+                features = self.body(images)
+        else:
+            features = self.body(images)
+        return [features[i] for i in self.out_indices]
+
+    @property
+    def fully_frozen(self) -> bool:
+        return self.frozen_stages >= self.num_stages
+
+    def stage_parameters(self, stage: int) -> Iterator[nn.Parameter]:
+        """Parameters that belong to stage ``stage`` (0 = stem + first stage)."""
+        for name, param in self.body.named_parameters():
+            if self._stage_of_param[name] == stage:
+                yield param
+
+    def stage_modules(self, stage: int) -> list[nn.Module]:
+        """Modules whose parameters all belong to stage ``stage``."""
+        owners = {name.rsplit(".", 1)[0] for name, s in self._stage_of_param.items() if s == stage}
+        return [m for n, m in self.body.named_modules() if n in owners]
+
+    def freeze(self, num_stages: int) -> None:
+        """Freeze the first ``num_stages`` stages (weights and norm statistics); unfreeze the rest."""
+        if not 0 <= num_stages <= self.num_stages:
+            raise ValueError(f"num_stages must be in [0, {self.num_stages}] for {self.name}, got {num_stages}")
+        self.frozen_stages = num_stages
+        for name, param in self.body.named_parameters():
+            param.requires_grad_(self._stage_of_param[name] >= num_stages)
+        self.train(self.training)
+
+    def frozen_norm_layers(self) -> list[nn.Module]:
+        return [m for s in range(self.frozen_stages) for m in self.stage_modules(s) if _is_norm(m)]
+
+    def train(self, mode: bool = True) -> TimmBackbone:
+        super().train(mode)
+        for module in self.frozen_norm_layers():
+            module.eval()  # frozen statistics, whatever the trainer does
+        return self
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+
+
+def _assign_params_to_stages(body: nn.Module, stage_names: Sequence[str]) -> dict[str, int]:
+    """Map each parameter name to the index of the feature stage that produces it.
+
+    A parameter belongs to the first stage whose module ends at or after the parameter's module in
+    registration order, so stem layers join stage 0 and layers between two feature taps join the later one.
+    """
+    order = {name: i for i, (name, _) in enumerate(body.named_modules())}
+    folded = {name.replace("_", "."): i for name, i in order.items()}  # FeatureListNet: "stages_0"
+    stage_end = []
+    for stage in stage_names:
+        key = stage.replace("_", ".")
+        inside = [i for n, i in folded.items() if n == key or n.startswith(key + ".")]
+        if not inside:
+            raise BackboneError(f"cannot locate feature stage '{stage}' inside the timm model")
+        stage_end.append(max(inside))
+    assignment = {}
+    for name, _ in body.named_parameters():
+        position = order[name.rsplit(".", 1)[0]] if "." in name else 0
+        stage = next((s for s, end in enumerate(stage_end) if position <= end), len(stage_end) - 1)
+        assignment[name] = stage
+    return assignment

@@ -1,0 +1,133 @@
+"""YoloDetector: backbone -> PAN neck -> decoupled head, plus decoding to boxes.
+
+``forward`` always returns raw head outputs; ``detect`` decodes a batch of letterboxed input tensors;
+``predict`` takes image files, arrays, PIL images or tensors and returns boxes in original pixels (the
+torchvision detection contract, which torchmetrics' MeanAveragePrecision takes as is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from yolotl.models.backbone import TimmBackbone
+from yolotl.models.head import DecoupledHead, HeadOutput
+from yolotl.models.neck import PANNeck
+from yolotl.models.preprocess import ImageInput, letterbox, load_image
+from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess, scale_boxes_to_original
+
+Detections = list[dict[str, torch.Tensor]]
+
+
+@dataclass
+class DetectorConfig:
+    """Everything needed to rebuild a detector's architecture (stored in checkpoints)."""
+
+    backbone: str
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    image_size: int = 416
+    neck_width: int = 64
+    neck_depth: int = 1
+    reg_max: int = 16
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class YoloDetector(nn.Module):
+    """A pure nn.Module detector; training logic lives in ``yolotl.DetectionModule``."""
+
+    def __init__(self, config: DetectorConfig, backbone: TimmBackbone | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone if backbone is not None else TimmBackbone(config.backbone)
+        self.neck = PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
+        self.head = DecoupledHead(self.neck.out_channels, config.num_classes, config.reg_max)
+        self.strides: list[int] = list(self.backbone.strides)
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        # NHWC halves the backward time of depthwise convolutions on CPU and suits GPU tensor cores.
+        self.to(memory_format=torch.channels_last)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names) or [str(i) for i in range(self.num_classes)]
+
+    def reset_classes(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
+        """New class layer (transfer to another label set); backbone, neck and box branch are kept."""
+        self.head.reset_classes(num_classes)
+        self.config.num_classes = num_classes
+        self.config.class_names = list(class_names or [])
+
+    def forward(self, images: torch.Tensor) -> HeadOutput:
+        # images: [B, 3, H, W] RGB in [0, 1], H and W multiples of 32
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return self.head(self.neck(self.backbone(x)))
+
+    def decode(self, outputs: HeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs -> (boxes [B, A, 4] xyxy input pixels, class probabilities [B, A, C])."""
+        sizes = [tuple(m.shape[-2:]) for m in outputs.box_maps]
+        ref = outputs.box_maps[0]
+        points, stride_tensor = make_anchor_points(sizes, self.strides, device=ref.device, dtype=ref.dtype)
+        box_logits, cls_logits = flatten_levels(outputs.box_maps, outputs.cls_maps)
+        return decode_boxes(box_logits, points, stride_tensor), cls_logits.sigmoid()
+
+    @torch.no_grad()
+    def detect(
+        self,
+        images: torch.Tensor,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+    ) -> Detections:
+        """Detections for a batch of input tensors, in input-tensor pixels."""
+        boxes, scores = self.decode(self(images))
+        return postprocess(
+            boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections
+        )
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images: Union[ImageInput, Sequence[ImageInput]],
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+    ) -> Detections:
+        """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
+
+        Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``, ``labels``.
+        """
+        batch = list(images) if _is_sequence_of_images(images) else [images]
+        was_training = self.training
+        self.eval()
+        device = self.mean.device
+        arrays = [load_image(item) for item in batch]
+        boxed = [letterbox(a, self.config.image_size) for a in arrays]
+        tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
+        detections = self.detect(tensor.float() / 255.0, score_threshold, iou_threshold, max_detections)
+        for det, b, a in zip(detections, boxed, arrays):
+            det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
+        self.train(was_training)
+        return detections
+
+
+def _is_sequence_of_images(images: Any) -> bool:
+    if isinstance(images, (str, Path, np.ndarray)):
+        return False
+    if isinstance(images, torch.Tensor):
+        return images.dim() == 4
+    return isinstance(images, Sequence)

@@ -1,0 +1,72 @@
+"""Decoupled anchor-free YOLO head: per level, a box-distribution branch and a class branch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from yolotl.models.layers import conv_bn_act
+
+
+class HeadOutput(NamedTuple):
+    """Raw head outputs, one tensor per level (strides ascending)."""
+
+    box_maps: list[torch.Tensor]  # [B, 4*reg_max, H_l, W_l]: per side (l, t, r, b), reg_max bin logits
+    cls_maps: list[torch.Tensor]  # [B, num_classes, H_l, W_l]: class logits
+
+
+def _branch(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        conv_bn_act(in_channels, hidden, 3),
+        conv_bn_act(hidden, hidden, 3),
+        nn.Conv2d(hidden, out_channels, 1),
+    )
+
+
+class DecoupledHead(nn.Module):
+    """Box and class predictions per anchor point; ``reset_classes`` swaps the class layer only."""
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        reg_max: int = 16,
+        prior_prob: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.reg_max = reg_max
+        self.prior_prob = prior_prob
+        box_hidden = max(16, in_channels[0] // 4, 4 * reg_max)
+        self.cls_hidden = max(in_channels[0], min(num_classes, 100))
+        self.box_branches = nn.ModuleList(_branch(c, box_hidden, 4 * reg_max) for c in in_channels)
+        self.cls_branches = nn.ModuleList(_branch(c, self.cls_hidden, num_classes) for c in in_channels)
+        self.num_classes = num_classes
+        self._init_biases()
+
+    def forward(self, features: Sequence[torch.Tensor]) -> HeadOutput:
+        box_maps = [branch(f) for branch, f in zip(self.box_branches, features)]
+        cls_maps = [branch(f) for branch, f in zip(self.cls_branches, features)]
+        return HeadOutput(box_maps, cls_maps)
+
+    def reset_classes(self, num_classes: int) -> None:
+        """Replace the last class layer of every level (new classes, fresh prior-probability bias)."""
+        for branch in self.cls_branches:
+            old = branch[-1]
+            branch[-1] = nn.Conv2d(old.in_channels, num_classes, 1).to(old.weight.device)
+        self.num_classes = num_classes
+        self._init_biases()
+
+    def _init_biases(self) -> None:
+        # Start every class at a low prior probability so early BCE is not swamped by negatives
+        # (Focal Loss paper, section 3.3); start box logits flat (uniform distribution over bins).
+        cls_bias = -math.log((1 - self.prior_prob) / self.prior_prob)
+        for branch in self.cls_branches:
+            nn.init.normal_(branch[-1].weight, std=0.01)
+            nn.init.constant_(branch[-1].bias, cls_bias)
+        for branch in self.box_branches:
+            nn.init.normal_(branch[-1].weight, std=0.01)
+            nn.init.constant_(branch[-1].bias, 1.0)

@@ -1,0 +1,71 @@
+"""TimmBackbone: widths/strides from feature_info, stage assignment, freezing that survives .train()."""
+
+import pytest
+import timm
+import torch
+
+from yolotl.errors import BackboneError
+from yolotl.models.backbone import TimmBackbone
+
+BACKBONES = ["efficientnet_lite0", "resnet18", "convnext_atto", "mobilenetv3_small_100"]
+
+
+@pytest.fixture(scope="module", params=BACKBONES)
+def backbone(request):
+    return TimmBackbone(request.param)
+
+
+def test_channels_and_strides_come_from_feature_info(backbone):
+    info = timm.create_model(backbone.name, features_only=True).feature_info
+    by_stride = {r: c for r, c in zip(info.reduction(), info.channels())}
+    assert backbone.strides == [8, 16, 32]
+    assert backbone.channels == [by_stride[s] for s in (8, 16, 32)]
+    features = backbone(torch.rand(1, 3, 96, 128))
+    for feature, stride, channels in zip(features, backbone.strides, backbone.channels):
+        assert feature.shape == (1, channels, 96 // stride, 128 // stride)
+
+
+def test_every_parameter_belongs_to_exactly_one_stage(backbone):
+    counted = sum(sum(p.numel() for p in backbone.stage_parameters(s)) for s in range(backbone.num_stages))
+    assert counted == sum(p.numel() for p in backbone.parameters())
+    # deeper stages come later: the last stage is never empty
+    assert sum(p.numel() for p in backbone.stage_parameters(backbone.num_stages - 1)) > 0
+
+
+def test_freeze_sets_requires_grad_by_stage_and_pins_norms():
+    backbone = TimmBackbone("efficientnet_lite0")
+    backbone.freeze(2)
+    for stage in range(backbone.num_stages):
+        flags = {p.requires_grad for p in backbone.stage_parameters(stage)}
+        assert flags == {stage >= 2}
+    backbone.train()
+    frozen_norms = backbone.frozen_norm_layers()
+    assert frozen_norms and all(not m.training for m in frozen_norms)
+    assert any(m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    backbone.freeze(0)
+    assert all(p.requires_grad for p in backbone.parameters())
+    assert all(m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_fully_frozen_backbone_runs_without_autograd():
+    backbone = TimmBackbone("mobilenetv3_small_100")
+    backbone.freeze(backbone.num_stages)
+    features = backbone(torch.rand(1, 3, 64, 64))
+    assert all(not f.requires_grad for f in features)
+
+
+def test_freeze_out_of_range_is_an_error():
+    backbone = TimmBackbone("resnet18")
+    with pytest.raises(ValueError, match="num_stages"):
+        backbone.freeze(backbone.num_stages + 1)
+
+
+def test_unknown_backbone_names_close_matches():
+    with pytest.raises(BackboneError, match="efficientnet_lite0"):
+        TimmBackbone("efficientnet_lit0")
+
+
+def test_backbone_without_detection_strides_is_rejected():
+    # a plain ViT has one stride-16 feature map: no pyramid for the neck
+    with pytest.raises(BackboneError, match="strides"):
+        TimmBackbone("vit_tiny_patch16_224")
