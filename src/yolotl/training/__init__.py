@@ -1,0 +1,17 @@
+"""Training: the Lightning module, parameter groups and strategy callbacks."""
+
+from yolotl.training.callbacks import EMA, EndToEnd, FeatureExtract, Finetune, Throughput, TransferStrategy
+from yolotl.training.module import DetectionModule
+from yolotl.training.param_groups import build_param_groups, count_parameters
+
+__all__ = [
+    "EMA",
+    "DetectionModule",
+    "EndToEnd",
+    "FeatureExtract",
+    "Finetune",
+    "Throughput",
+    "TransferStrategy",
+    "build_param_groups",
+    "count_parameters",
+]

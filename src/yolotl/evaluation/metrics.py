@@ -1,0 +1,78 @@
+"""Detection metrics glue: torchmetrics mAP (faster_coco_eval backend) + best-F1 operating point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchmetrics.detection import MeanAveragePrecision
+
+from yolotl.evaluation.pr_f1 import PrecisionRecallF1
+
+MAX_DETECTIONS = 300  # COCO-style scoring keeps up to 300 detections per image (BENCHMARKS.md)
+
+
+def _map_backend() -> str:
+    try:
+        import faster_coco_eval  # noqa: F401
+
+        return "faster_coco_eval"
+    except ImportError:
+        return "pycocotools"
+
+
+class DetectionMetrics(nn.Module):
+    """Accumulates predictions and targets; ``compute`` returns one flat dict of floats."""
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        super().__init__()
+        self.class_names = list(class_names)
+        self.map = MeanAveragePrecision(
+            box_format="xyxy",
+            iou_type="bbox",
+            class_metrics=True,
+            backend=_map_backend(),
+            max_detection_thresholds=[1, 10, MAX_DETECTIONS],
+            extended_summary=True,  # the precision array gives per-class AP50
+        )
+        self.prf1 = PrecisionRecallF1()
+
+    def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
+        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        self.map.update(preds, targets)
+        self.prf1.update(preds, targets)
+
+    def compute(self) -> dict[str, float]:
+        result = self.map.compute()
+        out = {key: float(result[key]) for key in ("map", "map_50", "map_75", "map_small", "map_medium", "map_large")}
+        classes = result["classes"].reshape(-1).tolist()
+        per_class = result["map_per_class"].reshape(-1).tolist()
+        ap50 = _per_class_ap50(result["precision"])
+        for index, (class_id, value) in enumerate(zip(classes, per_class)):
+            name = self._name(int(class_id))
+            out[f"ap/{name}"] = float(value)
+            if index < len(ap50):
+                out[f"ap50/{name}"] = ap50[index]
+        out.update(self.prf1.compute())
+        return out
+
+    def reset(self) -> None:
+        self.map.reset()
+        self.prf1.reset()
+
+    def _name(self, class_id: int) -> str:
+        return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
+
+
+def _per_class_ap50(precision: torch.Tensor) -> list[float]:
+    """AP at IoU 0.5 per class from COCO's precision array [T, R, K, A, M] (area "all", max dets)."""
+    if precision.dim() != 5:
+        return []
+    at_50 = precision[0, :, :, 0, -1]  # [R, K]
+    values = []
+    for k in range(at_50.shape[1]):
+        column = at_50[:, k]
+        valid = column[column > -1]
+        values.append(float(valid.mean()) if len(valid) else -1.0)
+    return values

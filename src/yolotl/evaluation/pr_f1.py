@@ -1,0 +1,89 @@
+"""Precision, recall and F1 at the confidence threshold that maximises F1 (IoU 0.5, all classes).
+
+mAP summarises ranking quality; users also need one operating point to ship. This metric matches
+predictions to ground truth greedily by score (per image and class, IoU >= 0.5, each ground-truth
+box used once), then sweeps the confidence threshold. A torchmetrics ``Metric``, so it syncs across
+processes like the mAP does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+from torchvision.ops import box_iou
+
+
+def match_predictions(
+    pred_boxes: torch.Tensor,
+    pred_scores: torch.Tensor,
+    pred_labels: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    iou_threshold: float = 0.5,
+) -> torch.Tensor:
+    """True-positive flags [K] for one image's predictions (greedy by score, class-aware)."""
+    is_tp = torch.zeros(len(pred_scores), dtype=torch.bool, device=pred_scores.device)
+    if len(pred_scores) == 0 or len(gt_labels) == 0:
+        return is_tp
+    iou = box_iou(pred_boxes, gt_boxes)
+    iou[pred_labels[:, None] != gt_labels[None, :]] = 0.0
+    taken = torch.zeros(len(gt_labels), dtype=torch.bool, device=iou.device)
+    for i in torch.argsort(pred_scores, descending=True).tolist():
+        candidates = iou[i].masked_fill(taken, 0.0)
+        best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            taken[best] = True
+            is_tp[i] = True
+    return is_tp
+
+
+def best_f1(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int) -> dict[str, float]:
+    """Sweep thresholds over sorted scores; return the operating point with the highest F1."""
+    if num_gt == 0 or len(scores) == 0:
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "confidence": 0.0}
+    order = torch.argsort(scores, descending=True)
+    tp = is_tp[order].float().cumsum(0)
+    fp = (~is_tp[order]).float().cumsum(0)
+    precision = tp / (tp + fp)
+    recall = tp / num_gt
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    best = int(f1.argmax())
+    return {
+        "precision": float(precision[best]),
+        "recall": float(recall[best]),
+        "f1": float(f1[best]),
+        "confidence": float(scores[order][best]),
+    }
+
+
+class PrecisionRecallF1(Metric):
+    """Best-F1 operating point over a dataset (micro-averaged over classes)."""
+
+    full_state_update = False
+
+    def __init__(self, iou_threshold: float = 0.5) -> None:
+        super().__init__()
+        self.iou_threshold = iou_threshold
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("true_positive", default=[], dist_reduce_fx="cat")
+        self.add_state("num_gt", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
+        for pred, target in zip(preds, targets):
+            flags = match_predictions(
+                pred["boxes"], pred["scores"], pred["labels"], target["boxes"], target["labels"], self.iou_threshold
+            )
+            self.scores.append(pred["scores"].detach().float())
+            self.true_positive.append(flags)
+            self.num_gt += len(target["labels"])
+
+    def compute(self) -> dict[str, float]:
+        scores = _cat(self.scores)
+        flags = _cat(self.true_positive).bool()
+        return best_f1(scores, flags, int(self.num_gt))
+
+
+def _cat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    if isinstance(state, torch.Tensor):
+        return state
+    return torch.cat(state) if state else torch.zeros(0)

@@ -1,0 +1,150 @@
+"""DetectionModule: the Lightning "bench" around a pure YoloDetector (loss, metrics, optimizers)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from yolotl.errors import ConfigError
+from yolotl.evaluation import DetectionMetrics
+from yolotl.models.detector import DetectorConfig, YoloDetector
+from yolotl.ops import DetectionLoss
+from yolotl.training.callbacks import find_strategy
+from yolotl.training.param_groups import build_param_groups
+
+CHECKPOINT_KEY = "yolotl"
+CHECKPOINT_FORMAT = 1
+
+
+class DetectionModule(pl.LightningModule):
+    """Trains a :class:`YoloDetector`: task-aligned assignment, CIoU + DFL + BCE, mAP validation.
+
+    The transfer strategy (a callback) decides what is frozen and the backbone's LR multiplier; this
+    module puts every parameter into named groups (backbone / neck / head, with and without decay).
+    """
+
+    def __init__(
+        self,
+        detector: YoloDetector,
+        optimizer: str = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 0.05,
+        momentum: float = 0.9,
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.05,
+        box_weight: float = 7.5,
+        cls_weight: float = 0.5,
+        dfl_weight: float = 1.5,
+        val_score_threshold: float = 0.001,
+        val_iou_threshold: float = 0.6,
+        max_detections: int = 300,
+    ) -> None:
+        super().__init__()
+        if optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
+        self.save_hyperparameters(ignore=["detector"])
+        self.detector = detector
+        self.loss = DetectionLoss(
+            detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight
+        )
+        self.val_metrics = DetectionMetrics(detector.class_names)
+        self.test_metrics = DetectionMetrics(detector.class_names)
+
+    def forward(self, images: torch.Tensor):  # noqa: ANN201 - HeadOutput
+        return self.detector(images)
+
+    def _losses(self, batch: tuple[torch.Tensor, list[dict]]):  # noqa: ANN202
+        images, targets = batch
+        outputs = self.detector(images)
+        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, targets)
+        return outputs, losses
+
+    def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
+        _, losses = self._losses(batch)
+        size = len(batch[0])
+        self.log("train/loss", losses.total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        for name in ("box", "cls", "dfl"):
+            self.log(f"train/{name}", getattr(losses, name), on_step=False, on_epoch=True, batch_size=size)
+        return losses.total
+
+    def validation_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def _eval_step(self, batch: tuple[torch.Tensor, list[dict]], stage: str, metrics: DetectionMetrics) -> None:
+        outputs, losses = self._losses(batch)
+        size = len(batch[0])
+        self.log(f"{stage}/loss", losses.total, on_epoch=True, batch_size=size, sync_dist=True)
+        for name in ("box", "cls", "dfl"):
+            self.log(f"{stage}/{name}", getattr(losses, name), on_epoch=True, batch_size=size, sync_dist=True)
+        preds = self._postprocess(outputs)
+        metrics.update(preds, batch[1])
+
+    def _postprocess(self, outputs) -> list[dict[str, torch.Tensor]]:  # noqa: ANN001
+        from yolotl.ops import postprocess
+
+        boxes, scores = self.detector.decode(outputs)
+        return postprocess(
+            boxes,
+            scores,
+            score_threshold=self.hparams.val_score_threshold,
+            iou_threshold=self.hparams.val_iou_threshold,
+            max_detections=self.hparams.max_detections,
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def _log_metrics(self, stage: str, metrics: DetectionMetrics) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        shown = {f"{stage}/map_50"}
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items() if f"{stage}/{k}" not in shown})
+        self.log(f"{stage}/map_50", values["map_50"], prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        strategy = find_strategy(self._trainer)
+        mult = strategy.backbone_lr_mult if strategy is not None else 1.0
+        groups = build_param_groups(self.detector, self.hparams.lr, self.hparams.weight_decay, mult)
+        if self.hparams.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum, nesterov=True)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=(self.hparams.momentum, 0.999))
+        schedule = LambdaLR(optimizer, self._lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear warmup from 10% then cosine decay to ``min_lr_ratio`` (per optimizer step)."""
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup = min(total // 2, int(self.hparams.warmup_epochs * per_epoch))
+        if step < warmup:
+            return 0.1 + 0.9 * step / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        floor = self.hparams.min_lr_ratio
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the detector without Hydra or training code.
+        checkpoint[CHECKPOINT_KEY] = {"format": CHECKPOINT_FORMAT, "detector": self.detector.config.to_dict()}
+
+    @classmethod
+    def detector_from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> YoloDetector:
+        """Rebuild the trained detector (EMA weights when EMA was used) from a yolotl checkpoint."""
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        config = DetectorConfig(**checkpoint[CHECKPOINT_KEY]["detector"])
+        detector = YoloDetector(config)
+        prefix = "detector."
+        state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+        detector.load_state_dict(state)
+        return detector.eval()

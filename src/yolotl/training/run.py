@@ -1,0 +1,73 @@
+"""Run outputs: the metrics.json every run leaves, and the summary of a sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+
+
+def clean_metrics(values: dict[str, Any], prefix: str) -> dict[str, float]:
+    """``{"val/map": tensor(0.5)}`` -> ``{"map": 0.5}`` for one stage; NaN becomes None-free -1."""
+    out = {}
+    for key, value in values.items():
+        if not key.startswith(prefix + "/"):
+            continue
+        number = float(value)
+        out[key[len(prefix) + 1 :]] = number if math.isfinite(number) else -1.0
+    return out
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    path = Path(run_dir) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return path
+
+
+SUMMARY_COLUMNS = [
+    ("job", lambda m: m.get("job", "")),
+    ("strategy", lambda m: m.get("strategy", "")),
+    ("backbone", lambda m: m.get("backbone", "")),
+    ("pretrained", lambda m: m.get("pretrained", "")),
+    ("val_map50", lambda m: m.get("val", {}).get("map_50")),
+    ("val_map", lambda m: m.get("val", {}).get("map")),
+    ("test_map50", lambda m: m.get("test", {}).get("map_50")),
+    ("test_map", lambda m: m.get("test", {}).get("map")),
+    ("test_f1", lambda m: m.get("test", {}).get("f1")),
+    ("trainable_params", lambda m: m.get("trainable_params")),
+    ("images_per_s", lambda m: m.get("images_per_s")),
+    ("epochs", lambda m: m.get("epochs")),
+    ("wall_s", lambda m: m.get("wall_time_s")),
+]
+
+
+def summarise_runs(sweep_dir: Path) -> tuple[Path, Path] | None:
+    """Collect ``*/metrics.json`` under ``sweep_dir`` into summary.csv and summary.md."""
+    runs = []
+    for path in sorted(Path(sweep_dir).glob(f"*/{METRICS_FILE}")):
+        metrics = json.loads(path.read_text())
+        metrics["job"] = path.parent.name
+        runs.append(metrics)
+    if not runs:
+        return None
+    rows = [[_format(fn(m)) for _, fn in SUMMARY_COLUMNS] for m in runs]
+    header = [name for name, _ in SUMMARY_COLUMNS]
+    csv_path = Path(sweep_dir) / "summary.csv"
+    csv_path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    md_path = Path(sweep_dir) / "summary.md"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value).replace(",", ";")
