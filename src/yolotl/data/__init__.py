@@ -1,0 +1,58 @@
+"""Datasets for yolotl: format readers, the synthetic dataset, transforms, DataModule.
+
+``DetectionDataModule`` is imported on first use, so the readers and the synthetic dataset
+can be used without paying for importing Lightning (seconds).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from yolotl.data.dataset import DetectionDataset, collate_detections, read_image
+from yolotl.data.formats import (
+    FORMATS,
+    SplitNotFoundError,
+    read_coco_split,
+    read_split,
+    read_voc_split,
+    read_yolo_split,
+)
+from yolotl.data.records import DatasetSplit, Defect, DefectLog, ImageRecord
+from yolotl.data.synthetic import SYNTHETIC_CLASS_NAMES, make_synthetic_dataset
+from yolotl.data.transforms import (
+    build_eval_transforms,
+    build_train_transforms,
+    letterbox_params,
+)
+
+if TYPE_CHECKING:
+    from yolotl.data.datamodule import DetectionDataModule
+
+__all__ = [
+    "FORMATS",
+    "SYNTHETIC_CLASS_NAMES",
+    "SplitNotFoundError",
+    "DatasetSplit",
+    "Defect",
+    "DefectLog",
+    "DetectionDataModule",
+    "DetectionDataset",
+    "ImageRecord",
+    "build_eval_transforms",
+    "build_train_transforms",
+    "collate_detections",
+    "letterbox_params",
+    "make_synthetic_dataset",
+    "read_coco_split",
+    "read_image",
+    "read_split",
+    "read_voc_split",
+    "read_yolo_split",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``DetectionDataModule`` (and with it Lightning) lazily."""
+    if name == "DetectionDataModule":
+        from yolotl.data.datamodule import DetectionDataModule
+
+        return DetectionDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

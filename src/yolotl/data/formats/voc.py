@@ -1,0 +1,176 @@
+"""Reader for Pascal VOC datasets (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main``).
+
+VOC pixel indices are 1-based and inclusive, so ``xmin..xmax`` becomes the continuous 0-based
+interval ``[xmin - 1, xmax]``. A box with ``xmax <= xmin`` or ``ymax <= ymin`` *as written* is a
+single click, not an object: it is dropped as degenerate (logged) before that conversion, which
+would otherwise inflate it to a 1x1 box.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from yolotl.data.formats._common import (
+    SplitNotFoundError,
+    check_class_names,
+    check_root,
+    image_size,
+    require_images,
+    sanitize_boxes,
+    split_aliases,
+)
+from yolotl.data.records import DatasetSplit, DefectLog, ImageRecord
+from yolotl.errors import DatasetError
+
+__all__ = ["read_voc_split"]
+
+
+def read_voc_split(
+    root: str | Path, split: str, class_names: list[str] | None = None
+) -> DatasetSplit:
+    """Read one split (``ImageSets/Main/<split>.txt``) of a VOC dataset into records.
+
+    Images come from ``JPEGImages/<filename>`` (``<id>.jpg`` if ``<filename>`` is absent; the
+    absolute ``<path>`` element is ignored). Without ``class_names`` the classes are collected
+    over every split file's XMLs, sorted by id, in order of first appearance, so every split
+    gets the same list. ``difficult`` objects are kept and counted. A missing or unparseable
+    XML, a missing image or an unknown class name raise DatasetError.
+    """
+    root = check_root(root)
+    given = check_class_names(class_names)
+    split_file = _split_file(root, split)
+    ids = _read_ids(split_file)
+    names = given if given is not None else _collect_class_names(root)
+    log = DefectLog(scope=f"{root.name}/{split}")
+    records = [_read_record(root, image_id, names, log) for image_id in ids]
+    require_images(len(records), split, split_file)
+    return DatasetSplit(split, root, records, names, log)
+
+
+def _split_file(root: Path, split: str) -> Path:
+    """``ImageSets/Main/<split>.txt`` (or an alias); raise listing the splits that exist."""
+    main = root / "ImageSets" / "Main"
+    for alias in split_aliases(split):
+        if (main / f"{alias}.txt").is_file():
+            return main / f"{alias}.txt"
+    available = _available_splits(main)
+    raise SplitNotFoundError(
+        f"Split '{split}' not found: no {main / (split + '.txt')}. Splits that exist: "
+        f"{available}; pick one of them or write the id list file."
+    )
+
+
+def _available_splits(main: Path) -> list[str]:
+    """Split names with a list file in ImageSets/Main (per-class files like 'cat_train' skipped)."""
+    if not main.is_dir():
+        return []
+    return sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem)
+
+
+def _read_ids(split_file: Path) -> list[str]:
+    """Image ids of a split file: the first word of each non-empty line."""
+    lines = split_file.read_text(encoding="utf-8").splitlines()
+    return [line.split()[0] for line in lines if line.strip()]
+
+
+def _collect_class_names(root: Path) -> list[str]:
+    """Class names over all split files' XMLs, ids sorted, in order of first appearance."""
+    main = root / "ImageSets" / "Main"
+    ids: set[str] = set()
+    for name in _available_splits(main):
+        ids.update(_read_ids(main / f"{name}.txt"))
+    names: dict[str, None] = {}
+    for image_id in sorted(ids):
+        xml_path = root / "Annotations" / f"{image_id}.xml"
+        if xml_path.is_file():
+            for obj in _parse_xml(xml_path).iter("object"):
+                names.setdefault(_text(obj, "name", xml_path), None)
+    if not names:
+        raise DatasetError(f"No objects found in {root / 'Annotations'}; pass class_names.")
+    return list(names)
+
+
+def _parse_xml(path: Path) -> ET.Element:
+    """The root element of an annotation file; DatasetError naming the file if unparseable."""
+    try:
+        return ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise DatasetError(f"Cannot parse {path} ({exc}); fix or remove the XML file.") from exc
+
+
+def _text(element: ET.Element, tag: str, path: Path) -> str:
+    """Stripped text of a required child element."""
+    child = element.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        raise DatasetError(f"{path}: an <{element.tag}> has no <{tag}>; add it or fix the XML.")
+    return child.text.strip()
+
+
+def _read_record(root: Path, image_id: str, names: list[str], log: DefectLog) -> ImageRecord:
+    """One image's record from its XML, with the box rule applied."""
+    xml_path = root / "Annotations" / f"{image_id}.xml"
+    if not xml_path.is_file():
+        raise DatasetError(f"Annotation {xml_path} is missing; add it or remove '{image_id}' "
+                           f"from the ImageSets/Main split files.")
+    annotation = _parse_xml(xml_path)
+    filename = annotation.findtext("filename", default="").strip() or f"{image_id}.jpg"
+    image_path = root / "JPEGImages" / filename
+    if not image_path.is_file():
+        raise DatasetError(f"Image {image_path} (from {xml_path}) is missing; restore it or "
+                           f"remove '{image_id}' from the split files.")
+    width, height = _size(annotation, image_path)
+    boxes, labels, where = _objects(annotation, xml_path, names, log)
+    boxes, labels = sanitize_boxes(boxes, labels, width, height, log, xml_path, where)
+    if len(labels) == 0:
+        log.add("background_image", xml_path,
+                "no <object>" if not where else "every box was dropped")
+    return ImageRecord(image_path, boxes, labels, width, height)
+
+
+def _size(annotation: ET.Element, image_path: Path) -> tuple[int, int]:
+    """(width, height) from ``<size>`` when it states a positive size, else the image header."""
+    try:
+        width = int(float(annotation.findtext("size/width", default="0")))
+        height = int(float(annotation.findtext("size/height", default="0")))
+    except ValueError:
+        width = height = 0
+    return (width, height) if width > 0 and height > 0 else image_size(image_path)
+
+
+def _objects(
+    annotation: ET.Element, xml_path: Path, names: list[str], log: DefectLog
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Boxes (0-based xyxy), labels and a location tag for each ``<object>`` of one XML."""
+    boxes, labels, where = [], [], []
+    for index, obj in enumerate(annotation.iter("object")):
+        name = _text(obj, "name", xml_path)
+        if name not in names:
+            raise DatasetError(f"{xml_path}: class '{name}' is not in the known classes {names}; "
+                               f"add it to class_names or fix the annotation.")
+        xmin, ymin, xmax, ymax = _bndbox(obj, xml_path)
+        tag = f"object {index} ({name})"
+        if obj.findtext("difficult", default="0").strip() in ("1", "true"):
+            log.add("difficult_object", xml_path, f"{tag} is marked difficult; kept")
+        if xmax <= xmin or ymax <= ymin:
+            log.add("dropped_degenerate_box", xml_path,
+                    f"{tag}: [{xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}] has zero area as written")
+            continue
+        boxes.append([xmin - 1.0, ymin - 1.0, xmax, ymax])
+        labels.append(names.index(name))
+        where.append(tag)
+    return np.array(boxes, np.float64).reshape(-1, 4), np.array(labels, np.int64), where
+
+
+def _bndbox(obj: ET.Element, xml_path: Path) -> tuple[float, float, float, float]:
+    """xmin, ymin, xmax, ymax of an object's ``<bndbox>`` as floats (NaN kept for the box rule)."""
+    box = obj.find("bndbox")
+    if box is None:
+        raise DatasetError(f"{xml_path}: an <object> has no <bndbox>; add it or remove the object.")
+    try:
+        return tuple(float(_text(box, tag, xml_path)) for tag in ("xmin", "ymin", "xmax", "ymax"))
+    except ValueError as exc:
+        raise DatasetError(f"{xml_path}: a <bndbox> coordinate is not a number ({exc}); "
+                           f"fix the XML.") from exc

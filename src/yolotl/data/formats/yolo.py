@@ -1,0 +1,171 @@
+"""Reader for YOLO txt datasets (data.yaml + ``images/`` and sibling ``labels/`` folders).
+
+Each label line is ``class cx cy w h`` with coordinates normalised to [0, 1]; a line with
+more than 5 fields, an odd count and at least 3 points is read as a segmentation polygon and
+converted to its bounding box (logged as ``polygon_to_box``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from yolotl.data.formats._common import (
+    check_class_names,
+    check_root,
+    image_size,
+    require_images,
+    sanitize_boxes,
+)
+from yolotl.data.formats._yolo_layout import (
+    YoloLayout,
+    class_names_from_yaml,
+    label_path,
+    load_layout,
+    split_image_paths,
+)
+from yolotl.data.records import DatasetSplit, DefectLog, ImageRecord
+from yolotl.errors import DatasetError
+
+__all__ = ["read_yolo_split"]
+
+
+def read_yolo_split(
+    root: str | Path, split: str, class_names: list[str] | None = None
+) -> DatasetSplit:
+    """Read one split of a YOLO dataset into records with absolute xyxy boxes.
+
+    ``root`` is the folder holding ``data.yaml`` (or the yaml file itself). Split folders come
+    from the yaml (``path:`` honoured; Roboflow ``../train/images`` entries that do not resolve
+    fall back to ``<root>/train/images``); a split without a yaml key is found as
+    ``<root>/<split>/images`` or ``<root>/images/<split>``; "val", "valid" and "validation" are
+    aliases. ``class_names``, if given, must hold the same names as the yaml and sets the label
+    order. An image without a label file is kept as background and logged; a missing labels
+    folder, a malformed line or an out-of-range class id raise DatasetError.
+    """
+    given = check_class_names(class_names)
+    path = Path(root) if _is_yaml(root) else check_root(root)
+    folder = path.parent if _is_yaml(path) else path
+    log = DefectLog(scope=f"{folder.name}/{split}")
+    layout = load_layout(path, log)
+    names, remap = _class_mapping(layout, given)
+    image_paths = split_image_paths(layout, split, log)
+    _check_label_folders(image_paths)
+    records = [_read_record(path, remap, names, log) for path in image_paths]
+    require_images(len(records), split, layout.root)
+    return DatasetSplit(split, layout.root, records, names, log)
+
+
+def _is_yaml(root: str | Path) -> bool:
+    path = Path(root)
+    return path.is_file() and path.suffix in (".yaml", ".yml")
+
+
+def _class_mapping(layout: YoloLayout, given: list[str] | None) -> tuple[list[str], np.ndarray]:
+    """Final class names and a lookup from yaml class id to label index."""
+    yaml_names = class_names_from_yaml(layout)
+    if yaml_names is None:
+        if given is None:
+            raise DatasetError(
+                f"No class names: {layout.yaml_path or layout.root / 'data.yaml'} is missing or "
+                f"has no 'names:'; add names: [...] to data.yaml or pass class_names."
+            )
+        return given, np.arange(len(given))
+    if given is None:
+        return yaml_names, np.arange(len(yaml_names))
+    if sorted(given) != sorted(yaml_names):
+        missing = [n for n in yaml_names if n not in given]
+        extra = [n for n in given if n not in yaml_names]
+        raise DatasetError(
+            f"class_names {given} do not match names {yaml_names} in {layout.yaml_path} "
+            f"(not in class_names: {missing}; not in the yaml: {extra}); pass the same names, "
+            f"in any order, or class_names=None."
+        )
+    return given, np.array([given.index(name) for name in yaml_names])
+
+
+def _check_label_folders(image_paths: list[Path]) -> None:
+    """Raise if the labels folder next to an images folder does not exist at all."""
+    for folder in dict.fromkeys(label_path(p).parent for p in image_paths):
+        if not folder.is_dir():
+            raise DatasetError(
+                f"Labels folder {folder} does not exist; put one YOLO .txt label file per image "
+                f"there (the 'images' folder name swapped for 'labels')."
+            )
+
+
+def _read_record(
+    image_path: Path, remap: np.ndarray, names: list[str], log: DefectLog
+) -> ImageRecord:
+    """One image's record: parse its label file, convert to pixels, apply the box rule."""
+    width, height = image_size(image_path)
+    labels_file = label_path(image_path)
+    if not labels_file.is_file():
+        log.add("missing_label_file", image_path, f"no label file {labels_file}")
+        return ImageRecord(image_path, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+                           width, height)
+    rows, line_numbers = _parse_label_file(labels_file, len(remap), names, log)
+    boxes = _normalised_cxcywh_to_xyxy(rows[:, 1:], width, height)
+    labels = remap[rows[:, 0].astype(np.int64)]
+    boxes, labels = sanitize_boxes(boxes, labels, width, height, log, labels_file,
+                                   [f"line {n}" for n in line_numbers])
+    if len(labels) == 0:
+        log.add("background_image", labels_file,
+                "label file is empty" if not line_numbers else "every box was dropped")
+    return ImageRecord(image_path, boxes, labels, width, height)
+
+
+def _parse_label_file(
+    path: Path, num_classes: int, names: list[str], log: DefectLog
+) -> tuple[np.ndarray, list[int]]:
+    """Rows of (class, cx, cy, w, h) as float64 [N, 5] and the line number of each row."""
+    rows: list[list[float]] = []
+    line_numbers: list[int] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        values = _parse_fields(path, lineno, line, fields)
+        if len(values) > 5:
+            values = _polygon_to_cxcywh(values)
+            log.add("polygon_to_box", path, f"line {lineno}: polygon read as its bounding box")
+        class_id = values[0]
+        if not class_id.is_integer() or not 0 <= class_id < num_classes:
+            raise DatasetError(
+                f"{path}:{lineno}: class id {fields[0]} is out of range 0..{num_classes - 1} "
+                f"for the classes {names}; fix the id or the names in data.yaml."
+            )
+        rows.append(values)
+        line_numbers.append(lineno)
+    return np.array(rows, dtype=np.float64).reshape(-1, 5), line_numbers
+
+
+def _parse_fields(path: Path, lineno: int, line: str, fields: list[str]) -> list[float]:
+    """Floats of one label line; raise DatasetError naming file:line if it is malformed."""
+    is_box = len(fields) == 5
+    is_polygon = len(fields) >= 7 and len(fields) % 2 == 1
+    try:
+        values = [float(field) for field in fields]
+    except ValueError:
+        values = []
+    if not values or not (is_box or is_polygon):
+        raise DatasetError(
+            f"{path}:{lineno}: malformed YOLO label line '{line.strip()}'; expected "
+            f"'class cx cy w h' (5 numbers, normalised to 0..1). Fix or remove the line."
+        )
+    return values
+
+
+def _polygon_to_cxcywh(values: list[float]) -> list[float]:
+    """``class x1 y1 x2 y2 ...`` (normalised polygon) -> ``class cx cy w h`` of its bounds."""
+    xs, ys = np.array(values[1::2]), np.array(values[2::2])
+    x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
+    return [values[0], (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+
+
+def _normalised_cxcywh_to_xyxy(cxcywh: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Normalised centre/size boxes [N, 4] -> absolute-pixel corner boxes [N, 4]."""
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    cx, cy, w, h = cxcywh.T
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * scale

@@ -1,0 +1,104 @@
+"""Albumentations pipelines: a letterbox for evaluation, letterbox + augmentation for training.
+
+Both take ``image`` (uint8 RGB HxWx3), ``bboxes`` (pascal_voc: absolute xyxy) and ``labels``
+and return a square ``image_size`` image. The eval letterbox scales the longest side to
+``image_size`` and pads the rest centred with grey 114, so input pixels map back to original
+pixels as ``(input - pad) / scale`` (see :func:`letterbox_params`).
+"""
+
+from __future__ import annotations
+
+import os
+
+# albumentations asks PyPI for a newer version when imported; library code must stay offline.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+
+from yolotl.errors import ConfigError
+
+__all__ = [
+    "build_eval_transforms",
+    "build_train_transforms",
+    "check_image_size",
+    "letterbox_params",
+]
+
+PAD_VALUE = 114
+
+
+def letterbox_params(height: int, width: int, image_size: int) -> tuple[float, float, float]:
+    """(scale, pad_x, pad_y) of the eval letterbox for an image of ``height`` x ``width``.
+
+    Mirrors ``LongestMaxSize`` (scale = image_size / longest side, sizes rounded) followed by
+    centred ``PadIfNeeded`` (the smaller half of the padding before the image). Mapping back
+    with one ``scale`` is exact along the longest side; along the other it is off by the
+    rounding of the resized side to whole pixels, at most half an input pixel.
+    """
+    scale = image_size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return scale, float((image_size - new_w) // 2), float((image_size - new_h) // 2)
+
+
+def _letterbox(image_size: int) -> list[A.BasicTransform]:
+    return [
+        A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_LINEAR),
+        A.PadIfNeeded(image_size, image_size, position="center",
+                      border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE),
+    ]
+
+
+def check_image_size(image_size: int) -> None:
+    """Raise ConfigError unless ``image_size`` is a positive multiple of 32."""
+    if not isinstance(image_size, int) or image_size < 32 or image_size % 32:
+        raise ConfigError(f"image_size={image_size!r} must be a positive multiple of 32 "
+                          f"(the detector's largest stride); use e.g. 320, 416 or 640.")
+
+
+def build_eval_transforms(image_size: int) -> A.Compose:
+    """Letterbox to ``image_size`` x ``image_size``; boxes follow, none are dropped."""
+    check_image_size(image_size)
+    return A.Compose(
+        _letterbox(image_size),
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True),
+    )
+
+
+def build_train_transforms(
+    image_size: int,
+    hflip: float = 0.5,
+    vflip: float = 0.0,
+    scale: tuple[float, float] = (0.5, 1.5),
+    translate: float = 0.1,
+    degrees: float = 0.0,
+    hsv: float = 1.0,
+    min_visibility: float = 0.3,
+    min_area: float = 4.0,
+) -> A.Compose:
+    """Letterbox, then random affine (scale, translate, rotate), flips and HSV jitter.
+
+    ``scale`` is the zoom range and ``translate`` the shift as a fraction of ``image_size``,
+    both applied to the letterboxed square (grey fill outside); ``hsv`` scales the colour jitter
+    (0 turns it off, 1 is hue +-10, saturation +-40, value +-30). Boxes are clipped to the image;
+    a box keeping less than ``min_visibility`` of its area or under ``min_area`` px^2 is dropped.
+    """
+    check_image_size(image_size)
+    if not 0 < scale[0] <= scale[1]:
+        raise ConfigError(f"scale={scale} must be (low, high) with 0 < low <= high.")
+    for name, p in (("hflip", hflip), ("vflip", vflip)):
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"{name}={p} is a probability; use a value in [0, 1].")
+    transforms = _letterbox(image_size) + [
+        A.Affine(scale=scale, translate_percent=(-translate, translate), rotate=(-degrees, degrees),
+                 keep_ratio=True, border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE, p=1.0),
+        A.HorizontalFlip(p=hflip),
+        A.VerticalFlip(p=vflip),
+    ]
+    if hsv > 0:
+        transforms.append(A.HueSaturationValue(10 * hsv, 40 * hsv, 30 * hsv, p=0.8))
+    return A.Compose(
+        transforms,
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
+                                 min_visibility=min_visibility, min_area=min_area),
+    )

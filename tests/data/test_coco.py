@@ -1,0 +1,91 @@
+"""COCO reader: category gaps, crowd annotations, layouts, skips and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from yolotl.data import read_coco_split
+from yolotl.errors import DatasetError
+
+
+def _coco(annotations: list[dict], names: dict[int, str] | None = None,
+          images: int = 2) -> dict:
+    names = names or {1: "cat", 3: "dog", 7: "bird"}
+    return {
+        "images": [{"id": i + 10, "file_name": f"im{i}.png", "width": 100, "height": 80}
+                   for i in range(images)],
+        "categories": [{"id": k, "name": v, "supercategory": "animal"} for k, v in names.items()],
+        "annotations": annotations,
+    }
+
+
+def _ann(i: int, image_id: int, cat: int, bbox: list[float], crowd: int = 0) -> dict:
+    return {"id": i, "image_id": image_id, "category_id": cat, "bbox": bbox, "iscrowd": crowd}
+
+
+def test_category_gaps_map_to_contiguous_labels(make_coco) -> None:
+    anns = [_ann(1, 10, 7, [10, 20, 30, 40]), _ann(2, 10, 1, [0, 0, 5, 5]),
+            _ann(3, 10, 3, [50, 50, 10, 10])]
+    root = make_coco("train", _coco(anns))
+    split = read_coco_split(root, "train")
+    assert split.class_names == ["cat", "dog", "bird"]
+    record = split.records[0]
+    assert record.labels.tolist() == [2, 0, 1]
+    np.testing.assert_array_equal(record.boxes, [[10, 20, 40, 60], [0, 0, 5, 5], [50, 50, 60, 60]])
+    assert record.image_path == root / "train" / "im0.png"
+    assert split.defects.counts() == {"background_image": 1}  # im1 has no annotations
+    reordered = read_coco_split(root, "train", class_names=["bird", "cat", "dog"])
+    assert reordered.records[0].labels.tolist() == [0, 1, 2]
+
+
+def test_crowd_orphan_and_degenerate_are_logged(make_coco) -> None:
+    anns = [_ann(1, 10, 1, [10, 10, 20, 20], crowd=1), _ann(2, 99, 1, [1, 1, 5, 5]),
+            _ann(3, 10, 3, [10, 10, 0, 0]), _ann(4, 10, 3, [90, 70, 20, 20])]
+    split = read_coco_split(make_coco("val", _coco(anns, images=1)), "val")
+    assert split.defects.counts() == {"skipped_orphan_annotation": 1,
+                                      "skipped_crowd_annotation": 1,
+                                      "dropped_degenerate_box": 1, "clipped_box": 1}
+    np.testing.assert_array_equal(split.records[0].boxes, [[90, 70, 100, 80]])
+
+
+def test_roboflow_layout_drops_unused_parent_category(make_coco) -> None:
+    data = _coco([_ann(1, 10, 1, [10, 10, 20, 20])], images=1)
+    data["categories"] = [{"id": 0, "name": "animals", "supercategory": "none"},
+                          {"id": 1, "name": "cat", "supercategory": "animals"},
+                          {"id": 2, "name": "dog", "supercategory": "animals"}]
+    split = read_coco_split(make_coco("valid", data, layout="roboflow"), "val")
+    assert split.class_names == ["cat", "dog"]
+    assert split.records[0].labels.tolist() == [0]
+    assert split.defects.counts() == {"dropped_parent_category": 1}
+
+
+def test_missing_images_are_skipped_unless_all_missing(make_coco, tmp_path) -> None:
+    root = make_coco("train", _coco([], images=3), skip=("im1.png",))
+    split = read_coco_split(root, "train")
+    assert len(split) == 2 and split.defects.counts()["skipped_missing_image"] == 1
+    root = make_coco("train", _coco([], images=2), skip=("im0.png", "im1.png"))
+    for png in (root / "train").glob("*.png"):
+        png.unlink()
+    with pytest.raises(DatasetError, match=r"instances_train\.json.*im0\.png.*tried"):
+        read_coco_split(root, "train")
+
+
+def test_errors_name_the_file(make_coco, tmp_path) -> None:
+    root = make_coco("train", _coco([_ann(1, 10, 5, [1, 1, 5, 5])]))
+    with pytest.raises(DatasetError, match=r"instances_train\.json.*category_id 5"):
+        read_coco_split(root, "train")
+    with pytest.raises(DatasetError, match=r"\['cat', 'dog'\] are not in class_names \['bird'\]"):
+        read_coco_split(root, "train", class_names=["bird"])  # cat, dog unknown
+    with pytest.raises(DatasetError, match=r"'test' not found.*\['train'\]"):
+        read_coco_split(root, "test")
+    (root / "annotations" / "instances_train.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=r"Cannot parse .*instances_train\.json"):
+        read_coco_split(root, "train")
+    with pytest.raises(DatasetError, match=r"data\.root="):
+        read_coco_split(tmp_path / "absent", "train")
+
+
+def test_zero_images_is_an_error(make_coco) -> None:
+    with pytest.raises(DatasetError, match="zero images"):
+        read_coco_split(make_coco("train", _coco([], images=0)), "train")
