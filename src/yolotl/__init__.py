@@ -1,1 +1,45 @@
-"""yolotl: transfer learning for YOLO object detection."""
+"""yolotl: transfer learning for YOLO object detection on timm backbones, with Lightning and Hydra.
+
+Everything a notebook needs is importable from here, no Hydra required::
+
+    import yolotl
+    dm = yolotl.DetectionDataModule(root="data/bccd", format="voc", image_size=416)
+    dm.setup("fit")
+    detector = yolotl.create_detector("efficientnet_lite0", class_names=dm.class_names)
+    module = yolotl.DetectionModule(detector)
+    trainer = lightning.Trainer(max_epochs=30, callbacks=[yolotl.Finetune(), yolotl.EMA()])
+    trainer.fit(module, datamodule=dm)
+    detector.predict("image.jpg")
+"""
+
+from yolotl.data import DetectionDataModule, make_synthetic_dataset, read_split
+from yolotl.errors import BackboneError, ConfigError, DatasetError, PretrainedWeightsError, YolotlError
+from yolotl.evaluation import DetectionMetrics
+from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
+from yolotl.training import EMA, DetectionModule, EndToEnd, FeatureExtract, Finetune, TransferStrategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EMA",
+    "BackboneError",
+    "ConfigError",
+    "DatasetError",
+    "DetectionDataModule",
+    "DetectionMetrics",
+    "DetectionModule",
+    "DetectorConfig",
+    "EndToEnd",
+    "FeatureExtract",
+    "Finetune",
+    "LoadReport",
+    "PretrainedWeightsError",
+    "TimmBackbone",
+    "TransferStrategy",
+    "YoloDetector",
+    "YolotlError",
+    "create_detector",
+    "make_synthetic_dataset",
+    "read_split",
+    "__version__",
+]
