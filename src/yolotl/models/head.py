@@ -45,7 +45,8 @@ class DecoupledHead(nn.Module):
         self.box_branches = nn.ModuleList(_branch(c, box_hidden, 4 * reg_max) for c in in_channels)
         self.cls_branches = nn.ModuleList(_branch(c, self.cls_hidden, num_classes) for c in in_channels)
         self.num_classes = num_classes
-        self._init_biases()
+        self._init_class_layers()
+        self._init_box_layers()
 
     def forward(self, features: Sequence[torch.Tensor]) -> HeadOutput:
         box_maps = [branch(f) for branch, f in zip(self.box_branches, features)]
@@ -58,15 +59,18 @@ class DecoupledHead(nn.Module):
             old = branch[-1]
             branch[-1] = nn.Conv2d(old.in_channels, num_classes, 1).to(old.weight.device)
         self.num_classes = num_classes
-        self._init_biases()
+        self._init_class_layers()
 
-    def _init_biases(self) -> None:
+    def _init_class_layers(self) -> None:
         # Start every class at a low prior probability so early BCE is not swamped by negatives
-        # (Focal Loss paper, section 3.3); start box logits flat (uniform distribution over bins).
+        # (Focal Loss paper, section 3.3).
         cls_bias = -math.log((1 - self.prior_prob) / self.prior_prob)
         for branch in self.cls_branches:
             nn.init.normal_(branch[-1].weight, std=0.01)
             nn.init.constant_(branch[-1].bias, cls_bias)
+
+    def _init_box_layers(self) -> None:
+        # Box logits start flat: a uniform distribution over the bins.
         for branch in self.box_branches:
             nn.init.normal_(branch[-1].weight, std=0.01)
             nn.init.constant_(branch[-1].bias, 1.0)

@@ -1,0 +1,87 @@
+"""Every config group composes, and every `_target_` instantiates to the documented object."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import yolotl
+from yolotl.train import config_dir
+
+CONF = Path(config_dir())
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=["paths.output_dir=/tmp/yolotl-test", *overrides])
+
+
+def test_default_config_is_the_synthetic_quickstart():
+    cfg = _compose()
+    assert cfg.data.format == "synthetic"
+    assert cfg.model.detector.backbone == "efficientnet_lite0"
+    assert cfg.model.detector.pretrained == "auto"
+    assert cfg.strategy._target_ == "yolotl.Finetune"
+    OmegaConf.resolve(cfg)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("name", _options("strategy"))
+def test_strategy_options_instantiate(name):
+    strategy = instantiate(_compose(f"strategy={name}").strategy)
+    assert isinstance(strategy, yolotl.TransferStrategy)
+    assert strategy.name == name
+
+
+@pytest.mark.parametrize("name", _options("data"))
+def test_data_options_compose(name):
+    cfg = _compose(f"data={name}", "data.root=/some/folder")
+    assert cfg.data._target_ == "yolotl.DetectionDataModule"
+    assert cfg.data.format == name
+
+
+@pytest.mark.parametrize("name", _options("experiment"))
+def test_experiment_options_compose(name):
+    cfg = _compose(f"experiment={name}")
+    OmegaConf.resolve(cfg)
+    assert cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.parametrize("group", ["trainer", "callbacks", "logger", "debug", "model"])
+def test_other_groups_compose(group):
+    for name in _options(group):
+        cfg = _compose(f"{group}={name}")
+        assert cfg is not None
+
+
+def test_callbacks_and_loggers_instantiate(tmp_path):
+    cfg = _compose(f"paths.output_dir={tmp_path}")
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    assert any(isinstance(c, yolotl.EMA) for c in callbacks)
+    assert instantiate(cfg.logger.csv).save_dir == str(tmp_path)
+
+
+def test_top_level_shortcuts_reach_the_detector():
+    cfg = _compose("backbone=resnet18", "pretrained=false")
+    assert cfg.model.detector.backbone == "resnet18"
+    assert cfg.model.detector.pretrained is False
+
+
+def test_bccd_experiment_sets_voc_and_class_order():
+    cfg = _compose("experiment=bccd")
+    assert cfg.data.format == "voc"
+    assert list(cfg.data.class_names) == ["RBC", "WBC", "Platelets"]
+    assert cfg.data.image_size == 416 and cfg.trainer.max_epochs == 30
+
+
+def test_typos_in_group_options_and_keys_are_rejected_with_choices():
+    with pytest.raises(ConfigCompositionException, match="feature_extract"):
+        _compose("strategy=featur_extract")
+    with pytest.raises(ConfigCompositionException, match="rooot"):
+        _compose("data.rooot=/x")

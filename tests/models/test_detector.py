@@ -1,0 +1,63 @@
+"""YoloDetector: raw outputs per level, decoding, predict() on every input kind, class reset."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from yolotl.models import create_detector
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_detector("mobilenetv3_small_100", num_classes=3, pretrained=False, image_size=128, neck_width=16)
+
+
+def test_forward_returns_raw_maps_per_stride(detector):
+    out = detector(torch.rand(2, 3, 128, 96))
+    assert [tuple(m.shape) for m in out.box_maps] == [(2, 64, 16, 12), (2, 64, 8, 6), (2, 64, 4, 3)]
+    assert [tuple(m.shape) for m in out.cls_maps] == [(2, 3, 16, 12), (2, 3, 8, 6), (2, 3, 4, 3)]
+    boxes, scores = detector.decode(out)
+    assert boxes.shape == (2, 16 * 12 + 8 * 6 + 4 * 3, 4) and scores.shape[-1] == 3
+    assert float(scores.min()) >= 0 and float(scores.max()) <= 1
+
+
+def test_class_logits_start_at_the_prior(detector):
+    scores = detector.decode(detector(torch.rand(1, 3, 64, 64)))[1]
+    assert float(scores.mean()) == pytest.approx(0.01, abs=0.01)
+
+
+@pytest.mark.parametrize("kind", ["path", "numpy", "pil", "tensor", "gray"])
+def test_predict_accepts_every_input_kind_and_returns_original_pixels(detector, tmp_path, kind):
+    array = np.random.default_rng(0).integers(0, 255, size=(90, 200, 3), dtype=np.uint8)
+    inputs = {
+        "numpy": array,
+        "pil": Image.fromarray(array),
+        "tensor": torch.from_numpy(array).permute(2, 0, 1).float() / 255,
+        "gray": array[:, :, 0],
+    }
+    if kind == "path":
+        Image.fromarray(array).save(tmp_path / "image.png")
+        inputs["path"] = str(tmp_path / "image.png")
+    result = detector.predict(inputs[kind], score_threshold=0.0, max_detections=20)
+    assert len(result) == 1
+    boxes = result[0]["boxes"]
+    assert boxes.shape == (20, 4) and result[0]["labels"].dtype == torch.int64
+    assert float(boxes[:, [0, 2]].max()) <= 200 and float(boxes[:, [1, 3]].max()) <= 90
+    assert float(boxes.min()) >= 0
+
+
+def test_predict_takes_a_batch(detector):
+    images = [np.zeros((64, 64, 3), np.uint8), np.zeros((32, 128, 3), np.uint8)]
+    assert len(detector.predict(images, score_threshold=0.0)) == 2
+    assert len(detector.predict(torch.rand(3, 3, 64, 64), score_threshold=0.0)) == 3
+
+
+def test_reset_classes_swaps_only_the_class_layers():
+    detector = create_detector("resnet18", num_classes=3, pretrained=False, image_size=64, neck_width=16)
+    box_before = [p.clone() for p in detector.head.box_branches.parameters()]
+    detector.reset_classes(5, ["a", "b", "c", "d", "e"])
+    out = detector(torch.rand(1, 3, 64, 64))
+    assert all(m.shape[1] == 5 for m in out.cls_maps)
+    assert all(torch.equal(a, b) for a, b in zip(box_before, detector.head.box_branches.parameters()))
+    assert detector.class_names == ["a", "b", "c", "d", "e"] and detector.config.num_classes == 5
