@@ -70,3 +70,11 @@ def test_cli_prints_one_line_error_and_exit_code_2(tmp_path):
     assert result.returncode == 2
     assert "yolotl: error:" in result.stderr and "missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_absent_test_split_is_found_before_training_and_skipped(tmp_path):
+    root = _voc(tmp_path / "voc", {"a": [("cat", (10, 10, 50, 50), 0)]}, {"train": ["a"], "val": ["a"]})
+    datamodule, module, strategy = build(_cfg(tmp_path, "data=voc", f"data.root={root}", "pretrained=false",
+                                              "backbone=mobilenetv3_small_100"))
+    assert not datamodule.has_test_split
+    assert module.detector.class_names == ["cat"] and strategy.name == "finetune"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     """Data first (it knows the classes), then the detector and module, then the strategy."""
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule.setup()  # every split now: a bad test split must stop us before training, not after
     detector = instantiate(
         cfg.model.detector, num_classes=datamodule.num_classes, class_names=list(datamodule.class_names), _convert_="all"
     )
@@ -93,8 +94,12 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
     )
     result: dict[str, Any] = {"checkpoint": checkpoint or "last weights"}
     result["val"] = clean_metrics(evaluator.validate(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "val")
-    if cfg.get("test_after_fit") and getattr(datamodule, "has_test_split", True):
-        result["test"] = clean_metrics(evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "test")
+    if not cfg.get("test_after_fit"):
+        return result
+    if not getattr(datamodule, "has_test_split", True):
+        log.warning("the dataset has no test split: reporting val metrics only")
+        return result
+    result["test"] = clean_metrics(evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "test")
     return result
 
 
@@ -111,6 +116,8 @@ def _report(metrics: dict[str, Any]) -> None:
 
 def run_cli(cfg: DictConfig) -> float:
     """Hydra task: train, print the run folder and final mAP; user errors exit with one clear line."""
+    # Frozen norm layers are in eval mode on purpose (see TimmBackbone.freeze).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
         metrics = train(cfg)
     except YolotlError as err:

@@ -139,6 +139,11 @@ class DetectionDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     @property
+    def has_test_split(self) -> bool:
+        """Whether a test split is configured and was found (after ``setup()`` with no stage)."""
+        return self._split_names["test"] is not None and "test" not in self._missing
+
+    @property
     def split_sizes(self) -> dict[str, int]:
         """Number of images per split read so far, keyed by split name."""
         return {split.name: len(split) for split in self._splits.values()}

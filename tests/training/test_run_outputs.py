@@ -1,0 +1,47 @@
+"""metrics.json handling and the sweep summary table."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from yolotl.training.run import clean_metrics, summarise_runs, write_metrics
+
+
+def test_clean_metrics_keeps_one_stage_and_replaces_nan():
+    values = {"val/map": 0.5, "val/ap/RBC": float("nan"), "test/map": 0.1, "train/loss": 3.0}
+    assert clean_metrics(values, "val") == {"map": 0.5, "ap/RBC": -1.0}
+
+
+def test_summary_table_has_one_row_per_job(tmp_path):
+    for job, strategy, score in (("0_finetune", "finetune", 0.81), ("1_feature_extract", "feature_extract", 0.7)):
+        write_metrics(tmp_path / job, {"strategy": strategy, "val": {"map_50": score}, "test": {"map_50": score - 0.1},
+                                       "trainable_params": 10, "images_per_s": 5.0, "wall_time_s": 100.0, "epochs": 3})
+    csv_path, md_path = summarise_runs(tmp_path)
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].startswith("job,strategy") and len(rows) == 3
+    assert "| 0_finetune | finetune |" in md_path.read_text()
+    assert "0.7100" in rows[1]
+
+
+def test_no_runs_no_summary(tmp_path):
+    assert summarise_runs(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_multirun_over_strategies_writes_the_summary(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "yolotl.train", "-m", "strategy=feature_extract,end_to_end", "debug=fast",
+         "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
+         "data.synthetic.num_train=16", "data.synthetic.num_val=4", "data.synthetic.num_test=4",
+         f"data.root={tmp_path}/synthetic", f"hydra.sweep.dir={tmp_path}/sweep", "logger=csv"],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "sweep" / "summary.md").read_text()
+    assert "feature_extract" in table and "end_to_end" in table
+    runs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    assert len(runs) == 2
+    first = json.loads(runs[0].read_text())
+    assert first["strategy"] == "feature_extract" and first["trainable_params"] < first["total_params"]
