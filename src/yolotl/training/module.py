@@ -13,7 +13,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from yolotl.errors import ConfigError
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import DetectorConfig, YoloDetector
-from yolotl.ops import DetectionLoss
+from yolotl.models.head import HeadOutput
+from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.callbacks import find_strategy
 from yolotl.training.param_groups import build_param_groups
 
@@ -55,10 +56,10 @@ class DetectionModule(pl.LightningModule):
         self.val_metrics = DetectionMetrics(detector.class_names)
         self.test_metrics = DetectionMetrics(detector.class_names)
 
-    def forward(self, images: torch.Tensor):  # noqa: ANN201 - HeadOutput
+    def forward(self, images: torch.Tensor) -> HeadOutput:
         return self.detector(images)
 
-    def _losses(self, batch: tuple[torch.Tensor, list[dict]]):  # noqa: ANN202
+    def _losses(self, batch: tuple[torch.Tensor, list[dict]]) -> tuple[HeadOutput, LossOutput]:
         images, targets = batch
         outputs = self.detector(images)
         losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, targets)
@@ -87,9 +88,7 @@ class DetectionModule(pl.LightningModule):
         preds = self._postprocess(outputs)
         metrics.update(preds, batch[1])
 
-    def _postprocess(self, outputs) -> list[dict[str, torch.Tensor]]:  # noqa: ANN001
-        from yolotl.ops import postprocess
-
+    def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
         boxes, scores = self.detector.decode(outputs)
         return postprocess(
             boxes,
@@ -141,7 +140,9 @@ class DetectionModule(pl.LightningModule):
     @classmethod
     def detector_from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> YoloDetector:
         """Rebuild the trained detector (EMA weights when EMA was used) from a yolotl checkpoint."""
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # no arbitrary pickle
+        if CHECKPOINT_KEY not in checkpoint:
+            raise ConfigError(f"{path} is not a yolotl training checkpoint (no '{CHECKPOINT_KEY}' entry)")
         config = DetectorConfig(**checkpoint[CHECKPOINT_KEY]["detector"])
         detector = YoloDetector(config)
         prefix = "detector."
