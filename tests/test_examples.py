@@ -13,8 +13,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_api.py"
 @pytest.mark.slow
 def test_api_example_trains_tests_and_predicts(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--root", str(tmp_path / "data"), "--epochs", "4",
-         "--image-size", "160", "--num-train", "96"],
+        [sys.executable, str(EXAMPLE), "--root", str(tmp_path / "data"), "--epochs", "8",
+         "--image-size", "128", "--num-train", "96"],
         capture_output=True, text=True, timeout=500,
     )
     assert result.returncode == 0, result.stderr[-3000:]
