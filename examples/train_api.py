@@ -1,6 +1,6 @@
 """yolotl from Python, no Hydra: data module, detector on a timm backbone, Lightning Trainer, predict.
 
-    python examples/train_api.py                       # synthetic data, ~5 minutes on 2 CPU cores
+    python examples/train_api.py                       # synthetic data, about 4 minutes on 2 CPU cores
     python examples/train_api.py --backbone resnet18 --pretrained false --epochs 3
 
 The same lines work in a notebook cell by cell.
