@@ -45,3 +45,13 @@ def test_multirun_over_strategies_writes_the_summary(tmp_path):
     assert len(runs) == 2
     first = json.loads(runs[0].read_text())
     assert first["strategy"] == "feature_extract" and first["trainable_params"] < first["total_params"]
+
+
+def test_warmup_then_cosine_schedule():
+    from yolotl.training.module import warmup_cosine
+
+    factors = [warmup_cosine(step, total=100, warmup=10, floor=0.05) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[10] == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(factors[:10], factors[1:11]))  # rising during warmup
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # then falling
+    assert factors[100] == pytest.approx(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from yolotl.training.param_groups import build_param_groups
 
 CHECKPOINT_KEY = "yolotl"
 CHECKPOINT_FORMAT = 1
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
+    """LR factor: linear warmup from 10% over ``warmup`` steps, then cosine decay to ``floor``."""
+    if step < warmup:
+        return 0.1 + 0.9 * step / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class DetectionModule(pl.LightningModule):
@@ -119,19 +128,12 @@ class DetectionModule(pl.LightningModule):
             optimizer = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum, nesterov=True)
         else:
             optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=(self.hparams.momentum, 0.999))
-        schedule = LambdaLR(optimizer, self._lr_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def _lr_factor(self, step: int) -> float:
-        """Linear warmup from 10% then cosine decay to ``min_lr_ratio`` (per optimizer step)."""
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = max(1, int(self.trainer.estimated_stepping_batches))  # once, not per step
         per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         warmup = min(total // 2, int(self.hparams.warmup_epochs * per_epoch))
-        if step < warmup:
-            return 0.1 + 0.9 * step / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        floor = self.hparams.min_lr_ratio
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        factor = partial(warmup_cosine, total=total, warmup=warmup, floor=self.hparams.min_lr_ratio)
+        schedule = LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Enough to rebuild the detector without Hydra or training code.
