@@ -57,7 +57,8 @@ def test_experiment_options_compose(name):
 def test_other_groups_compose(group):
     for name in _options(group):
         cfg = _compose(f"{group}={name}")
-        assert cfg is not None
+        OmegaConf.resolve(cfg)  # fails on any broken interpolation in the option
+        assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 
 def test_callbacks_and_loggers_instantiate(tmp_path):
