@@ -19,3 +19,7 @@ class BackboneError(ConfigError):
 
 class PretrainedWeightsError(YolotlError):
     """Pretrained weights that cannot be found, downloaded or mapped onto the backbone."""
+
+
+class CheckpointError(YolotlError):
+    """A checkpoint that is missing, unreadable, not yolotl's, or from an unsupported format version."""

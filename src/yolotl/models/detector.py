@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Any, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import DecoupledHead, HeadOutput
 from yolotl.models.neck import PANNeck
-from yolotl.models.preprocess import ImageInput, letterbox, load_image
-from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess, scale_boxes_to_original
+from yolotl.models.preprocess import ImageInput
+from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
 
 Detections = list[dict[str, torch.Tensor]]
 
@@ -106,28 +105,29 @@ class YoloDetector(nn.Module):
         score_threshold: float = 0.25,
         iou_threshold: float = 0.6,
         max_detections: int = 300,
+        classes: Sequence[int | str] | None = None,
+        batch_size: int = 16,
     ) -> Detections:
         """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
 
-        Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``, ``labels``.
+        One image or a list (or a 4-D tensor) of them. ``classes`` keeps only these class ids or
+        names. Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
+        and ``labels``, sorted by decreasing score.
         """
-        batch = list(images) if _is_sequence_of_images(images) else [images]
+        from yolotl.inference.predict import predict_images
+
         was_training = self.training
         self.eval()
-        device = self.mean.device
-        arrays = [load_image(item) for item in batch]
-        boxed = [letterbox(a, self.config.image_size) for a in arrays]
-        tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
-        detections = self.detect(tensor.float() / 255.0, score_threshold, iou_threshold, max_detections)
-        for det, b, a in zip(detections, boxed, arrays):
-            det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
-        self.train(was_training)
-        return detections
-
-
-def _is_sequence_of_images(images: Any) -> bool:
-    if isinstance(images, (str, Path, np.ndarray)):
-        return False
-    if isinstance(images, torch.Tensor):
-        return images.dim() == 4
-    return isinstance(images, Sequence)
+        try:
+            return predict_images(
+                images,
+                self.config.image_size,
+                partial(self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold,
+                        max_detections=max_detections),
+                classes=classes,
+                class_names=self.class_names,
+                batch_size=batch_size,
+                device=self.mean.device,
+            )
+        finally:
+            self.train(was_training)

@@ -11,16 +11,14 @@ import lightning.pytorch as pl
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from yolotl.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.errors import ConfigError
 from yolotl.evaluation import DetectionMetrics
-from yolotl.models.detector import DetectorConfig, YoloDetector
+from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.callbacks import find_strategy
 from yolotl.training.param_groups import build_param_groups
-
-CHECKPOINT_KEY = "yolotl"
-CHECKPOINT_FORMAT = 1
 
 
 def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
@@ -136,18 +134,10 @@ class DetectionModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild the detector without Hydra or training code.
-        checkpoint[CHECKPOINT_KEY] = {"format": CHECKPOINT_FORMAT, "detector": self.detector.config.to_dict()}
+        # Enough to rebuild the detector without Hydra or training code: see yolotl.load.
+        checkpoint[CHECKPOINT_KEY] = checkpoint_entry(self.detector)
 
-    @classmethod
-    def detector_from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> YoloDetector:
-        """Rebuild the trained detector (EMA weights when EMA was used) from a yolotl checkpoint."""
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # no arbitrary pickle
-        if CHECKPOINT_KEY not in checkpoint:
-            raise ConfigError(f"{path} is not a yolotl training checkpoint (no '{CHECKPOINT_KEY}' entry)")
-        config = DetectorConfig(**checkpoint[CHECKPOINT_KEY]["detector"])
-        detector = YoloDetector(config)
-        prefix = "detector."
-        state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-        detector.load_state_dict(state)
-        return detector.eval()
+    @staticmethod
+    def detector_from_checkpoint(path: str | Path, map_location: str = "cpu") -> YoloDetector:
+        """Same as :func:`yolotl.load`: the trained detector of a yolotl checkpoint."""
+        return load(path, map_location)

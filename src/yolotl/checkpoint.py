@@ -1,0 +1,100 @@
+"""Reading a trained detector back from a ``yolotl-train`` checkpoint, with no Hydra and no training code.
+
+A yolotl checkpoint is a Lightning checkpoint with one extra entry, ``checkpoint["yolotl"]``:
+``{"format": 1, "detector": DetectorConfig as a dict, "yolotl_version": "..."}``. That entry and
+the ``detector.*`` tensors of ``state_dict`` are all :func:`load` reads, through
+``torch.load(weights_only=True)``: plain containers and tensors only, never arbitrary pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from yolotl.errors import CheckpointError
+from yolotl.models.detector import DetectorConfig, YoloDetector
+
+CHECKPOINT_KEY = "yolotl"
+CHECKPOINT_FORMAT = 1  # bump when the stored layout changes; load() refuses formats it does not know
+_STATE_PREFIX = "detector."
+
+
+def checkpoint_entry(detector: YoloDetector) -> dict[str, Any]:
+    """The ``checkpoint["yolotl"]`` entry that makes a training checkpoint loadable by :func:`load`."""
+    from yolotl import __version__
+
+    return {"format": CHECKPOINT_FORMAT, "detector": detector.config.to_dict(), "yolotl_version": __version__}
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> YoloDetector:
+    """The trained detector in a ``yolotl-train`` checkpoint (EMA weights when EMA ran), in eval mode.
+
+    Raises :class:`~yolotl.CheckpointError` naming the file and the fix when the file is missing,
+    corrupt, not a yolotl checkpoint, or written by an unsupported format version.
+    """
+    path = Path(path)
+    checkpoint = _read(path, map_location)
+    config = _detector_config(path, checkpoint)
+    detector = YoloDetector(config)
+    state = {k[len(_STATE_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(_STATE_PREFIX)}
+    try:
+        detector.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the stored architecture ({_first_line(err)})") from None
+    return detector.to(map_location).eval()
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    if not path.is_file():
+        hint = " (it is a folder: pass a .ckpt file inside it, e.g. checkpoints/best.ckpt)" if path.is_dir() else ""
+        raise CheckpointError(f"checkpoint {path} not found{hint}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path} holds Python objects that weights_only loading refuses ({_first_line(err)}); "
+            "only checkpoints written by yolotl-train (or yolotl.DetectionModule) can be loaded"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise CheckpointError(
+            f"{path} cannot be read as a PyTorch checkpoint; it is corrupt or truncated "
+            f"({_first_line(err)}). Use another checkpoint, e.g. checkpoints/last.ckpt"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} is not a yolotl checkpoint (it holds a {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def _detector_config(path: Path, checkpoint: dict[str, Any]) -> DetectorConfig:
+    entry = checkpoint.get(CHECKPOINT_KEY)
+    if not isinstance(entry, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{path} is not a yolotl training checkpoint (no '{CHECKPOINT_KEY}' entry); "
+            "pass a checkpoint written by yolotl-train, e.g. <run>/checkpoints/best.ckpt"
+        )
+    version = entry.get("format")
+    if version != CHECKPOINT_FORMAT:
+        written_by = entry.get("yolotl_version", "an unknown yolotl version")
+        raise CheckpointError(
+            f"{path} has checkpoint format {version!r} (written by yolotl {written_by}); this yolotl reads "
+            f"format {CHECKPOINT_FORMAT}. Install the yolotl version that wrote it, or retrain"
+        )
+    fields = {f.name for f in dataclasses.fields(DetectorConfig)}
+    stored = dict(entry.get("detector") or {})
+    unknown = sorted(set(stored) - fields)
+    if unknown:
+        raise CheckpointError(f"{path}: detector settings {unknown} are unknown to this yolotl version; upgrade yolotl")
+    try:
+        return DetectorConfig(**stored)
+    except TypeError as err:
+        raise CheckpointError(f"{path}: incomplete detector settings ({err})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

@@ -1,0 +1,83 @@
+"""The ``predict()`` contract every yolotl runtime shares.
+
+Inputs: one image or a list of them, each a file path, a HWC uint8 RGB numpy array, a PIL image or a
+CHW tensor (a 4-D tensor is a batch). Each image is letterboxed exactly as the eval data pipeline
+does, a runtime-specific ``detect_fn`` finds boxes in network-input pixels, and the boxes are mapped
+back to the original image. Output: one ``dict(boxes, scores, labels)`` per image (the torchvision
+detection contract), boxes xyxy in original pixels, sorted by decreasing score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from yolotl.errors import ConfigError
+from yolotl.models.preprocess import ImageInput, letterbox, load_image
+from yolotl.ops.postprocess import scale_boxes_to_original
+
+Detections = list[dict[str, torch.Tensor]]
+# float [B, 3, S, S] RGB in [0, 1] -> detections in input pixels (thresholds bound by the caller)
+DetectFn = Callable[[torch.Tensor], Detections]
+
+
+def predict_images(
+    images: Union[ImageInput, Sequence[ImageInput]],
+    image_size: int,
+    detect_fn: DetectFn,
+    classes: Sequence[int | str] | None = None,
+    class_names: Sequence[str] = (),
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+) -> Detections:
+    """Letterbox, detect in chunks of ``batch_size``, filter to ``classes``, map boxes back to the originals."""
+    batch = list(images) if is_image_batch(images) else [images]
+    keep = resolve_classes(classes, class_names)
+    results: Detections = []
+    for start in range(0, len(batch), max(1, batch_size)):
+        arrays = [load_image(item) for item in batch[start : start + batch_size]]
+        boxed = [letterbox(a, image_size) for a in arrays]
+        tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
+        detections = detect_fn(tensor.float() / 255.0)
+        for det, b, a in zip(detections, boxed, arrays):
+            det = _filter(det, keep)
+            det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
+            results.append(det)
+    return results
+
+
+def resolve_classes(classes: Sequence[int | str] | None, class_names: Sequence[str]) -> list[int] | None:
+    """Class ids to keep, from ids or names; ``None`` keeps all. Unknown entries raise ConfigError."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, int)):
+        classes = [classes]
+    ids = []
+    for item in classes:
+        if isinstance(item, str) and item in class_names:
+            ids.append(list(class_names).index(item))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) and 0 <= item < len(class_names):
+            ids.append(int(item))
+        else:
+            raise ConfigError(f"unknown class {item!r} in classes=; the detector's classes are {list(class_names)}")
+    return ids
+
+
+def _filter(det: dict[str, torch.Tensor], keep: list[int] | None) -> dict[str, torch.Tensor]:
+    if keep is None:
+        return dict(det)
+    mask = torch.isin(det["labels"], torch.tensor(keep, device=det["labels"].device))
+    return {key: value[mask] for key, value in det.items()}
+
+
+def is_image_batch(images: Any) -> bool:
+    """True for a list/tuple of images or a 4-D tensor; False for one image."""
+    if isinstance(images, (str, Path, np.ndarray)):
+        return False
+    if isinstance(images, torch.Tensor):
+        return images.dim() == 4
+    return isinstance(images, Sequence)
