@@ -10,10 +10,19 @@ Everything a notebook needs is importable from here, no Hydra required::
     trainer = lightning.Trainer(max_epochs=30, callbacks=[yolotl.Finetune(), yolotl.EMA()])
     trainer.fit(module, datamodule=dm)
     detector.predict("image.jpg")
+    detector = yolotl.load("outputs/<run>/checkpoints/best.ckpt")  # later, no training code
 """
 
 from yolotl.data import DetectionDataModule, make_synthetic_dataset, read_split
-from yolotl.errors import BackboneError, ConfigError, DatasetError, PretrainedWeightsError, YolotlError
+from yolotl.checkpoint import load
+from yolotl.errors import (
+    BackboneError,
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    PretrainedWeightsError,
+    YolotlError,
+)
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
 from yolotl.training import EMA, DetectionModule, EndToEnd, FeatureExtract, Finetune, TransferStrategy
@@ -23,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EMA",
     "BackboneError",
+    "CheckpointError",
     "ConfigError",
     "DatasetError",
     "DetectionDataModule",
@@ -39,6 +49,7 @@ __all__ = [
     "YoloDetector",
     "YolotlError",
     "create_detector",
+    "load",
     "make_synthetic_dataset",
     "read_split",
     "__version__",
