@@ -6,8 +6,10 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning.pytorch as pl
 from hydra.errors import InstantiationException
@@ -118,19 +120,27 @@ def run_cli(cfg: DictConfig) -> float:
     """Hydra task: train, print the run folder and final mAP; user errors exit with one clear line."""
     # Frozen norm layers are in eval mode on purpose (see TimmBackbone.freeze).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    try:
+    with cli_errors():
         metrics = train(cfg)
+    _report(metrics)
+    return float(metrics.get("val", {}).get("map", 0.0))
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """For console scripts: a user error (YolotlError, also inside Hydra instantiation) prints one
+    ``yolotl: error: ...`` line and exits with status 2 instead of a traceback."""
+    try:
+        yield
     except YolotlError as err:
         _fail(err)
     except InstantiationException as err:
         if isinstance(err.__cause__, YolotlError):
             _fail(err.__cause__)
         raise
-    _report(metrics)
-    return float(metrics.get("val", {}).get("map", 0.0))
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception) -> NoReturn:
     print(f"yolotl: error: {err}", file=sys.stderr)
     raise SystemExit(2)
 

@@ -178,6 +178,17 @@ class DetectionDataModule(L.LightningDataModule):
                                    build_eval_transforms(self.image_size), self.image_size)
         return self._loader(dataset, shuffle=False, drop_last=False)
 
+    def split(self, role: str) -> DatasetSplit:
+        """The records of the ``train``, ``val`` or ``test`` split (read on first use)."""
+        if role not in self._split_names:
+            raise DatasetError(f"unknown split {role!r}; choose one of {sorted(self._split_names)}")
+        if role == "test":
+            self.setup("test")
+            if not self.has_test_split:
+                raise DatasetError(f"No test split for {self.root} (test_split={self._split_names['test']!r}); "
+                                   f"pass test_split=<name of an existing split> or use split=val.")
+        return self._split(role)
+
     def _split(self, role: str) -> DatasetSplit:
         if role not in self._splits:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[role])

@@ -64,7 +64,7 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         image = read_image(record.image_path)
         height, width = image.shape[:2]
-        boxes = _boxes_in_decoded_frame(record, height, width)
+        boxes = boxes_in_decoded_frame(record, height, width)
         out = self.transform(image=image, bboxes=boxes, labels=record.labels)
         tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1)
         scale, pad_x, pad_y = letterbox_params(height, width, self.image_size)
@@ -80,7 +80,7 @@ class DetectionDataset(Dataset):
         return tensor.float().div_(255.0), target
 
 
-def _boxes_in_decoded_frame(record: ImageRecord, height: int, width: int) -> np.ndarray:
+def boxes_in_decoded_frame(record: ImageRecord, height: int, width: int) -> np.ndarray:
     """Record boxes, rescaled if the decoded image size differs from the annotated size.
 
     A stale annotated size (or an EXIF rotation the annotation ignored) would otherwise put

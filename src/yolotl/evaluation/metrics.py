@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from yolotl.evaluation.pr_f1 import PrecisionRecallF1
 
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10).tolist()  # float64, exactly as pycocotools' Params
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101).tolist()
 MAX_DETECTIONS = 300  # COCO-style scoring keeps up to 300 detections per image (BENCHMARKS.md)
 
 
@@ -34,6 +39,10 @@ class DetectionMetrics(nn.Module):
             class_metrics=True,
             backend=_map_backend(),
             max_detection_thresholds=[1, 10, MAX_DETECTIONS],
+            # COCO's exact thresholds: torchmetrics' defaults come from float32 linspace (0.0099999998
+            # instead of 0.01), which moves AP by up to ~2e-3 away from pycocotools on the same data.
+            iou_thresholds=COCO_IOU_THRESHOLDS,
+            rec_thresholds=COCO_RECALL_THRESHOLDS,
             extended_summary=True,  # the precision array gives per-class AP50
         )
         self.prf1 = PrecisionRecallF1()
@@ -44,7 +53,16 @@ class DetectionMetrics(nn.Module):
         self.prf1.update(preds, targets)
 
     def compute(self) -> dict[str, float]:
-        result = self.map.compute()
+        return self.compute_with_precision()[0]
+
+    def compute_with_precision(self, at_confidence: float | None = None) -> tuple[dict[str, float], torch.Tensor]:
+        """``compute()`` plus COCO's precision array ``[T, R, K, A, M]`` (for PR curves).
+
+        With ``at_confidence``, also ``at_confidence/{precision,recall,f1,confidence}``: the
+        operating point of the predictions scoring at least that confidence.
+        """
+        with contextlib.redirect_stdout(io.StringIO()):  # the COCO backends print their summary table
+            result = self.map.compute()
         out = {key: float(result[key]) for key in ("map", "map_50", "map_75", "map_small", "map_medium", "map_large")}
         classes = result["classes"].reshape(-1).tolist()
         per_class = result["map_per_class"].reshape(-1).tolist()
@@ -55,7 +73,9 @@ class DetectionMetrics(nn.Module):
             if index < len(ap50):
                 out[f"ap50/{name}"] = ap50[index]
         out.update(self.prf1.compute())
-        return out
+        if at_confidence is not None:
+            out.update({f"at_confidence/{k}": v for k, v in self.prf1.compute_at(at_confidence).items()})
+        return out, result["precision"]
 
     def reset(self) -> None:
         self.map.reset()

@@ -56,6 +56,17 @@ def best_f1(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int) -> dict[str,
     }
 
 
+def at_threshold(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of the predictions scoring at least ``threshold`` (a chosen operating point)."""
+    kept = scores >= threshold
+    tp = float(is_tp[kept].sum())
+    count = int(kept.sum())
+    precision = tp / count if count else 0.0
+    recall = tp / num_gt if num_gt else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "confidence": float(threshold)}
+
+
 class PrecisionRecallF1(Metric):
     """Best-F1 operating point over a dataset (micro-averaged over classes)."""
 
@@ -81,6 +92,10 @@ class PrecisionRecallF1(Metric):
         scores = _cat(self.scores)
         flags = _cat(self.true_positive).bool()
         return best_f1(scores, flags, int(self.num_gt))
+
+    def compute_at(self, threshold: float) -> dict[str, float]:
+        """The operating point at a chosen confidence ``threshold`` instead of the best-F1 one."""
+        return at_threshold(_cat(self.scores), _cat(self.true_positive).bool(), int(self.num_gt), threshold)
 
 
 def _cat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,174 @@
+"""``yolotl-eval``: score a trained checkpoint on a dataset split and write metrics, COCO JSON and a report.
+
+``evaluate(...)`` is the plain function (notebooks, tests); ``main()`` is the Hydra shell::
+
+    yolotl-eval ckpt=outputs/<run>/checkpoints/best.ckpt                 # the run's own data, test split
+    yolotl-eval ckpt=best.ckpt data=voc data.root=../shared/datasets/bccd split=val score_threshold=0.4
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from yolotl.checkpoint import load
+from yolotl.errors import ConfigError
+from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
+from yolotl.evaluation.evaluator import Evaluation, Predictor, check_class_names, collect, score
+
+log = logging.getLogger("yolotl.evaluate")
+
+
+def evaluate(
+    checkpoint: str | Path | Predictor,
+    data: Any = None,
+    split: str = "test",
+    output_dir: str | Path | None = None,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.6,
+    report: bool = True,
+    batch_size: int = 8,
+    device: str = "cpu",
+    max_grid_images: int = 16,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint (or a loaded detector) on ``split`` of ``data``; write and return the results.
+
+    ``data`` is a :class:`~yolotl.DetectionDataModule`, a data config (dict / DictConfig with
+    ``_target_``), or ``None`` for the data the checkpoint's run trained on (its ``config.yaml``).
+    ``score_threshold`` is the operating point for the chosen-confidence P/R/F1, the confusion
+    matrix and the prediction grid; mAP and the curves use every detection down to 0.001.
+
+    Writes to ``output_dir`` (default ``<run>/eval/<split>``): ``metrics.json``,
+    ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``.
+    """
+    start = time.perf_counter()
+    detector = checkpoint if hasattr(checkpoint, "predict") else load(checkpoint, device)
+    ckpt_path = None if hasattr(checkpoint, "predict") else Path(checkpoint)
+    datamodule = _datamodule(data, ckpt_path)
+    records = datamodule.split(split).records
+    check_class_names(detector.class_names, datamodule.class_names, f"{datamodule.root} ({split})")
+    evaluation = score(collect(detector, records, iou_threshold=iou_threshold, batch_size=batch_size), score_threshold)
+    out = Path(output_dir) if output_dir is not None else _default_output(ckpt_path, split)
+    result = {
+        "checkpoint": str(ckpt_path) if ckpt_path else type(detector).__name__,
+        "data": str(datamodule.root),
+        "split": split,
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "metrics": evaluation.metrics,
+        "files": _write(evaluation, out, ckpt_path, score_threshold, report, max_grid_images),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _write(
+    evaluation: Evaluation, out: Path, ckpt: Path | None, threshold: float, report: bool, grid: int
+) -> dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    gt = coco_ground_truth(evaluation.targets, evaluation.image_paths, evaluation.image_sizes, evaluation.class_names)
+    files = {
+        "metrics": str(out / "metrics.json"),
+        "predictions": str(write_json(coco_results(evaluation.predictions), out / "predictions.json")),
+        "ground_truth": str(write_json(gt, out / "ground_truth.json")),
+    }
+    if report:
+        from yolotl.evaluation.report import write_report
+
+        page = write_report(
+            out / "report",
+            class_names=evaluation.class_names,
+            predictions=evaluation.predictions,
+            targets=evaluation.targets,
+            image_paths=evaluation.image_paths,
+            metrics=evaluation.metrics,
+            coco_precision=evaluation.coco_precision,
+            run_dir=run_dir_of(ckpt),
+            score_threshold=threshold,
+            max_grid_images=grid,
+        )
+        files["report"] = str(page)
+    return files
+
+
+def run_dir_of(checkpoint: Path | None) -> Path | None:
+    """The ``yolotl-train`` run folder of ``<run>/checkpoints/<name>.ckpt``, if the file sits in one."""
+    if checkpoint is None:
+        return None
+    run = checkpoint.resolve().parent.parent
+    return run if (run / "config.yaml").is_file() else None
+
+
+def _default_output(checkpoint: Path | None, split: str) -> Path:
+    run = run_dir_of(checkpoint)
+    if run is not None:
+        return run / "eval" / split
+    stem = checkpoint.stem if checkpoint is not None else "detector"
+    return Path(f"eval_{stem}_{split}")
+
+
+def _datamodule(data: Any, checkpoint: Path | None) -> Any:
+    from hydra.utils import instantiate
+
+    if data is None:
+        run = run_dir_of(checkpoint)
+        if run is None:
+            raise ConfigError(
+                f"no data given and {checkpoint} is not inside a yolotl-train run folder (no config.yaml); "
+                "pass data=<synthetic|yolo|voc|coco> data.root=<dataset folder>"
+            )
+        data = OmegaConf.load(run / "config.yaml").data
+        log.info("data: the run's own dataset (%s)", data.get("root"))
+    if isinstance(data, (dict, DictConfig)):
+        data = instantiate(data, _convert_="all")
+    data.prepare_data()
+    return data
+
+
+def run_cli(cfg: DictConfig) -> None:
+    """Hydra task of ``yolotl-eval``: evaluate, print the headline numbers and where the files are."""
+    from yolotl.train import cli_errors
+
+    with cli_errors():
+        result = evaluate(
+            cfg.ckpt,
+            data=cfg.get("data"),
+            split=cfg.split,
+            output_dir=cfg.output_dir,
+            score_threshold=cfg.score_threshold,
+            iou_threshold=cfg.iou_threshold,
+            report=cfg.report,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            max_grid_images=cfg.max_grid_images,
+        )
+    _print_summary(result)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    m = result["metrics"]
+    print(
+        f"{result['split']}: mAP50-95 {m['map']:.4f}  mAP50 {m['map_50']:.4f}  mAP75 {m['map_75']:.4f}  "
+        f"P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f} at best-F1 confidence {m['confidence']:.3f}"
+    )
+    for key, path in result["files"].items():
+        print(f"{key:>13}: {path}")
+
+
+def main() -> None:
+    """Console script ``yolotl-eval``."""
+    import hydra
+
+    from yolotl.train import config_dir
+
+    hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")(run_cli)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""COCO JSON files any external tool can score: ground truth and detection results.
+
+Ids follow COCO's conventions so that ``pycocotools`` reads the files as they are: image ids are
+1-based positions in the evaluated split; category ids are ``label + 1`` with the class names as
+category names; boxes are ``[x, y, width, height]`` in original-image pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def coco_ground_truth(
+    targets: Sequence[dict[str, torch.Tensor]],
+    image_paths: Sequence[str | Path],
+    image_sizes: Sequence[tuple[int, int]],
+    class_names: Sequence[str],
+) -> dict[str, Any]:
+    """A COCO ground-truth dict; ``image_sizes`` are ``(height, width)`` of the decoded images."""
+    images, annotations = [], []
+    for index, (target, path, (height, width)) in enumerate(zip(targets, image_paths, image_sizes), start=1):
+        images.append({"id": index, "file_name": str(path), "height": int(height), "width": int(width)})
+        for box, label in zip(_xywh(target["boxes"]), target["labels"].tolist()):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index,
+                    "category_id": int(label) + 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def coco_results(predictions: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, Any]]:
+    """COCO detection results (``loadRes`` format) for per-image predictions in original pixels."""
+    results = []
+    for index, pred in enumerate(predictions, start=1):
+        for box, score, label in zip(_xywh(pred["boxes"]), pred["scores"].tolist(), pred["labels"].tolist()):
+            results.append({"image_id": index, "category_id": int(label) + 1, "bbox": box, "score": float(score)})
+    return results
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Write ``data`` as compact JSON (results files get large) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, separators=(",", ":")))
+    return path
+
+
+def _xywh(boxes: torch.Tensor) -> list[list[float]]:
+    boxes = boxes.detach().cpu().double().reshape(-1, 4)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return torch.cat([boxes[:, :2], wh], dim=1).tolist()

@@ -1,0 +1,101 @@
+"""Evaluate a detector on a dataset split in original-image pixels, as any external tool would.
+
+Training-time validation scores letterboxed network inputs; this path instead runs the public
+``predict()`` on each original image and scores boxes in that image's own pixels, so COCO's
+small/medium/large areas mean what they say and the exported COCO JSON can be scored elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from yolotl.data.dataset import boxes_in_decoded_frame, read_image
+from yolotl.data.records import ImageRecord
+from yolotl.errors import ConfigError
+from yolotl.evaluation.metrics import DetectionMetrics
+
+log = logging.getLogger("yolotl.evaluate")
+
+Detections = list[dict[str, torch.Tensor]]
+
+
+class Predictor(Protocol):
+    """Anything with yolotl's ``predict()`` contract: a YoloDetector or an OnnxDetector."""
+
+    class_names: Sequence[str]
+
+    def predict(self, images: Any, score_threshold: float, iou_threshold: float, max_detections: int) -> Detections:
+        ...
+
+
+@dataclass
+class Evaluation:
+    """Predictions and ground truth of one split (original pixels) and the metrics computed from them."""
+
+    class_names: list[str]
+    image_paths: list[Path]
+    image_sizes: list[tuple[int, int]]  # (height, width) of each decoded image
+    predictions: Detections
+    targets: Detections
+    metrics: dict[str, float] = field(default_factory=dict)
+    coco_precision: torch.Tensor | None = None  # COCOeval precision [T, R, K, A, M]
+
+
+def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str], source: str) -> None:
+    """The detector's classes must be the dataset's, in the same order; otherwise scores are meaningless."""
+    if list(detector_names) != list(dataset_names):
+        raise ConfigError(
+            f"the checkpoint's classes {list(detector_names)} differ from {source}'s classes {list(dataset_names)}; "
+            "evaluate on the dataset the detector was trained for, or pass data.class_names in the detector's order"
+        )
+
+
+def collect(
+    detector: Predictor,
+    records: Sequence[ImageRecord],
+    score_threshold: float = 0.001,
+    iou_threshold: float = 0.6,
+    max_detections: int = 300,
+    batch_size: int = 8,
+) -> Evaluation:
+    """Predict every record's image (low threshold: curves and mAP need the tail) with its ground truth."""
+    evaluation = Evaluation(list(detector.class_names), [], [], [], [])
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        images = [read_image(record.image_path) for record in chunk]
+        evaluation.predictions += [
+            {k: v.cpu() for k, v in det.items()}
+            for det in detector.predict(images, score_threshold, iou_threshold, max_detections)
+        ]
+        for record, image in zip(chunk, images):
+            height, width = image.shape[:2]
+            evaluation.targets.append(_target(record, height, width))
+            evaluation.image_paths.append(Path(record.image_path))
+            evaluation.image_sizes.append((height, width))
+        log.info("evaluated %d/%d images", len(evaluation.targets), len(records))
+    return evaluation
+
+
+def score(evaluation: Evaluation, at_confidence: float = 0.25) -> Evaluation:
+    """Fill ``metrics`` (mAP family, per-class AP, best-F1 and chosen-confidence P/R/F1) and the PR array."""
+    metric = DetectionMetrics(evaluation.class_names)
+    metric.update(evaluation.predictions, evaluation.targets)
+    evaluation.metrics, evaluation.coco_precision = metric.compute_with_precision(at_confidence)
+    evaluation.metrics["images"] = float(len(evaluation.targets))
+    evaluation.metrics["instances"] = float(sum(len(t["labels"]) for t in evaluation.targets))
+    return evaluation
+
+
+def _target(record: ImageRecord, height: int, width: int) -> dict[str, torch.Tensor]:
+    boxes = boxes_in_decoded_frame(record, height, width)  # same repair as training for stale sizes
+    return {
+        "boxes": torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),
+        "labels": torch.as_tensor(np.asarray(record.labels, np.int64).reshape(-1)),
+    }

@@ -1,0 +1,43 @@
+"""Drawing detections onto images (OpenCV): what ``yolotl-predict`` saves for a user to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+# A qualitative palette (RGB) that stays readable on photos; classes cycle through it.
+_PALETTE = [
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+]  # fmt: skip
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """The RGB colour of a class id."""
+    return _PALETTE[int(label) % len(_PALETTE)]
+
+
+def draw_detections(
+    image: np.ndarray, detections: dict[str, torch.Tensor], class_names: Sequence[str]
+) -> np.ndarray:
+    """A copy of ``image`` (HWC uint8 RGB) with each box, class name and score drawn on it."""
+    canvas = np.ascontiguousarray(image.copy())
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    font_scale = max(0.4, max(canvas.shape[:2]) / 1200)
+    boxes = detections["boxes"].detach().cpu().round().int().tolist()
+    scores = detections["scores"].detach().cpu().tolist()
+    labels = detections["labels"].detach().cpu().tolist()
+    for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
+        color = class_color(label)
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        text = f"{name} {score:.2f}"
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        top = max(0, y1 - h - base - 2)
+        cv2.rectangle(canvas, (x1, top), (x1 + w + 2, top + h + base + 2), color, -1)
+        cv2.putText(canvas, text, (x1 + 1, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,92 @@
+"""yolotl's mAP path and pycocotools' COCOeval, run on the COCO JSON yolotl exports, must agree."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from yolotl.evaluation import DetectionMetrics
+from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
+
+CLASSES = ["cell", "blob", "speck"]
+
+
+def _scene(rng: np.random.Generator, n: int, size: float) -> dict[str, torch.Tensor]:
+    xy = rng.uniform(0, 500, (n, 2))
+    wh = rng.uniform(size / 12, size, (n, 2))  # spans COCO's small / medium / large areas
+    return {"boxes": torch.tensor(np.hstack([xy, xy + wh]), dtype=torch.float32),
+            "labels": torch.tensor(rng.integers(0, len(CLASSES), n))}
+
+
+def _noisy_predictions(rng: np.random.Generator, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Jittered true boxes (some with the wrong class) plus random false positives, random scores."""
+    boxes = target["boxes"].numpy() + rng.normal(0, 4, target["boxes"].shape)
+    labels = target["labels"].numpy().copy()
+    flip = rng.random(len(labels)) < 0.15
+    labels[flip] = rng.integers(0, len(CLASSES), int(flip.sum()))
+    extra = _scene(rng, int(rng.integers(0, 6)), 150)
+    boxes = np.vstack([boxes, extra["boxes"].numpy()])
+    labels = np.concatenate([labels, extra["labels"].numpy()])
+    keep = rng.random(len(labels)) > 0.1  # some objects are missed
+    return {"boxes": torch.tensor(boxes[keep], dtype=torch.float32),
+            "scores": torch.tensor(rng.uniform(0.01, 1.0, int(keep.sum())), dtype=torch.float32),
+            "labels": torch.tensor(labels[keep], dtype=torch.int64)}
+
+
+def pycocotools_scores(gt_path, results_path) -> dict[str, float]:
+    """COCOeval straight from the files, with yolotl's 300 detections per image."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        coco_eval = COCOeval(gt, gt.loadRes(str(results_path)), "bbox")
+        coco_eval.params.maxDets = [1, 10, 300]
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    precision = coco_eval.eval["precision"]  # [T, R, K, A, M]
+
+    def mean(values: np.ndarray) -> float:
+        return float(values[values > -1].mean())
+
+    out = {name: mean(precision[:, :, :, area, -1]) for area, name in
+           enumerate(("map", "map_small", "map_medium", "map_large"))}
+    out["map_50"] = mean(precision[0, :, :, 0, -1])
+    out["map_75"] = mean(precision[5, :, :, 0, -1])
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        out[f"ap/{CLASSES[cat_id - 1]}"] = mean(precision[:, :, k, 0, -1])
+    return out
+
+
+def test_coco_json_scored_by_pycocotools_agrees_with_yolotl_metrics(tmp_path):
+    pytest.importorskip("pycocotools")
+    rng = np.random.default_rng(0)
+    targets = [_scene(rng, int(rng.integers(0, 12)), 220) for _ in range(40)]
+    predictions = [_noisy_predictions(rng, t) for t in targets]
+    metric = DetectionMetrics(CLASSES)
+    metric.update(predictions, targets)
+    ours = metric.compute()
+
+    paths = [f"img_{i}.jpg" for i in range(len(targets))]
+    gt = coco_ground_truth(targets, paths, [(800, 800)] * len(targets), CLASSES)
+    theirs = pycocotools_scores(write_json(gt, tmp_path / "gt.json"),
+                                write_json(coco_results(predictions), tmp_path / "results.json"))
+
+    assert 0.2 < ours["map"] < 0.9, ours  # a non-trivial case, not all-perfect or all-zero
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_coco_json_layout():
+    target = {"boxes": torch.tensor([[10.0, 20.0, 40.0, 60.0]]), "labels": torch.tensor([2])}
+    pred = {"boxes": torch.tensor([[11.0, 21.0, 41.0, 59.0]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([2])}
+    gt = coco_ground_truth([target], ["a.jpg"], [(100, 200)], CLASSES)
+    assert gt["images"] == [{"id": 1, "file_name": "a.jpg", "height": 100, "width": 200}]
+    assert gt["annotations"][0] | {} == {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10.0, 20.0, 30.0, 40.0],
+                                         "area": 1200.0, "iscrowd": 0}
+    assert gt["categories"][2] == {"id": 3, "name": "speck"}
+    assert coco_results([pred]) == [{"image_id": 1, "category_id": 3, "bbox": [11.0, 21.0, 30.0, 38.0], "score": 0.5}]
