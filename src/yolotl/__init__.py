@@ -23,8 +23,10 @@ from yolotl.errors import (
     PretrainedWeightsError,
     YolotlError,
 )
+from yolotl.evaluate import evaluate
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
+from yolotl.predict import predict_source
 from yolotl.training import EMA, DetectionModule, EndToEnd, FeatureExtract, Finetune, TransferStrategy
 
 __version__ = "0.1.0"
@@ -49,8 +51,10 @@ __all__ = [
     "YoloDetector",
     "YolotlError",
     "create_detector",
+    "evaluate",
     "load",
     "make_synthetic_dataset",
+    "predict_source",
     "read_split",
     "__version__",
 ]

@@ -53,6 +53,11 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     if not path.is_file():
         hint = " (it is a folder: pass a .ckpt file inside it, e.g. checkpoints/best.ckpt)" if path.is_dir() else ""
         raise CheckpointError(f"checkpoint {path} not found{hint}")
+    if not zipfile.is_zipfile(path):  # every torch.save since PyTorch 1.6 writes a zip archive
+        raise CheckpointError(
+            f"{path} cannot be read as a PyTorch checkpoint (not a zip archive): it is corrupt or truncated, "
+            "or not a checkpoint. Use another checkpoint, e.g. checkpoints/last.ckpt"
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import pytest
@@ -50,15 +51,18 @@ def pycocotools_scores(gt_path, results_path) -> dict[str, float]:
         coco_eval.accumulate()
     precision = coco_eval.eval["precision"]  # [T, R, K, A, M]
 
-    def mean(values: np.ndarray) -> float:
-        return float(values[values > -1].mean())
+    def mean(values: np.ndarray) -> float:  # -1: no ground truth in that area range (COCO's convention)
+        valid = values[values > -1]
+        return float(valid.mean()) if valid.size else -1.0
 
     out = {name: mean(precision[:, :, :, area, -1]) for area, name in
            enumerate(("map", "map_small", "map_medium", "map_large"))}
     out["map_50"] = mean(precision[0, :, :, 0, -1])
     out["map_75"] = mean(precision[5, :, :, 0, -1])
+    names = {c["id"]: c["name"] for c in gt.dataset["categories"]}
     for k, cat_id in enumerate(coco_eval.params.catIds):
-        out[f"ap/{CLASSES[cat_id - 1]}"] = mean(precision[:, :, k, 0, -1])
+        if (precision[:, :, k, 0, -1] > -1).any():
+            out[f"ap/{names[cat_id]}"] = mean(precision[:, :, k, 0, -1])
     return out
 
 
@@ -90,3 +94,19 @@ def test_coco_json_layout():
                                          "area": 1200.0, "iscrowd": 0}
     assert gt["categories"][2] == {"id": 3, "name": "speck"}
     assert coco_results([pred]) == [{"image_id": 1, "category_id": 3, "bbox": [11.0, 21.0, 30.0, 38.0], "score": 0.5}]
+
+
+@pytest.mark.slow
+def test_evaluate_writes_coco_files_that_pycocotools_scores_identically(trained_run):
+    """The real path: yolotl.evaluate on a trained checkpoint, then COCOeval on the files it wrote."""
+    pytest.importorskip("pycocotools")
+    from yolotl import evaluate
+
+    result = evaluate(trained_run.checkpoint, split="test", report=False)
+    out = trained_run.run_dir / "eval" / "test"  # the default: inside the run folder
+    assert result["files"]["predictions"] == str(out / "predictions.json")
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["map_50"] >= 0.4 and metrics["images"] == 20, metrics
+    theirs = pycocotools_scores(out / "ground_truth.json", out / "predictions.json")
+    for key, value in theirs.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-3), key
