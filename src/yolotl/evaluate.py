@@ -89,6 +89,7 @@ def _write(
             image_paths=evaluation.image_paths,
             metrics=evaluation.metrics,
             coco_precision=evaluation.coco_precision,
+            coco_classes=evaluation.coco_classes,
             run_dir=run_dir_of(ckpt),
             score_threshold=threshold,
             max_grid_images=grid,
@@ -135,6 +136,7 @@ def run_cli(cfg: DictConfig) -> None:
     """Hydra task of ``yolotl-eval``: evaluate, print the headline numbers and where the files are."""
     from yolotl.train import cli_errors
 
+    logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its summary table duplicates ours
     with cli_errors():
         result = evaluate(
             cfg.ckpt,

@@ -1,6 +1,35 @@
-"""Evaluation: mAP and operating-point metrics."""
+"""Evaluation: mAP and operating-point metrics, curves, the confusion matrix, COCO JSON and the report."""
 
+from typing import Any
+
+from yolotl.evaluation.curves import (
+    ConfidenceCurves,
+    confidence_curves,
+    confusion_matrix,
+    confusion_summary,
+    pr_curves_from_coco,
+)
 from yolotl.evaluation.metrics import DetectionMetrics
 from yolotl.evaluation.pr_f1 import PrecisionRecallF1, best_f1, match_predictions
 
-__all__ = ["DetectionMetrics", "PrecisionRecallF1", "best_f1", "match_predictions"]
+__all__ = [
+    "ConfidenceCurves",
+    "DetectionMetrics",
+    "PrecisionRecallF1",
+    "best_f1",
+    "confidence_curves",
+    "confusion_matrix",
+    "confusion_summary",
+    "match_predictions",
+    "pr_curves_from_coco",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The report pulls in matplotlib; import it only when asked for.
+    if name == "write_report":
+        from yolotl.evaluation.report import write_report
+
+        return write_report
+    raise AttributeError(f"module 'yolotl.evaluation' has no attribute {name!r}")

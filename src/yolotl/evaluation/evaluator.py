@@ -46,6 +46,7 @@ class Evaluation:
     targets: Detections
     metrics: dict[str, float] = field(default_factory=dict)
     coco_precision: torch.Tensor | None = None  # COCOeval precision [T, R, K, A, M]
+    coco_classes: list[int] = field(default_factory=list)  # class ids of its K axis
 
 
 def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str], source: str) -> None:
@@ -79,7 +80,8 @@ def collect(
             evaluation.targets.append(_target(record, height, width))
             evaluation.image_paths.append(Path(record.image_path))
             evaluation.image_sizes.append((height, width))
-        log.info("evaluated %d/%d images", len(evaluation.targets), len(records))
+        if (start // batch_size) % 10 == 9 or len(evaluation.targets) == len(records):
+            log.info("evaluated %d/%d images", len(evaluation.targets), len(records))
     return evaluation
 
 
@@ -87,7 +89,9 @@ def score(evaluation: Evaluation, at_confidence: float = 0.25) -> Evaluation:
     """Fill ``metrics`` (mAP family, per-class AP, best-F1 and chosen-confidence P/R/F1) and the PR array."""
     metric = DetectionMetrics(evaluation.class_names)
     metric.update(evaluation.predictions, evaluation.targets)
-    evaluation.metrics, evaluation.coco_precision = metric.compute_with_precision(at_confidence)
+    evaluation.metrics, evaluation.coco_precision, evaluation.coco_classes = metric.compute_with_precision(
+        at_confidence
+    )
     evaluation.metrics["images"] = float(len(evaluation.targets))
     evaluation.metrics["instances"] = float(sum(len(t["labels"]) for t in evaluation.targets))
     return evaluation

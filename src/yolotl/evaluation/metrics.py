@@ -55,8 +55,10 @@ class DetectionMetrics(nn.Module):
     def compute(self) -> dict[str, float]:
         return self.compute_with_precision()[0]
 
-    def compute_with_precision(self, at_confidence: float | None = None) -> tuple[dict[str, float], torch.Tensor]:
-        """``compute()`` plus COCO's precision array ``[T, R, K, A, M]`` (for PR curves).
+    def compute_with_precision(
+        self, at_confidence: float | None = None
+    ) -> tuple[dict[str, float], torch.Tensor, list[int]]:
+        """``compute()`` plus COCO's precision array ``[T, R, K, A, M]`` and the class ids of its K axis.
 
         With ``at_confidence``, also ``at_confidence/{precision,recall,f1,confidence}``: the
         operating point of the predictions scoring at least that confidence.
@@ -75,7 +77,7 @@ class DetectionMetrics(nn.Module):
         out.update(self.prf1.compute())
         if at_confidence is not None:
             out.update({f"at_confidence/{k}": v for k, v in self.prf1.compute_at(at_confidence).items()})
-        return out, result["precision"]
+        return out, result["precision"], [int(c) for c in classes]
 
     def reset(self) -> None:
         self.map.reset()
