@@ -1,5 +1,25 @@
-"""Inference shared by every runtime (PyTorch, ONNX Runtime): image inputs -> boxes in original pixels."""
+"""Inference shared by every runtime (PyTorch, ONNX Runtime): image inputs -> boxes in original pixels.
 
-from yolotl.inference.predict import Detections, DetectFn, predict_images, resolve_classes
+``export_onnx`` and ``OnnxDetector`` load on first use, so this package imports without onnx or
+onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
+"""
 
-__all__ = ["DetectFn", "Detections", "predict_images", "resolve_classes"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from yolotl.inference.predict import DetectFn, Detections, predict_images, resolve_classes
+
+_LAZY = {
+    "OnnxDetector": "yolotl.inference.onnx_runtime",
+    "export_onnx": "yolotl.inference.onnx_export",
+}
+
+__all__ = ["DetectFn", "Detections", "OnnxDetector", "export_onnx", "predict_images", "resolve_classes"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

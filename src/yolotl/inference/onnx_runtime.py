@@ -1,0 +1,209 @@
+"""OnnxDetector: a model written by :func:`~yolotl.inference.onnx_export.export_onnx`, run by ONNX Runtime.
+
+Same ``detect`` and ``predict`` contract as :class:`~yolotl.YoloDetector` (one code path,
+:func:`~yolotl.inference.predict.predict_images`), so switching runtimes changes no calling code. Needs
+``onnxruntime`` only (not torch's exporter, not onnx).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from yolotl.errors import CheckpointError, ConfigError, YolotlError
+from yolotl.inference.onnx_export import INSTALL_HINT, ONNX_FORMAT
+from yolotl.inference.predict import Detections, predict_images
+from yolotl.models.preprocess import ImageInput
+from yolotl.ops.postprocess import postprocess
+
+_NMS_OUTPUTS = ["det_index", "det_boxes", "det_scores"]
+
+
+class OnnxDetector:
+    """A yolotl ONNX model in an ONNX Runtime session.
+
+    Attributes:
+        path: the ``.onnx`` file. class_names, num_classes, image_size, strides, backbone: from its metadata.
+        has_nms: NMS runs inside the graph (exported with ``nms=True``).
+        session: the ``onnxruntime.InferenceSession``.
+    """
+
+    def __init__(
+        self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
+        """Open ``path`` with ``providers`` (default: every available one, best first); ``threads``
+        sets ONNX Runtime's intra-op thread count (default: its own choice).
+
+        Raises:
+            CheckpointError: the file is missing, not an ONNX model, or not exported by yolotl.
+            YolotlError: onnxruntime is not installed.
+        """
+        ort = _import_onnxruntime()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"ONNX model {self.path} not found; write one with yolotl-export ckpt=<best.ckpt>")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=list(providers or ort.get_available_providers())
+            )
+        except Exception as err:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+            raise CheckpointError(
+                f"{self.path} cannot be loaded by ONNX Runtime; it is not an ONNX model or it is corrupt "
+                f"({_first_line(err)}). Export it again with yolotl-export"
+            ) from err
+        meta = self._read_metadata()
+        self.backbone: str = meta.get("backbone", "")
+        self.class_names: list[str] = list(json.loads(meta["class_names"]))
+        self.num_classes: int = len(self.class_names)
+        self.image_size: int = int(meta["image_size"])
+        self.strides: list[int] = list(json.loads(meta["strides"]))
+        self.has_nms: bool = bool(json.loads(meta["nms"]))
+        self._input_shape: list[Any] = list(self.session.get_inputs()[0].shape)  # ints where static
+
+    def _read_metadata(self) -> dict[str, str]:
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "yolotl_format" not in meta:
+            raise CheckpointError(
+                f"{self.path} is an ONNX model but not one exported by yolotl (no yolotl metadata); "
+                "export with yolotl-export ckpt=<best.ckpt> or yolotl.inference.export_onnx"
+            )
+        if meta["yolotl_format"] != str(ONNX_FORMAT):
+            raise CheckpointError(
+                f"{self.path} has yolotl ONNX format {meta['yolotl_format']} (written by yolotl "
+                f"{meta.get('yolotl_version', '?')}); this yolotl reads format {ONNX_FORMAT}. Export it again"
+            )
+        missing = [key for key in ("class_names", "image_size", "strides", "nms") if key not in meta]
+        if missing:
+            raise CheckpointError(f"{self.path}: yolotl metadata lacks {missing}; export it again")
+        return meta
+
+    def __repr__(self) -> str:
+        nms = ", nms in graph" if self.has_nms else ""
+        return f"OnnxDetector({str(self.path)!r}, {self.backbone}, {self.num_classes} classes{nms})"
+
+    def boxes_and_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The graph's raw outputs: boxes ``[B, A, 4]`` xyxy input pixels, class probabilities ``[B, A, C]``
+        (what ``YoloDetector.decode(detector(images))`` gives)."""
+        boxes, scores = self._run(images, ["boxes", "scores"])
+        return torch.from_numpy(boxes), torch.from_numpy(scores)
+
+    def detect(
+        self,
+        images: torch.Tensor,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+    ) -> Detections:
+        """Detections for a batch of input tensors ``[B, 3, H, W]`` in ``[0, 1]``, in input-tensor pixels.
+
+        Per image ``dict(boxes, scores, labels)`` sorted by decreasing score, as ``YoloDetector.detect``.
+        """
+        if not self.has_nms:
+            boxes, scores = self.boxes_and_scores(images)
+            return postprocess(
+                boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold,
+                max_detections=max_detections,
+            )
+        index, boxes, scores = self._run(images, _NMS_OUTPUTS, score_threshold, iou_threshold, max_detections)
+        return [_image_detections(index, boxes, scores, i, max_detections) for i in range(images.shape[0])]
+
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+        classes: Sequence[int | str] | None = None,
+        batch_size: int = 16,
+    ) -> Detections:
+        """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
+
+        Exactly :meth:`yolotl.YoloDetector.predict`: boxes xyxy in original-image pixels, one dict per image.
+        """
+        detect = partial(
+            self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections
+        )
+        return predict_images(
+            images, self.image_size, detect, classes=classes, class_names=self.class_names, batch_size=batch_size
+        )
+
+    def _run(
+        self,
+        images: torch.Tensor,
+        outputs: list[str],
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+    ) -> list[np.ndarray]:
+        """Run the graph, one image at a time when it was exported with a fixed batch of 1.
+
+        ONNX Runtime wants every graph input, so the NMS settings are fed even for raw outputs.
+        """
+        self._check_input(images)
+        array = images.detach().cpu().float().contiguous().numpy()
+        feed: dict[str, np.ndarray] = {}
+        if self.has_nms:
+            feed = {
+                "score_threshold": np.array(score_threshold, dtype=np.float32),
+                "iou_threshold": np.array(iou_threshold, dtype=np.float32),
+                "max_detections": np.array(max_detections, dtype=np.int64),
+            }
+        if self._input_shape[0] != 1 or len(array) == 1:
+            return self.session.run(outputs, {"images": array, **feed})
+        parts = [self.session.run(outputs, {"images": array[i : i + 1], **feed}) for i in range(len(array))]
+        return [_concat_batches([p[k] for p in parts], name) for k, name in enumerate(outputs)]
+
+    def _check_input(self, images: torch.Tensor) -> None:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ConfigError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        if height % 32 or width % 32:
+            raise ConfigError(f"image height and width must be multiples of 32, got {height}x{width}")
+        fixed = [int(s) for s in self._input_shape[2:] if isinstance(s, int)]
+        if len(fixed) == 2 and fixed != [height, width]:
+            raise ConfigError(
+                f"{self.path.name} was exported for {fixed[0]}x{fixed[1]} inputs (dynamic=False), got "
+                f"{height}x{width}; use predict(), or export with dynamic=True"
+            )
+
+
+def _concat_batches(parts: list[np.ndarray], name: str) -> np.ndarray:
+    """Join per-image outputs; NMS rows get their image's index back in column 0."""
+    if name == "det_index":
+        parts = [np.concatenate([np.full_like(p[:, :1], i), p[:, 1:]], axis=1) for i, p in enumerate(parts)]
+    return np.concatenate(parts, axis=0)
+
+
+def _image_detections(
+    index: np.ndarray, boxes: np.ndarray, scores: np.ndarray, image: int, max_detections: int
+) -> dict[str, torch.Tensor]:
+    """NMS rows of one image -> ``dict(boxes, scores, labels)``, best ``max_detections`` by score."""
+    rows = np.flatnonzero(index[:, 0] == image)
+    rows = rows[np.argsort(-scores[rows], kind="stable")][:max_detections]
+    return {
+        "boxes": torch.from_numpy(boxes[rows].astype(np.float32)).reshape(-1, 4),
+        "scores": torch.from_numpy(scores[rows].astype(np.float32)),
+        "labels": torch.from_numpy(index[rows, 1].astype(np.int64)),
+    }
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise YolotlError(f"OnnxDetector needs onnxruntime: {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
