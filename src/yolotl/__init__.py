@@ -31,6 +31,14 @@ from yolotl.training import EMA, DetectionModule, EndToEnd, FeatureExtract, Fine
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: onnx/onnxruntime are optional
+    if name in ("OnnxDetector", "export_onnx"):
+        import yolotl.inference as inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'yolotl' has no attribute {name!r}")
+
 __all__ = [
     "EMA",
     "BackboneError",
@@ -45,6 +53,7 @@ __all__ = [
     "FeatureExtract",
     "Finetune",
     "LoadReport",
+    "OnnxDetector",
     "PretrainedWeightsError",
     "TimmBackbone",
     "TransferStrategy",
@@ -52,6 +61,7 @@ __all__ = [
     "YolotlError",
     "create_detector",
     "evaluate",
+    "export_onnx",
     "load",
     "make_synthetic_dataset",
     "predict_source",
