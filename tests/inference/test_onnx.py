@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,7 @@ def test_parity_summary_reports_small_differences(detector, raw_model):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("YOLOTL_TEST_DYNAMO"), reason="about a minute; set YOLOTL_TEST_DYNAMO=1")
 def test_dynamo_exporter_matches_pytorch_with_dynamic_shapes(detector, tmp_path):
     """torch.export-based path (about a minute on 2 CPU cores)."""
     runtime = OnnxDetector(export_onnx(detector, tmp_path / "dynamo.onnx", exporter="dynamo", nms=True), providers=CPU)
