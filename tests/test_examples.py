@@ -1,4 +1,5 @@
-"""The Python-API example runs as documented (small settings) and its detector learns."""
+"""The examples run as documented and their detectors learn: the Python-API script (small settings),
+the quickstart notebook (executed with nbclient in a scratch folder) and the quickstart script."""
 
 import re
 import subprocess
@@ -21,3 +22,68 @@ def test_api_example_trains_tests_and_predicts(tmp_path):
     score = float(re.search(r"test mAP50 ([0-9.]+)", result.stdout).group(1))
     assert score > 0.3, result.stdout
     assert re.search(r"(circle|square|triangle) +0\.\d\d \[", result.stdout), result.stdout
+
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
+QUICKSTART = ROOT / "examples" / "quickstart.py"
+
+
+def test_quickstart_notebook_is_stored_without_outputs():
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert notebook.metadata.kernelspec.name == "python3"
+
+
+def test_quickstart_script_help():
+    result = subprocess.run([sys.executable, str(QUICKSTART), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--output" in result.stdout and "--epochs" in result.stdout
+
+
+def _private_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec that runs this very interpreter, found first through a private JUPYTER_PATH."""
+    import json
+
+    name = "yolotl-test-python3"
+    spec = tmp_path / "jupyter" / "kernels" / name
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": name, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter" / "runtime"))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend turns plt.show() into PNG output
+    return name
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_and_learns(tmp_path, monkeypatch):
+    """The notebook runs top to bottom in a scratch folder (its own mAP50 > 0.3 assert included)."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    kernel = _private_kernel(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=900, resources={"metadata": {"path": str(work)}})
+    client.execute()  # raises CellExecutionError (with the cell's traceback) if any cell fails
+
+    text = "".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    score = float(re.search(r"test mAP50 ([0-9.]+)", text).group(1))
+    assert score > 0.3, text[-3000:]
+    assert re.search(r"(circle|square|triangle) +0\.\d\d \[", text), text[-3000:]
+    images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 5  # training curves, three report plots, the drawn prediction
+
+    run = work / "runs" / "quickstart" / "run"
+    for name in ("checkpoints/best.ckpt", "logs/metrics.csv", "training_curves.png", "prediction.png",
+                 "eval/metrics.json", "eval/predictions.json", "eval/ground_truth.json", "eval/report/report.md",
+                 "eval/report/pr_curves.png", "eval/report/confusion_matrix.png", "eval/report/predictions.png"):
+        assert (run / name).is_file(), name
