@@ -8,14 +8,13 @@ The CLI prints the written path and how closely ONNX Runtime reproduces PyTorch 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from yolotl.checkpoint import load
-from yolotl.errors import ConfigError, YolotlError
+from yolotl.errors import ConfigError
 from yolotl.inference.onnx_export import DEFAULT_OPSET, export_onnx
 from yolotl.models.detector import YoloDetector
 
@@ -67,7 +66,9 @@ def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, see
 
 def run_cli(cfg: DictConfig) -> None:
     """Hydra task: export, print the path and the parity line; user errors exit with one clear line."""
-    try:
+    from yolotl.train import cli_errors
+
+    with cli_errors():
         if OmegaConf.is_missing(cfg, "ckpt"):
             raise ConfigError("no checkpoint given: yolotl-export ckpt=<run>/checkpoints/best.ckpt")
         path = export(
@@ -80,9 +81,6 @@ def run_cli(cfg: DictConfig) -> None:
             exporter=cfg.exporter,
         )
         summary = parity_summary(load(cfg.ckpt), path)
-    except YolotlError as err:
-        print(f"yolotl: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"wrote {path}")
     print(summary)
 
