@@ -72,16 +72,24 @@ def build_train_transforms(
     scale: tuple[float, float] = (0.5, 1.5),
     translate: float = 0.1,
     degrees: float = 0.0,
+    shear: float = 0.0,
     hsv: float = 1.0,
     min_visibility: float = 0.3,
     min_area: float = 4.0,
+    mosaic: bool = False,
 ) -> A.Compose:
-    """Letterbox, then random affine (scale, translate, rotate), flips and HSV jitter.
+    """Letterbox (or, with ``mosaic=True``, a 2x2 mosaic), then random affine, flips and HSV.
 
     ``scale`` is the zoom range and ``translate`` the shift as a fraction of ``image_size``,
-    both applied to the letterboxed square (grey fill outside); ``hsv`` scales the colour jitter
-    (0 turns it off, 1 is hue +-10, saturation +-40, value +-30). Boxes are clipped to the image;
-    a box keeping less than ``min_visibility`` of its area or under ``min_area`` px^2 is dropped.
+    ``degrees``/``shear`` the rotation/shear ranges, all applied to the square (grey fill
+    outside); ``hsv`` scales the colour jitter (0 turns it off, 1 is hue +-10, saturation +-40,
+    value +-30). Boxes are clipped to the image; a box keeping less than ``min_visibility`` of
+    its area or under ``min_area`` px^2 is dropped.
+
+    A mosaic pipeline needs the three other images in the call:
+    ``transform(image=..., bboxes=..., labels=..., mosaic_metadata=[{"image", "bboxes",
+    "labels"}] * 3)``; albumentations' ``Mosaic`` fits each image into an ``image_size`` cell
+    (aspect kept, like the letterbox) and crops an ``image_size`` view around a random centre.
     """
     check_image_size(image_size)
     if not 0 < scale[0] <= scale[1]:
@@ -89,12 +97,9 @@ def build_train_transforms(
     for name, p in (("hflip", hflip), ("vflip", vflip)):
         if not 0.0 <= p <= 1.0:
             raise ConfigError(f"{name}={p} is a probability; use a value in [0, 1].")
-    transforms = _letterbox(image_size) + [
-        A.Affine(scale=scale, translate_percent=(-translate, translate), rotate=(-degrees, degrees),
-                 keep_ratio=True, border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE, p=1.0),
-        A.HorizontalFlip(p=hflip),
-        A.VerticalFlip(p=vflip),
-    ]
+    first = [_mosaic(image_size)] if mosaic else _letterbox(image_size)
+    transforms = first + _affine(tuple(scale), translate, degrees, shear)
+    transforms += [A.HorizontalFlip(p=hflip), A.VerticalFlip(p=vflip)]
     if hsv > 0:
         transforms.append(A.HueSaturationValue(10 * hsv, 40 * hsv, 30 * hsv, p=0.8))
     return A.Compose(
@@ -102,3 +107,18 @@ def build_train_transforms(
         bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
                                  min_visibility=min_visibility, min_area=min_area),
     )
+
+
+def _mosaic(image_size: int) -> A.BasicTransform:
+    return A.Mosaic(target_size=(image_size, image_size), cell_shape=(image_size, image_size),
+                    center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE, p=1.0)
+
+
+def _affine(scale: tuple[float, float], translate: float, degrees: float,
+            shear: float) -> list[A.BasicTransform]:
+    """One random affine, or nothing when every range is the identity (saves a warp)."""
+    if scale == (1.0, 1.0) and translate == 0 and degrees == 0 and shear == 0:
+        return []
+    return [A.Affine(scale=scale, translate_percent=(-translate, translate), rotate=(-degrees, degrees),
+                     shear=(-shear, shear), keep_ratio=True, border_mode=cv2.BORDER_CONSTANT,
+                     fill=PAD_VALUE, p=1.0)]
