@@ -6,7 +6,12 @@ can be used without paying for importing Lightning (seconds).
 
 from typing import TYPE_CHECKING, Any
 
+from yolotl.data.augment import AUGMENT_PRESETS, AugmentSettings, resolve_augment
+from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections, read_image
+from yolotl.data.folds import kfold_assignment
+from yolotl.data.preview import save_augmentation_grid
+from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.formats import (
     FORMATS,
     SplitNotFoundError,
@@ -27,6 +32,15 @@ if TYPE_CHECKING:
     from yolotl.data.datamodule import DetectionDataModule
 
 __all__ = [
+    "AUGMENT_PRESETS",
+    "AugmentSettings",
+    "ImageCache",
+    "SampleKey",
+    "TrainSampler",
+    "kfold_assignment",
+    "repeat_factors",
+    "resolve_augment",
+    "save_augmentation_grid",
     "FORMATS",
     "SYNTHETIC_CLASS_NAMES",
     "SplitNotFoundError",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from yolotl.data.augment import AugmentSettings, resolve_augment
+from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
 from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
 from yolotl.data.records import DatasetSplit, DefectLog
+from yolotl.data.folds import check_fold, kfold_assignment
+from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,
@@ -27,6 +31,7 @@ from yolotl.errors import ConfigError, DatasetError
 __all__ = ["DetectionDataModule"]
 
 _LOG = logging.getLogger("yolotl.data")
+BALANCE_MODES = (None, "repeat_factor")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                  "predict": ("test",), None: ("train", "val", "test")}
 
@@ -35,8 +40,20 @@ class DetectionDataModule(L.LightningDataModule):
     """Splits of a YOLO, VOC, COCO or built-in synthetic dataset as Lightning dataloaders.
 
     ``format="synthetic"`` writes :func:`make_synthetic_dataset` (kwargs ``synthetic``) to
-    ``root`` in :meth:`prepare_data` and reads it as YOLO. ``augment`` holds keyword arguments
-    for :func:`build_train_transforms`. ``setup`` reads the splits a stage needs (once), logs
+    ``root`` in :meth:`prepare_data` and reads it as YOLO.
+
+    - ``augment``: a preset name (``none``/``light``/``medium``/``heavy``), a dict of
+      :class:`AugmentSettings` fields (``{"preset": "heavy", "mixup": 0}``) or settings.
+    - ``cache``: ``ram`` (default), ``disk`` (``cache_dir`` needed) or ``none``: decoded images,
+      resized to ``image_size``, see :class:`ImageCache`.
+    - ``balance="repeat_factor"``: class-balanced sampling of training images (LVIS repeat factors,
+      ``repeat_threshold``); ``None`` samples every image once per epoch.
+    - ``fold``/``num_folds``/``fold_seed``: k-fold cross-validation inside the train split (stratified
+      by class presence); fold ``k`` is the val split and the other folds train. The test split
+      is unchanged.
+    - ``num_workers="auto"``: one worker per spare CPU core (at most 4), 0 on a single core.
+
+    ``setup`` reads the splits a stage needs (once), logs
     the defects found to the ``yolotl.data`` logger, and fills ``class_names``, ``num_classes``,
     ``defects`` and ``split_sizes``.
     """
@@ -47,18 +64,28 @@ class DetectionDataModule(L.LightningDataModule):
         format: str = "yolo",  # noqa: A002 - the user-facing config name
         image_size: int = 416,
         batch_size: int = 16,
-        num_workers: int = 2,
+        num_workers: int | str = "auto",
         class_names: list[str] | None = None,
         train_split: str = "train",
         val_split: str = "val",
         test_split: str | None = "test",
-        augment: dict[str, Any] | None = None,
+        augment: str | dict[str, Any] | AugmentSettings | None = None,
         synthetic: dict[str, Any] | None = None,
+        cache: str = "ram",
+        cache_dir: str | None = None,
+        balance: str | None = None,
+        repeat_threshold: float = 0.1,
+        fold: int | None = None,
+        num_folds: int = 5,
+        fold_seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
     ) -> None:
         super().__init__()
+        num_workers = resolve_num_workers(num_workers)
         _check_args(format, image_size, batch_size, num_workers)
+        _check_balance(balance)
+        check_fold(fold, num_folds)
         self.save_hyperparameters(logger=False)
         self.root = str(root)
         self.format = format.lower()
@@ -68,7 +95,11 @@ class DetectionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = num_workers > 0 if persistent_workers is None else (
             persistent_workers and num_workers > 0)
-        self.augment = dict(augment or {})
+        self.augment = resolve_augment(augment)
+        self.cache = ImageCache(cache, max_side=image_size, cache_dir=cache_dir)
+        self.balance = balance
+        self.repeat_threshold = repeat_threshold
+        self.fold, self.num_folds, self.fold_seed = fold, num_folds, fold_seed
         self.synthetic = dict(synthetic or {})
         self._given_names = list(class_names) if class_names is not None else None
         self._split_names = {"train": train_split, "val": val_split, "test": test_split}
@@ -76,7 +107,6 @@ class DetectionDataModule(L.LightningDataModule):
         self._missing: set[str] = set()
         self._class_names: list[str] | None = None
         self.defects = DefectLog(scope=Path(self.root).name)
-        _check_augment(image_size, self.augment)
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -153,11 +183,42 @@ class DetectionDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         split = self._split("train")
         seed = int(torch.initial_seed() % 2**32)
-        transform = build_train_transforms(self.image_size, **self.augment)
-        # one shared stream for all transforms (a seed per transform would correlate them)
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
-        dataset = DetectionDataset(split.records, transform, self.image_size)
-        return self._loader(dataset, shuffle=True, drop_last=len(dataset) > self.batch_size)
+        settings = self.augment
+        transform = build_train_transforms(self.image_size, **settings.transforms_kwargs)
+        mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True)
+        for pipeline in (transform, mosaic):  # one shared stream (a seed per transform correlates them)
+            pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        self.cache.fill([r.image_path for r in split.records], threads=max(1, self.num_workers))
+        dataset = DetectionDataset(split.records, transform, self.image_size, mosaic, self.cache)
+        sampler = TrainSampler(len(dataset), seed, self._repeat_factors(split), settings.mosaic,
+                               settings.mixup, self._mosaic_until())
+        drop_last = len(sampler) > self.batch_size
+        return self._loader(dataset, sampler=sampler, drop_last=drop_last)
+
+    def _repeat_factors(self, split: DatasetSplit) -> np.ndarray | None:
+        if self.balance != "repeat_factor":
+            return None
+        factors = repeat_factors([r.labels.tolist() for r in split.records], self.repeat_threshold)
+        _LOG.info("repeat-factor sampling (threshold %g): %d images -> %d samples per epoch",
+                  self.repeat_threshold, len(factors), round(float(factors.sum())))
+        return factors
+
+    def _mosaic_until(self) -> int | None:
+        """The epoch from which mosaic is off (``max_epochs - close_mosaic``), if a trainer says."""
+        trainer = getattr(self, "trainer", None)
+        max_epochs = getattr(trainer, "max_epochs", None) if trainer is not None else None
+        if not self.augment.close_mosaic or not max_epochs or max_epochs < 0:
+            return None
+        return max(0, max_epochs - self.augment.close_mosaic)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Multi-scale training: resize each training batch to a random multiple of 32."""
+        trainer = getattr(self, "trainer", None)
+        if not self.augment.multi_scale or trainer is None or not trainer.training:
+            return batch
+        step = trainer.global_step
+        return resize_batch(batch, multi_scale_size(self.image_size, self.augment.multi_scale,
+                                                    seed=[int(torch.initial_seed() % 2**32), step]))
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -174,9 +235,11 @@ class DetectionDataModule(L.LightningDataModule):
         return self.test_dataloader()
 
     def _eval_loader(self, role: str) -> DataLoader:
-        dataset = DetectionDataset(self._split(role).records,
-                                   build_eval_transforms(self.image_size), self.image_size)
-        return self._loader(dataset, shuffle=False, drop_last=False)
+        records = self._split(role).records
+        self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
+        dataset = DetectionDataset(records, build_eval_transforms(self.image_size), self.image_size,
+                                   cache=self.cache)
+        return self._loader(dataset, drop_last=False)
 
     def split(self, role: str) -> DatasetSplit:
         """The records of the ``train``, ``val`` or ``test`` split (read on first use)."""
@@ -190,15 +253,41 @@ class DetectionDataModule(L.LightningDataModule):
         return self._split(role)
 
     def _split(self, role: str) -> DatasetSplit:
+        if self.fold is not None and role in ("train", "val"):
+            return self._fold_split(role)
         if role not in self._splits:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[role])
         return self._splits[role]
 
-    def _loader(self, dataset: DetectionDataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _fold_split(self, role: str) -> DatasetSplit:
+        """Fold ``self.fold`` of the train split as val, the other folds as train."""
+        if "train" not in self._splits:
+            self.setup("fit")
+        full = self._splits["train"]
+        folds = kfold_assignment([r.labels.tolist() for r in full.records], self.num_folds, self.fold_seed)
+        keep = (folds == self.fold) if role == "val" else (folds != self.fold)
+        records = [r for r, k in zip(full.records, keep) if k]
+        name = f"{full.name}[fold {self.fold}/{self.num_folds} {'val' if role == 'val' else 'train'}]"
+        return DatasetSplit(name, full.root, records, full.class_names, DefectLog(full.defects.scope))
+
+    def class_counts(self, role: str = "train") -> dict[str, dict[str, int]]:
+        """Per class: ``boxes`` (instances) and ``images`` containing it, in the ``role`` split."""
+        records = self.split(role).records
+        counts = {name: {"boxes": 0, "images": 0} for name in self.class_names}
+        for record in records:
+            labels = record.labels.tolist()
+            for label in labels:
+                counts[self.class_names[label]]["boxes"] += 1
+            for label in set(labels):
+                counts[self.class_names[label]]["images"] += 1
+        return counts
+
+    def _loader(self, dataset: DetectionDataset, drop_last: bool, sampler: Any = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            shuffle=False,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -220,15 +309,35 @@ def _check_args(fmt: str, image_size: int, batch_size: int, num_workers: int) ->
         raise ConfigError(f"num_workers={num_workers!r} must be an integer >= 0.")
 
 
-def _check_augment(image_size: int, augment: dict[str, Any]) -> None:
-    """Build the train transform once so a bad ``augment`` key fails now, not in a worker."""
-    try:
-        build_train_transforms(image_size, **augment)
-    except TypeError as exc:
-        names = list(inspect.signature(build_train_transforms).parameters)[1:]
-        raise ConfigError(
-            f"augment={augment} has an unknown key ({exc}); valid keys: {names}."
-        ) from exc
+def _check_balance(balance: str | None) -> None:
+    if balance not in BALANCE_MODES:
+        raise ConfigError(f"balance={balance!r} is not a sampling mode; use one of {list(BALANCE_MODES)}.")
+
+
+def resolve_num_workers(num_workers: int | str) -> int:
+    """``"auto"`` -> one loader worker per CPU core the training step does not need (at most 4)."""
+    if num_workers != "auto":
+        return num_workers  # type: ignore[return-value]  # checked by _check_args
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(4, max(0, cores - 1))
+
+
+def multi_scale_size(image_size: int, multi_scale: float, seed: Any) -> int:
+    """A random multiple of 32 in ``image_size * (1 +- multi_scale)``, from ``seed`` (deterministic)."""
+    low = max(32, int(image_size * (1 - multi_scale)) // 32 * 32)
+    high = max(low, int(image_size * (1 + multi_scale)) // 32 * 32)
+    return int(np.random.default_rng(seed).integers(low // 32, high // 32 + 1)) * 32
+
+
+def resize_batch(batch: tuple[torch.Tensor, list[dict[str, Any]]], size: int) -> tuple[torch.Tensor, list]:
+    """Resize square images ``[B, 3, S, S]`` to ``size`` and scale the target boxes with them."""
+    images, targets = batch
+    if images.shape[-1] == size:
+        return batch
+    factor = size / images.shape[-1]
+    images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    targets = [{**t, "boxes": t["boxes"] * factor} for t in targets]
+    return images, targets
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -237,7 +346,8 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if transform is not None and hasattr(transform, "set_random_state"):
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    for name in ("transform", "mosaic_transform"):
+        transform = getattr(info.dataset, name, None) if info is not None else None
+        if transform is not None and hasattr(transform, "set_random_state"):
+            transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
     del worker_id

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from yolotl.data.cache import ImageCache
 from yolotl.data.records import ImageRecord
+from yolotl.data.sampling import SampleKey
 from yolotl.data.transforms import build_eval_transforms, letterbox_params
 from yolotl.errors import DatasetError
 
@@ -39,12 +41,17 @@ def read_image(path: str | Path) -> np.ndarray:
 class DetectionDataset(Dataset):
     """Images and targets of a list of records, passed through an albumentations transform.
 
-    ``__getitem__(i)`` returns ``(image, target)``: ``image`` float32 ``[3, H, W]`` in [0, 1]
+    ``dataset[i]`` returns ``(image, target)``: ``image`` float32 ``[3, H, W]`` in [0, 1]
     (not normalised: the detector normalises) and ``target`` with ``boxes`` float32 ``[N, 4]``
     xyxy in input pixels, ``labels`` int64 ``[N]``, ``image_id`` (the index), ``orig_size``
     int64 ``[h, w]``, ``scale`` and ``pad`` ``[pad_x, pad_y]`` of the eval letterbox (for eval
     samples original pixels are ``(input - pad) / scale``; for train samples they are only
     informative) and ``path``. ``transform=None`` means the eval letterbox.
+
+    Training samples are indexed by a :class:`SampleKey` from the :class:`TrainSampler`:
+    ``key.mosaic`` names three more images for ``mosaic_transform``, ``key.mixup`` a sample
+    blended in (weight ~ Beta(32, 32), boxes of both kept). ``cache`` (an :class:`ImageCache`)
+    serves decoded images; without one every access decodes the file.
     """
 
     def __init__(
@@ -52,25 +59,64 @@ class DetectionDataset(Dataset):
         records: Sequence[ImageRecord],
         transform: Callable[..., dict[str, Any]] | None = None,
         image_size: int = 416,
+        mosaic_transform: Callable[..., dict[str, Any]] | None = None,
+        cache: ImageCache | None = None,
     ) -> None:
         self.records = list(records)
         self.image_size = image_size
         self.transform = transform if transform is not None else build_eval_transforms(image_size)
+        self.mosaic_transform = mosaic_transform
+        self.cache = cache if cache is not None else ImageCache("none")
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, Target]:
+        key = key if isinstance(key, SampleKey) else SampleKey(int(key))
+        if key.mosaic and self.mosaic_transform is None:
+            raise ValueError("a mosaic sample was requested but the dataset has no mosaic_transform")
+        image, boxes, labels = self._augmented(key.index, key.mosaic)
+        if key.mixup >= 0:
+            other, other_boxes, other_labels = self._augmented(key.mixup, ())
+            weight = float(np.random.beta(32.0, 32.0))
+            image = (image.astype(np.float32) * weight + other.astype(np.float32) * (1 - weight))
+            image = image.round().clip(0, 255).astype(np.uint8)
+            boxes = np.concatenate([boxes, other_boxes])
+            labels = np.concatenate([labels, other_labels])
+        return self._pack(key.index, image, boxes, labels)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decoded (possibly cached, downsized) image with its boxes in that image's pixels."""
         record = self.records[index]
-        image = read_image(record.image_path)
-        height, width = image.shape[:2]
+        image, (height, width) = self.cache.get(record.image_path)
         boxes = boxes_in_decoded_frame(record, height, width)
-        out = self.transform(image=image, bboxes=boxes, labels=record.labels)
-        tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1)
+        if image.shape[:2] != (height, width):
+            factors = np.array([image.shape[1] / width, image.shape[0] / height] * 2, np.float32)
+            boxes = boxes * factors
+        return image, boxes, record.labels
+
+    def original_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of the decoded original image (the cache knows it without decoding)."""
+        return self.cache.original_size(self.records[index].image_path)
+
+    def _augmented(self, index: int, mosaic: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        image, boxes, labels = self.load(index)
+        if not mosaic:
+            out = self.transform(image=image, bboxes=boxes, labels=labels)
+        else:
+            others = [dict(zip(("image", "bboxes", "labels"), self.load(i))) for i in mosaic]
+            out = self.mosaic_transform(image=image, bboxes=boxes, labels=labels, mosaic_metadata=others)
+        return (out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4),
+                np.asarray(out["labels"], np.int64).reshape(-1))
+
+    def _pack(self, index: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, Target]:
+        record = self.records[index]
+        height, width = self.original_size(index)
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         scale, pad_x, pad_y = letterbox_params(height, width, self.image_size)
         target = {
-            "boxes": torch.as_tensor(np.asarray(out["bboxes"], np.float32).reshape(-1, 4)),
-            "labels": torch.as_tensor(np.asarray(out["labels"], np.int64).reshape(-1)),
+            "boxes": torch.as_tensor(boxes),
+            "labels": torch.as_tensor(labels),
             "image_id": index,
             "orig_size": torch.tensor([height, width], dtype=torch.int64),
             "scale": float(scale),
