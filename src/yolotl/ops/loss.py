@@ -95,8 +95,12 @@ def pad_targets(
 class DetectionLoss(nn.Module):
     """Assign anchors with TOOD, then ``box_weight * CIoU + cls_weight * BCE + dfl_weight * DFL``.
 
-    Holds only numbers and the assigner (no parameters, no buffers). See the module
-    docstring for the normalisation.
+    Holds only numbers and the assigner (no parameters; ``class_weights``, if set, is a
+    non-persistent buffer). See the module docstring for the normalisation.
+
+    ``class_weights`` (``[C]``, see :meth:`set_class_weights`) multiplies the positive term of
+    each class's BCE (``pos_weight``): a rare class's missed objects cost more, while its
+    negatives (the background, by far the most anchors) keep weight 1.
     """
 
     def __init__(
@@ -118,6 +122,17 @@ class DetectionLoss(nn.Module):
         self.dfl_weight = dfl_weight
         self.assigner = assigner if assigner is not None else TaskAlignedAssigner()
         self._anchor_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self.register_buffer("class_weights", None, persistent=False)
+
+    def set_class_weights(self, weights: Sequence[float] | Tensor | None) -> None:
+        """Per-class weights of the positive BCE term (None: all 1)."""
+        if weights is None:
+            self.class_weights = None
+            return
+        tensor = torch.as_tensor(weights, dtype=torch.float32).flatten()
+        if tensor.numel() != self.num_classes or not bool((tensor > 0).all()) or not tensor.isfinite().all():
+            raise ValueError(f"class_weights needs {self.num_classes} positive finite numbers, got {tensor.tolist()}")
+        self.class_weights = tensor
 
     def extra_repr(self) -> str:
         return (
@@ -159,7 +174,10 @@ class DetectionLoss(nn.Module):
         )
 
         score_sum = assignment.target_scores.sum().clamp(min=1.0)
-        cls = F.binary_cross_entropy_with_logits(cls_logits, assignment.target_scores, reduction="sum")
+        pos_weight = None if self.class_weights is None else self.class_weights.to(cls_logits.device)
+        cls = F.binary_cross_entropy_with_logits(
+            cls_logits, assignment.target_scores, pos_weight=pos_weight, reduction="sum"
+        )
         cls = cls / score_sum
         box, dfl = self._box_terms(box_logits, pred_ltrb, points, stride_tensor, assignment, score_sum)
         total = self.box_weight * box + self.cls_weight * cls + self.dfl_weight * dfl

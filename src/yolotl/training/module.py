@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,28 @@ from yolotl.models.head import HeadOutput
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.callbacks import find_strategy
 from yolotl.training.param_groups import build_param_groups
+
+
+log = logging.getLogger("yolotl.train")
+CLASS_WEIGHTING = ("inverse_sqrt",)
+
+
+def inverse_sqrt_weights(counts: list[int]) -> list[float]:
+    """``sqrt(n_max / n_c)`` per class (the most common class gets 1; an absent class the max)."""
+    largest = max(max(counts, default=1), 1)
+    return [math.sqrt(largest / max(count, 1)) for count in counts]
+
+
+def check_class_weights(class_weights: Any, num_classes: int) -> None:
+    """ConfigError unless ``class_weights`` is None, a known scheme or ``num_classes`` positive numbers."""
+    if class_weights is None or class_weights in CLASS_WEIGHTING:
+        return
+    if isinstance(class_weights, str):
+        raise ConfigError(f"class_weights='{class_weights}' is not a scheme; use one of {list(CLASS_WEIGHTING)}, "
+                          f"a list of {num_classes} numbers, or null.")
+    values = list(class_weights)
+    if len(values) != num_classes or not all(isinstance(v, (int, float)) and v > 0 for v in values):
+        raise ConfigError(f"class_weights={values} must hold {num_classes} positive numbers (one per class).")
 
 
 def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
@@ -51,10 +74,12 @@ class DetectionModule(pl.LightningModule):
         val_score_threshold: float = 0.001,
         val_iou_threshold: float = 0.6,
         max_detections: int = 300,
+        class_weights: str | list[float] | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
+        check_class_weights(class_weights, detector.num_classes)
         self.save_hyperparameters(ignore=["detector"])
         self.detector = detector
         self.loss = DetectionLoss(
@@ -62,6 +87,23 @@ class DetectionModule(pl.LightningModule):
         )
         self.val_metrics = DetectionMetrics(detector.class_names)
         self.test_metrics = DetectionMetrics(detector.class_names)
+
+    def setup(self, stage: str) -> None:
+        """Resolve ``class_weights="inverse_sqrt"`` from the datamodule's training class counts."""
+        weights = self.hparams.class_weights
+        if weights is None:
+            return
+        if isinstance(weights, str):
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None or not hasattr(datamodule, "class_counts"):
+                raise ConfigError("class_weights='inverse_sqrt' needs a DetectionDataModule passed to "
+                                  "Trainer.fit(datamodule=...) (it reads the training class counts).")
+            counts = [c["boxes"] for c in datamodule.class_counts("train").values()]
+            weights = inverse_sqrt_weights(counts)
+        self.loss.set_class_weights(weights)
+        names = self.detector.class_names or [str(i) for i in range(len(weights))]
+        log.info("class weights (positive BCE term): %s",
+                 ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)))
 
     def forward(self, images: torch.Tensor) -> HeadOutput:
         return self.detector(images)
