@@ -13,7 +13,13 @@ Everything a notebook needs is importable from here, no Hydra required::
     detector = yolotl.load("outputs/<run>/checkpoints/best.ckpt")  # later, no training code
 """
 
-from yolotl.data import DetectionDataModule, make_synthetic_dataset, read_split
+from yolotl.data import (
+    AugmentSettings,
+    DetectionDataModule,
+    make_synthetic_dataset,
+    read_split,
+    save_augmentation_grid,
+)
 from yolotl.checkpoint import load
 from yolotl.errors import (
     BackboneError,
@@ -41,6 +47,7 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: onnx/onnxruntime are optiona
 
 __all__ = [
     "EMA",
+    "AugmentSettings",
     "BackboneError",
     "CheckpointError",
     "ConfigError",
@@ -66,5 +73,6 @@ __all__ = [
     "make_synthetic_dataset",
     "predict_source",
     "read_split",
+    "save_augmentation_grid",
     "__version__",
 ]

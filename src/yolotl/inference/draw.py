@@ -23,18 +23,22 @@ def class_color(label: int) -> tuple[int, int, int]:
 def draw_detections(
     image: np.ndarray, detections: dict[str, torch.Tensor], class_names: Sequence[str]
 ) -> np.ndarray:
-    """A copy of ``image`` (HWC uint8 RGB) with each box, class name and score drawn on it."""
+    """A copy of ``image`` (HWC uint8 RGB) with each box, class name and score drawn on it.
+
+    ``detections`` holds ``boxes`` and ``labels``; without ``scores`` (ground truth, augmented
+    training samples) only the class name is written.
+    """
     canvas = np.ascontiguousarray(image.copy())
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     font_scale = max(0.4, max(canvas.shape[:2]) / 1200)
     boxes = detections["boxes"].detach().cpu().round().int().tolist()
-    scores = detections["scores"].detach().cpu().tolist()
     labels = detections["labels"].detach().cpu().tolist()
+    scores = detections["scores"].detach().cpu().tolist() if "scores" in detections else [None] * len(labels)
     for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
         color = class_color(label)
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
-        text = f"{name} {score:.2f}"
+        text = name if score is None else f"{name} {score:.2f}"
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         top = max(0, y1 - h - base - 2)
         cv2.rectangle(canvas, (x1, top), (x1 + w + 2, top + h + base + 2), color, -1)

@@ -1,0 +1,71 @@
+"""A grid of augmented training samples with their boxes drawn: look before you train.
+
+Uses the DataModule's own training dataloader (same sampler, mosaic/mixup plan, transforms and
+cache), so what the grid shows is what the model will see in that epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["save_augmentation_grid"]
+
+
+def save_augmentation_grid(
+    datamodule: Any,
+    path: str | Path,
+    num_samples: int = 16,
+    epoch: int = 0,
+    columns: int | None = None,
+) -> Path:
+    """Draw ``num_samples`` training samples of ``epoch`` (boxes + class names) into one image.
+
+    ``datamodule`` is a :class:`DetectionDataModule`; ``epoch`` matters when mosaic is switched
+    off for the last epochs (``augment.close_mosaic``) and for the sampler's seeded order.
+    Returns the written path (any extension OpenCV writes: .jpg, .png).
+    """
+    from yolotl.inference.draw import draw_detections
+
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    dataset = loader.dataset
+    tiles = []
+    for key in list(iter(loader.sampler))[:num_samples]:
+        image, target = dataset[key]
+        pixels = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        drawn = draw_detections(pixels, {"boxes": target["boxes"], "labels": target["labels"]},
+                                datamodule.class_names)
+        tiles.append(_caption(drawn, f"{Path(target['path']).name}" + (" +mosaic" if key.mosaic else "")
+                              + (" +mixup" if key.mixup >= 0 else "")))
+    grid = _tile(tiles, columns or math.ceil(math.sqrt(len(tiles))))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}; use a .jpg or .png file name in a writable folder")
+    return path
+
+
+def _caption(image: np.ndarray, text: str) -> np.ndarray:
+    canvas = image.copy()
+    cv2.putText(canvas, text[:48], (3, canvas.shape[0] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return canvas
+
+
+def _tile(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+    """Tiles of one size on a grid with a 2 px white gap."""
+    height, width = tiles[0].shape[:2]
+    rows = math.ceil(len(tiles) / columns)
+    grid = np.full((rows * (height + 2), columns * (width + 2), 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        grid[r * (height + 2): r * (height + 2) + height, c * (width + 2): c * (width + 2) + width] = tile
+    return grid
+
+

@@ -1,0 +1,41 @@
+"""The augmented-sample grid: function and console script write a picture of what the model sees."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+from yolotl import DetectionDataModule, save_augmentation_grid
+from yolotl.data.datamodule import resolve_num_workers
+
+SYNTHETIC = {"num_train": 12, "num_val": 2, "num_test": 2, "image_size": 64}
+
+
+def test_grid_of_augmented_samples(tmp_path: Path) -> None:
+    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, num_workers=0,
+                             synthetic=SYNTHETIC, augment={"preset": "heavy", "close_mosaic": 0})
+    path = save_augmentation_grid(dm, tmp_path / "grid.png", num_samples=9)
+    grid = cv2.imread(str(path))
+    assert grid.shape == (3 * 66, 3 * 66, 3)
+    assert grid[:64, :64].std() > 10  # a real image, not an empty canvas
+
+
+def test_preview_console_script(tmp_path: Path) -> None:
+    out = tmp_path / "samples.jpg"
+    command = [sys.executable, "-m", "yolotl.preview", f"out={out}", "num_samples=4", "augment=light",
+               f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=8", "data.synthetic.num_val=2",
+               "data.synthetic.num_test=2", "data.image_size=64", "data.synthetic.image_size=64", "data.num_workers=0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"augmented samples: {out}" in result.stdout and out.is_file()
+    bad = subprocess.run([*command[:3], "augment=extreme"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "heavy" in bad.stderr  # the valid presets are listed
+
+
+def test_num_workers_auto_leaves_a_core_for_training() -> None:
+    workers = resolve_num_workers("auto")
+    assert 0 <= workers <= 4
+    assert resolve_num_workers(3) == 3
