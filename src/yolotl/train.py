@@ -56,6 +56,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
+    class_counts = datamodule.class_counts("train")
+    log.info("training instances per class: %s",
+             ", ".join(f"{name} {c['boxes']} ({c['images']} images)" for name, c in class_counts.items()))
     throughput = Throughput()
     callbacks = [strategy, throughput, *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
@@ -75,6 +78,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "total_params": count_parameters(module.detector),
         "freeze": strategy.last_report or freeze_report(module, strategy.name, trainer.current_epoch),
         "data_defects": datamodule.defects.counts(),
+        "class_counts": class_counts,
+        "augment": datamodule.augment.to_dict(),
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))
     path = write_metrics(run_dir, metrics)

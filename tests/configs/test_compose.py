@@ -53,7 +53,7 @@ def test_experiment_options_compose(name):
     assert cfg.trainer.max_epochs >= 1
 
 
-@pytest.mark.parametrize("group", ["trainer", "callbacks", "logger", "debug", "model"])
+@pytest.mark.parametrize("group", ["trainer", "callbacks", "logger", "debug", "model", "augment"])
 def test_other_groups_compose(group):
     for name in _options(group):
         cfg = _compose(f"{group}={name}")
@@ -86,3 +86,13 @@ def test_typos_in_group_options_and_keys_are_rejected_with_choices():
         _compose("strategy=featur_extract")
     with pytest.raises(ConfigCompositionException, match="rooot"):
         _compose("data.rooot=/x")
+
+
+def test_augment_group_and_data_options_reach_the_datamodule(tmp_path):
+    cfg = _compose("augment=heavy", "data.augment.mixup=0", "data.balance=repeat_factor", "data.cache=none",
+                   "data.fold=2", f"data.root={tmp_path}", "model.module.class_weights=inverse_sqrt")
+    dm = instantiate(cfg.data, _convert_="all")
+    assert dm.augment == yolotl.data.resolve_augment({"preset": "heavy", "mixup": 0.0})
+    assert dm.balance == "repeat_factor" and dm.cache.mode == "none" and dm.fold == 2
+    assert cfg.model.module.class_weights == "inverse_sqrt"
+    assert _compose().data.augment.mosaic == yolotl.data.AUGMENT_PRESETS["medium"].mosaic  # the default preset
