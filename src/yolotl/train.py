@@ -79,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "freeze": strategy.last_report or freeze_report(module, strategy.name, trainer.current_epoch),
         "data_defects": datamodule.defects.counts(),
         "class_counts": class_counts,
+        "fold": getattr(datamodule, "fold", None),
         "augment": datamodule.augment.to_dict(),
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))

@@ -25,6 +25,20 @@ def test_summary_table_has_one_row_per_job(tmp_path):
     assert "0.7100" in rows[1]
 
 
+def test_fold_runs_get_mean_and_spread_rows(tmp_path):
+    for fold, score in enumerate((0.5, 0.6, 0.7)):
+        write_metrics(tmp_path / f"{fold}_fold", {"strategy": "finetune", "fold": fold, "test": {"map": score},
+                                                  "epochs": 3})
+    rows = [r.split(",") for r in (tmp_path / "summary.csv").read_text().splitlines()] if summarise_runs(tmp_path) else []
+    header = rows[0]
+    mean, std = rows[-2], rows[-1]
+    assert mean[0] == "mean" and std[0] == "std" and len(rows) == 6
+    column = header.index("test_map")
+    assert float(mean[column]) == pytest.approx(0.6) and float(std[column]) == pytest.approx(0.1)
+    assert mean[header.index("fold")] == ""  # no mean of fold numbers
+    assert "| mean |" in (tmp_path / "summary.md").read_text()
+
+
 def test_no_runs_no_summary(tmp_path):
     assert summarise_runs(tmp_path) is None
 

@@ -31,6 +31,7 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
 SUMMARY_COLUMNS = [
     ("job", lambda m: m.get("job", "")),
     ("strategy", lambda m: m.get("strategy", "")),
+    ("fold", lambda m: m.get("fold")),
     ("backbone", lambda m: m.get("backbone", "")),
     ("pretrained", lambda m: m.get("pretrained", "")),
     ("val_map50", lambda m: m.get("val", {}).get("map_50")),
@@ -46,7 +47,11 @@ SUMMARY_COLUMNS = [
 
 
 def summarise_runs(sweep_dir: Path) -> tuple[Path, Path] | None:
-    """Collect ``*/metrics.json`` under ``sweep_dir`` into summary.csv and summary.md."""
+    """Collect ``*/metrics.json`` under ``sweep_dir`` into summary.csv and summary.md.
+
+    When the runs are the folds of one cross-validation (two or more runs, each with a ``fold``),
+    two more rows give the mean and the spread (sample standard deviation) of every number.
+    """
     runs = []
     for path in sorted(Path(sweep_dir).glob(f"*/{METRICS_FILE}")):
         metrics = json.loads(path.read_text())
@@ -54,7 +59,10 @@ def summarise_runs(sweep_dir: Path) -> tuple[Path, Path] | None:
         runs.append(metrics)
     if not runs:
         return None
-    rows = [[_format(fn(m)) for _, fn in SUMMARY_COLUMNS] for m in runs]
+    values = [[fn(m) for _, fn in SUMMARY_COLUMNS] for m in runs]
+    rows = [[_format(v) for v in row] for row in values]
+    if len(runs) >= 2 and all(m.get("fold") is not None for m in runs):
+        rows += _mean_and_spread(values)
     header = [name for name, _ in SUMMARY_COLUMNS]
     csv_path = Path(sweep_dir) / "summary.csv"
     csv_path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
@@ -63,6 +71,22 @@ def summarise_runs(sweep_dir: Path) -> tuple[Path, Path] | None:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def _mean_and_spread(values: list[list[Any]]) -> list[list[str]]:
+    """Rows "mean" and "std" over the numeric columns (folds: the sample standard deviation)."""
+    mean_row, std_row = ["mean"], ["std"]
+    for column in list(zip(*values))[1:]:
+        numbers = [float(v) for v in column if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) < 2 or SUMMARY_COLUMNS[len(mean_row)][0] == "fold":
+            mean_row.append("")
+            std_row.append("")
+            continue
+        average = sum(numbers) / len(numbers)
+        spread = math.sqrt(sum((x - average) ** 2 for x in numbers) / (len(numbers) - 1))
+        mean_row.append(_format(average))
+        std_row.append(_format(spread))
+    return [mean_row, std_row]
 
 
 def _format(value: Any) -> str:
