@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 import yaml
 
 from .helpers import write_image
+
+
+def _seed(*parts: str) -> int:
+    """A seed per image, so no two generated images are identical (that would be leakage)."""
+    return zlib.crc32("/".join(parts).encode())
 
 
 @pytest.fixture
@@ -25,8 +31,8 @@ def make_yolo(tmp_path: Path) -> Callable[..., Path]:
               size: tuple[int, int] = (100, 80)) -> Path:
         root = tmp_path / "yolo_ds"
         for split, files in splits.items():
-            for i, (name, label) in enumerate(files.items()):
-                write_image(root / split / "images" / name, *size, seed=i)
+            for name, label in files.items():
+                write_image(root / split / "images" / name, *size, seed=_seed(split, name))
                 (root / split / "labels").mkdir(parents=True, exist_ok=True)
                 if label is not None:
                     (root / split / "labels" / Path(name).with_suffix(".txt")).write_text(label)
@@ -50,9 +56,9 @@ def make_voc(tmp_path: Path) -> Callable[..., Path]:
         (root / "Annotations").mkdir(parents=True, exist_ok=True)
         for split, items in splits.items():
             (main / f"{split}.txt").write_text("".join(f"{i}\n" for i in items))
-            for n, (image_id, xml) in enumerate(items.items()):
+            for image_id, xml in items.items():
                 (root / "Annotations" / f"{image_id}.xml").write_text(xml)
-                write_image(root / "JPEGImages" / f"{image_id}.jpg", *size, seed=n)
+                write_image(root / "JPEGImages" / f"{image_id}.jpg", *size, seed=_seed(image_id))
         return root
 
     return build
@@ -74,9 +80,10 @@ def make_coco(tmp_path: Path) -> Callable[..., Path]:
             json_path = root / split / "_annotations.coco.json"
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(data))
-        for i, image in enumerate(data.get("images", [])):
+        for image in data.get("images", []):
             if image["file_name"] not in skip:
-                write_image(root / split / image["file_name"], 100, 80, seed=i)
+                write_image(root / split / image["file_name"], 100, 80,
+                            seed=_seed(split, image["file_name"]))
         return root
 
     return build

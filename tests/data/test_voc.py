@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -57,10 +59,15 @@ def test_box_rule_and_difficult(make_voc) -> None:
     assert "z.xml" in split.defects.summary()
 
 
-def test_unknown_class_names_file_and_name(make_voc) -> None:
-    root = make_voc({"train": {"q": voc_xml("q.jpg", [("zebra", (1, 1, 9, 9), 0)])}})
-    with pytest.raises(DatasetError, match=r"q\.xml.*'zebra'.*\['cat'\]"):
-        read_voc_split(root, "train", class_names=["cat"])
+def test_unknown_class_skips_the_image_naming_file_and_name(make_voc) -> None:
+    root = make_voc({"train": {"q": voc_xml("q.jpg", [("cat", (1, 1, 9, 9), 0),
+                                                      ("zebra", (1, 1, 9, 9), 0)]),
+                               "r": voc_xml("r.jpg", [("cat", (1, 1, 9, 9), 0)])}})
+    split = read_voc_split(root, "train", class_names=["cat"])
+    assert [r.image_path.name for r in split.records] == ["r.jpg"]  # the whole image, not the box
+    [row] = split.defects.to_rows()
+    assert row["kind"] == "unknown_class" and row["file"].endswith("q.xml")
+    assert re.search(r"q\.xml.*'zebra'.*\['cat'\]", row["detail"])
 
 
 def test_missing_split_lists_existing(make_voc) -> None:
@@ -70,18 +77,27 @@ def test_missing_split_lists_existing(make_voc) -> None:
         read_voc_split(root, "test")
 
 
-def test_bad_xml_missing_image_missing_xml_and_root(make_voc, tmp_path) -> None:
-    root = make_voc({"train": {"q": voc_xml("q.jpg", [("cat", (1, 1, 9, 9), 0)])}})
+def _skipped(root, kind: str, pattern: str) -> None:
+    """q is skipped (logged as ``kind``, detail matching ``pattern``), r is still read."""
+    split = read_voc_split(root, "train", class_names=["cat"])
+    assert [r.image_path.name for r in split.records] == ["r.jpg"]
+    [row] = split.defects.to_rows()
+    assert row["kind"] == kind and re.search(pattern, row["detail"]), row
+
+
+def test_bad_xml_missing_image_missing_xml_skip_the_image(make_voc, tmp_path) -> None:
+    cat = [("cat", (1, 1, 9, 9), 0)]
+    root = make_voc({"train": {"q": voc_xml("q.jpg", cat), "r": voc_xml("r.jpg", cat)}})
     (root / "JPEGImages" / "q.jpg").unlink()
-    with pytest.raises(DatasetError, match=r"JPEGImages/q\.jpg.*missing"):
-        read_voc_split(root, "train", class_names=["cat"])
+    _skipped(root, "skipped_missing_image", r"JPEGImages/q\.jpg.*missing")
     write_image(root / "JPEGImages" / "q.jpg", 100, 80)
     (root / "Annotations" / "q.xml").write_text("<annotation><object>")
-    with pytest.raises(DatasetError, match=r"Cannot parse .*q\.xml"):
-        read_voc_split(root, "train", class_names=["cat"])
+    _skipped(root, "unparseable_annotation", r"Cannot parse .*q\.xml")
+    (root / "Annotations" / "q.xml").write_text("<annotation><object><name>cat</name></object>"
+                                                "</annotation>")
+    _skipped(root, "malformed_label", r"q\.xml.*no <bndbox>")
     (root / "Annotations" / "q.xml").unlink()
-    with pytest.raises(DatasetError, match=r"q\.xml is missing"):
-        read_voc_split(root, "train", class_names=["cat"])
+    _skipped(root, "missing_annotation", r"q\.xml is missing")
     with pytest.raises(DatasetError, match=r"data\.root="):
         read_voc_split(tmp_path / "nothing", "train")
 

@@ -1,6 +1,8 @@
-"""YOLO reader: layouts, the box rule, and the hard errors."""
+"""YOLO reader: layouts, the box rule, per-image skips and the hard (dataset-level) errors."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -65,8 +67,10 @@ def test_split_given_as_list_file(make_yolo) -> None:
     (root / "data.yaml").write_text("train: train.txt\nnames: [a, b, c]\n")
     assert [r.image_path.name for r in read_yolo_split(root, "train").records] == ["b.jpg"]
     (root / "train.txt").write_text("train/images/b.jpg\ntrain/images/gone.jpg\n")
-    with pytest.raises(DatasetError, match=r"train\.txt:2.*gone\.jpg"):
-        read_yolo_split(root, "train")
+    split = read_yolo_split(root, "train")  # a listed image that is missing is skipped and logged
+    assert [r.image_path.name for r in split.records] == ["b.jpg"]
+    [row] = split.defects.to_rows()
+    assert row["kind"] == "skipped_missing_image" and re.search(r"train\.txt:2.*gone\.jpg", row["detail"])
 
 
 def test_box_rule_drops_clips_and_keeps_background(make_yolo) -> None:
@@ -100,16 +104,24 @@ def test_polygon_line_becomes_its_bounding_box(make_yolo) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "pattern"),
-    [("0 0.5 0.5 0.1\n", r"a\.txt:1.*malformed"),
-     ("0 0.5 0.5 0.1 0.1\n0 0.5 x 0.1 0.1\n", r"a\.txt:2.*malformed"),
-     ("3 0.5 0.5 0.1 0.1\n", r"a\.txt:1.*class id 3 is out of range"),
-     ("-1 0.5 0.5 0.1 0.1\n", r"a\.txt:1.*class id -1"),
-     ("0.5 0.5 0.5 0.1 0.1\n", r"a\.txt:1.*class id 0.5")],
+    ("label", "kind", "pattern"),
+    [("0 0.5 0.5 0.1\n", "malformed_label", r"a\.txt:1.*malformed"),
+     ("0 0.5 0.5 0.1 0.1\n0 0.5 x 0.1 0.1\n", "malformed_label", r"a\.txt:2.*malformed"),
+     ("3 0.5 0.5 0.1 0.1\n", "unknown_class", r"a\.txt:1.*class id 3 is out of range"),
+     ("-1 0.5 0.5 0.1 0.1\n", "unknown_class", r"a\.txt:1.*class id -1"),
+     ("0.5 0.5 0.5 0.1 0.1\n", "unknown_class", r"a\.txt:1.*class id 0.5")],
 )
-def test_bad_label_lines_name_file_and_line(make_yolo, label: str, pattern: str) -> None:
-    root = make_yolo({"train": {"a.jpg": label}})
-    with pytest.raises(DatasetError, match=pattern):
+def test_bad_label_lines_skip_the_image_naming_file_and_line(
+    make_yolo, label: str, kind: str, pattern: str
+) -> None:
+    root = make_yolo({"train": {"a.jpg": label + "1 0.5 0.5 0.1 0.1\n", "b.jpg": BOX}})
+    split = read_yolo_split(root, "train")
+    assert [r.image_path.name for r in split.records] == ["b.jpg"]  # the whole image, not the line
+    [row] = split.defects.to_rows()
+    assert row["kind"] == kind and row["file"].endswith("a.txt")
+    assert re.search(pattern, row["detail"]) and row["detail"].endswith("image skipped")
+    (root / "train" / "images" / "b.jpg").unlink()  # nothing usable left: the split is an error
+    with pytest.raises(DatasetError, match=r"zero images \(1 skipped: .*a\.txt"):
         read_yolo_split(root, "train")
 
 

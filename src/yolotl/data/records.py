@@ -1,7 +1,8 @@
 """The records every format reader yields, and the log of what a reader fixed or skipped.
 
-A reader never fixes data silently: each clipped box, dropped box or background image is
-written to a :class:`DefectLog`, so a user can see (and a CSV can keep) what changed.
+A reader never fixes data silently: each clipped box, dropped box, skipped image or background
+image is written to a :class:`DefectLog`, so a user can see (and a CSV can keep) what changed.
+What each kind means (severity, what the fix policy does) is in :mod:`yolotl.data.catalogue`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yolotl.data.catalogue import kind_info
+
 __all__ = ["Defect", "DefectLog", "DatasetSplit", "ImageRecord"]
 
 
@@ -21,6 +24,8 @@ class ImageRecord:
 
     ``boxes`` is float32 ``[N, 4]`` xyxy in absolute, 0-based continuous pixel coordinates of the
     original image; ``labels`` is int64 ``[N]``; ``width``/``height`` are the original size.
+    ``label_file`` is the annotation file the boxes came from (YOLO txt, VOC XML, COCO JSON), so
+    a report can name it; None when unknown.
     """
 
     image_path: Path
@@ -28,6 +33,7 @@ class ImageRecord:
     labels: np.ndarray
     width: int
     height: int
+    label_file: Path | None = None
 
     @property
     def num_objects(self) -> int:
@@ -45,30 +51,6 @@ class Defect:
     scope: str = ""
 
 
-# How each defect kind reads in a summary: (verb phrase, noun singular, noun plural).
-_PHRASES: dict[str, tuple[str, str, str]] = {
-    "dropped_degenerate_box": ("dropped", "degenerate (zero-area or < 1 px) box",
-                               "degenerate (zero-area or < 1 px) boxes"),
-    "dropped_non_finite_box": ("dropped", "box with non-finite coordinates",
-                               "boxes with non-finite coordinates"),
-    "clipped_box": ("clipped", "box to the image border", "boxes to the image border"),
-    "background_image": ("kept", "image without objects as background",
-                         "images without objects as background"),
-    "missing_label_file": ("kept", "image without a label file as background",
-                           "images without a label file as background"),
-    "resolved_path": ("resolved", "split path that did not exist as written",
-                      "split paths that did not exist as written"),
-    "difficult_object": ("kept", "object marked difficult", "objects marked difficult"),
-    "polygon_to_box": ("converted", "polygon label to its bounding box",
-                       "polygon labels to their bounding boxes"),
-    "skipped_crowd_annotation": ("skipped", "crowd (iscrowd=1) annotation",
-                                 "crowd (iscrowd=1) annotations"),
-    "skipped_missing_image": ("skipped", "listed image that is missing on disk",
-                              "listed images that are missing on disk"),
-    "skipped_orphan_annotation": ("skipped", "annotation of an unknown image",
-                                  "annotations of unknown images"),
-    "dropped_parent_category": ("dropped", "unused parent category", "unused parent categories"),
-}
 _MAX_FILES_SHOWN = 3
 
 
@@ -133,7 +115,8 @@ def _describe_kinds(entries: list[Defect]) -> list[str]:
     for kind in dict.fromkeys(e.kind for e in entries):
         of_kind = [e for e in entries if e.kind == kind]
         count = len(of_kind)
-        verb, one, many = _PHRASES.get(kind, (kind.replace("_", " ") + ":", "entry", "entries"))
+        info = kind_info(kind)
+        verb, one, many = info.verb, info.one, info.many
         files = list(dict.fromkeys(Path(e.file).name for e in of_kind))
         shown = ", ".join(files[:_MAX_FILES_SHOWN])
         if len(files) > _MAX_FILES_SHOWN:

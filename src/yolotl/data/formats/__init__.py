@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yolotl.data.formats._common import SplitNotFoundError
+from yolotl.data.formats import _yolo_layout, coco, voc
+from yolotl.data.formats._common import SplitNotFoundError, check_root
 from yolotl.data.formats.coco import read_coco_split
 from yolotl.data.formats.voc import read_voc_split
 from yolotl.data.formats.yolo import read_yolo_split
-from yolotl.data.records import DatasetSplit
+from yolotl.data.records import DatasetSplit, DefectLog
 from yolotl.errors import ConfigError
 
 __all__ = [
     "FORMATS",
     "SplitNotFoundError",
+    "available_splits",
     "read_coco_split",
     "read_split",
     "read_voc_split",
@@ -35,3 +37,18 @@ def read_split(
     if reader is None:
         raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
     return reader(root, split, class_names)
+
+
+def available_splits(format: str, root: str | Path) -> list[str]:  # noqa: A002 - config name
+    """Names of the splits the dataset at ``root`` has in ``format`` (as its files spell them)."""
+    fmt = str(format).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
+    path = Path(root)
+    if fmt == "yolo":
+        path = path if path.is_file() else check_root(path)
+        return _yolo_layout.available_splits(_yolo_layout.load_layout(path, DefectLog()))
+    path = check_root(path)
+    if fmt == "voc":
+        return voc._available_splits(path / "ImageSets" / "Main")
+    return coco._available_splits(path)

@@ -1,14 +1,17 @@
-"""Helpers shared by the format readers: root checks, split aliases, the box rule, image sizes."""
+"""Helpers shared by the format readers: root checks, split aliases, the box rule, image sizes,
+and the per-image skip that keeps one bad file from stopping a whole dataset."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
-from yolotl.data.records import DefectLog
+from yolotl.data.catalogue import kind_info
+from yolotl.data.records import DefectLog, ImageRecord
 from yolotl.errors import ConfigError, DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -24,8 +27,44 @@ _MIN_SIDE = 1.0 - 1e-3
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
+_Item = TypeVar("_Item")
+
+
 class SplitNotFoundError(DatasetError):
     """The requested split does not exist in the dataset (the message lists those that do)."""
+
+
+class SkippedImage(DatasetError):
+    """A problem confined to one image (its label, its annotation file, its pixels).
+
+    Readers raise it while reading one record and :func:`read_each` turns it into a ``kind``
+    entry of the split's log and leaves the whole image out, not only the bad line: a partly
+    labelled image would teach the model that its unlabelled objects are background.
+    """
+
+    def __init__(self, kind: str, file: str | Path, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.file = str(file)
+
+
+def read_each(
+    items: Iterable[_Item], read_one: Callable[[_Item], ImageRecord | None], log: DefectLog
+) -> list[ImageRecord]:
+    """``read_one`` of every item; an item that raises :class:`SkippedImage` is logged and left out.
+
+    ``read_one`` may also return None for an item it logged and skipped itself.
+    """
+    records = []
+    for item in items:
+        try:
+            record = read_one(item)
+        except SkippedImage as skip:
+            log.add(skip.kind, skip.file, f"{str(skip).rstrip('.')}; image skipped")
+            continue
+        if record is not None:
+            records.append(record)
+    return records
 
 
 def split_aliases(split: str) -> list[str]:
@@ -48,18 +87,31 @@ def check_root(root: str | Path) -> Path:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header, after EXIF orientation, without decoding pixels."""
+    """(width, height) from the image header, after EXIF orientation, without decoding pixels.
+
+    Raises :class:`SkippedImage` (``empty_image_file``, ``truncated_image`` or
+    ``unreadable_image``) if the header cannot be read.
+    """
     try:
         with Image.open(path) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112, 1)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"Cannot read the image header of {path} ({exc}); replace or remove the file."
-        ) from exc
+        kind, detail = image_problem(path, exc)
+        raise SkippedImage(kind, path, f"Cannot read the image header of {path} ({detail}); "
+                           f"replace or remove the file.") from exc
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     return int(width), int(height)
+
+
+def image_problem(path: Path, exc: Exception) -> tuple[str, str]:
+    """(kind, detail) of an image file PIL could not open or decode."""
+    if path.is_file() and path.stat().st_size == 0:
+        return "empty_image_file", "the file has zero bytes"
+    if "truncated" in str(exc).lower():
+        return "truncated_image", f"the data stream ends early: {exc}"
+    return "unreadable_image", f"cannot decode it: {type(exc).__name__}: {exc}"
 
 
 def sanitize_boxes(
@@ -71,7 +123,8 @@ def sanitize_boxes(
     file: str | Path,
     box_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the box rule: drop non-finite boxes, clip to the image, drop boxes under 1 px.
+    """Apply the box rule: drop non-finite boxes and boxes wholly outside the image, clip the rest
+    to the image, drop boxes under 1 px.
 
     Every drop and every clip is logged to ``log`` against ``file``; ``box_names`` (for example
     ``"line 17"``) says where each box came from in that file. Returns float32 xyxy boxes and
@@ -88,6 +141,11 @@ def sanitize_boxes(
             keep[i] = False
             continue
         clipped = np.clip(box, 0.0, [width, height, width, height])
+        if _wholly_outside(box, width, height):
+            log.add("dropped_outside_box", file,
+                    f"{name}: {_fmt(box)} lies wholly outside the {width}x{height} image")
+            keep[i] = False
+            continue
         if np.abs(clipped - box).max() > _CLIP_TOLERANCE:
             log.add("clipped_box", file, f"{name}: {_fmt(box)} clipped to {_fmt(clipped)}")
         if clipped[2] - clipped[0] < _MIN_SIDE or clipped[3] - clipped[1] < _MIN_SIDE:
@@ -97,6 +155,13 @@ def sanitize_boxes(
             continue
         out[i] = clipped
     return out[keep].astype(np.float32), labels[keep]
+
+
+def _wholly_outside(box: np.ndarray, width: int, height: int) -> bool:
+    """True for a box with area that does not overlap the image at all (a zero-area box is not)."""
+    x1, y1, x2, y2 = box
+    has_area = x2 > x1 and y2 > y1
+    return bool(has_area and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height))
 
 
 def _fmt(box: Iterable[float]) -> str:
@@ -116,9 +181,15 @@ def check_class_names(class_names: list[str] | None) -> list[str] | None:
     return names
 
 
-def require_images(count: int, split: str, where: Path) -> None:
-    """Raise DatasetError if a split turned out to hold no images."""
-    if count == 0:
-        raise DatasetError(
-            f"Split '{split}' at {where} has zero images; add images or choose another split."
-        )
+def require_images(count: int, split: str, where: Path, log: DefectLog | None = None) -> None:
+    """Raise DatasetError if a split turned out to hold no images (naming any that were skipped)."""
+    if count:
+        return
+    skipped = [e for e in (log or []) if kind_info(e.kind).action == "skipped image"]
+    why = ""
+    if skipped:
+        shown = "; ".join(e.detail for e in skipped[:3])
+        why = f" ({len(skipped)} skipped: {shown}{'; ...' if len(skipped) > 3 else ''})"
+    raise DatasetError(
+        f"Split '{split}' at {where} has zero images{why}; add images or choose another split."
+    )

@@ -94,7 +94,7 @@ def split_image_paths(layout: YoloLayout, split: str, log: DefectLog) -> list[Pa
             entries = entry if isinstance(entry, list) else [entry]
             paths: list[Path] = []
             for item in entries:
-                paths.extend(_images_of(_resolve_entry(layout, alias, str(item), log), layout))
+                paths.extend(_images_of(_resolve_entry(layout, alias, str(item), log), layout, log))
             return paths
     found = _find_by_convention(layout, split)
     if found is None:
@@ -105,7 +105,7 @@ def split_image_paths(layout: YoloLayout, split: str, log: DefectLog) -> list[Pa
         )
     source = layout.yaml_path or layout.root
     log.add("resolved_path", source, f"split '{split}' has no entry in data.yaml; using {found}")
-    return _images_of(found, layout)
+    return _images_of(found, layout, log)
 
 
 def _resolve_entry(layout: YoloLayout, alias: str, entry: str, log: DefectLog) -> Path:
@@ -149,8 +149,11 @@ def available_splits(layout: YoloLayout) -> list[str]:
     return names
 
 
-def _images_of(source: Path, layout: YoloLayout) -> list[Path]:
-    """Images in a folder (recursively, sorted) or listed in a .txt file (one path a line)."""
+def _images_of(source: Path, layout: YoloLayout, log: DefectLog) -> list[Path]:
+    """Images in a folder (recursively, sorted) or listed in a .txt file (one path a line).
+
+    A listed image that is missing is logged as ``skipped_missing_image`` and left out.
+    """
     if source.is_dir():
         return sorted(
             p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
@@ -158,11 +161,14 @@ def _images_of(source: Path, layout: YoloLayout) -> list[Path]:
     paths = []
     for lineno, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
-            paths.append(_listed_image(source, lineno, line.strip(), layout))
+            found = _listed_image(source, lineno, line.strip(), layout, log)
+            paths.extend([found] if found is not None else [])
     return paths
 
 
-def _listed_image(list_file: Path, lineno: int, line: str, layout: YoloLayout) -> Path:
+def _listed_image(
+    list_file: Path, lineno: int, line: str, layout: YoloLayout, log: DefectLog
+) -> Path | None:
     """Resolve one image path of a split list file (absolute, or relative to it or the base)."""
     written = Path(line).expanduser()
     candidates = [written] if written.is_absolute() else [
@@ -170,10 +176,10 @@ def _listed_image(list_file: Path, lineno: int, line: str, layout: YoloLayout) -
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise DatasetError(
-        f"{list_file}:{lineno}: image '{line}' is listed but missing (tried "
-        f"{[str(c) for c in candidates]}); restore the image or remove the line."
-    )
+    log.add("skipped_missing_image", list_file,
+            f"{list_file}:{lineno}: image '{line}' is listed but missing (tried "
+            f"{[str(c) for c in candidates]}); restore the image or remove the line; image skipped")
+    return None
 
 
 def label_path(image_path: Path) -> Path:

@@ -5,23 +5,29 @@ add an unused parent category (the supercategory of all others, with no annotati
 dropped and logged. ``bbox`` is ``[x, y, w, h]`` in absolute 0-based pixels.
 
 Per-file problems in one big JSON are counted skips, not errors: an image listed but missing on
-disk, an annotation of an unknown image, and ``iscrowd=1`` annotations are skipped and logged.
-If *no* listed image can be found the split raises DatasetError listing the folders tried.
+disk, an annotation of an unknown image, and ``iscrowd=1`` annotations are skipped and logged;
+an image with an annotation of an unknown ``category_id`` or a malformed ``bbox`` is skipped
+whole (a partly labelled image teaches that objects are background). Files in the image folder
+that the JSON does not list are logged. If *no* listed image can be found the split raises
+DatasetError listing the folders tried.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from yolotl.data.formats._common import (
+    IMAGE_SUFFIXES,
     SplitNotFoundError,
     check_class_names,
     check_root,
     image_size,
+    read_each,
     require_images,
     sanitize_boxes,
     split_aliases,
@@ -51,16 +57,40 @@ def read_coco_split(
     data = _load_json(json_path)
     log = DefectLog(scope=f"{root.name}/{split}")
     names, label_of = _categories(data, json_path, given, log)
-    images = {img["id"]: img for img in _list_of(data, "images", json_path)}
+    images = _images(data, json_path, log)
     image_dir = _image_folder(root, alias, list(images.values()), json_path)
-    objects = _group_annotations(data, images, label_of, json_path, log)
-    records = []
-    for image_id, image in images.items():
-        record = _record(image_dir, image, objects.get(image_id, []), json_path, log)
-        if record is not None:
-            records.append(record)
-    require_images(len(records), split, json_path)
+    objects, broken = _group_annotations(data, images, label_of, json_path, log)
+    _log_unlisted(image_dir, root, images.values(), log)
+    wanted = [image for image_id, image in images.items() if image_id not in broken]
+    records = read_each(
+        wanted, lambda image: _record(image_dir, image, objects.get(image["id"], []), json_path, log),
+        log)
+    require_images(len(records), split, json_path, log)
     return DatasetSplit(split, root, records, names, log)
+
+
+def _images(data: dict[str, Any], path: Path, log: DefectLog) -> dict[Any, dict[str, Any]]:
+    """Listed images by id; an entry without ``id`` or ``file_name`` is logged and left out."""
+    images = {}
+    for index, image in enumerate(_list_of(data, "images", path)):
+        if not isinstance(image, dict) or "id" not in image or not image.get("file_name"):
+            log.add("malformed_label", path, f"images[{index}] {image!r:.80} has no id or "
+                    f"file_name; image skipped")
+            continue
+        images[image["id"]] = image
+    return images
+
+
+def _log_unlisted(
+    image_dir: Path, root: Path, images: Iterable[dict[str, Any]], log: DefectLog
+) -> None:
+    """Log image files in the split's image folder that the JSON does not list."""
+    if image_dir == root:  # the dataset root holds every split: "unlisted" would mean nothing
+        return
+    listed = {(image_dir / str(image["file_name"])).resolve() for image in images}
+    for path in sorted(image_dir.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.resolve() not in listed:
+            log.add("unlisted_image", path, "not listed in the split's JSON; ignored")
 
 
 def _annotation_file(root: Path, split: str) -> tuple[Path, str]:
@@ -108,8 +138,13 @@ def _categories(
     data: dict[str, Any], path: Path, given: list[str] | None, log: DefectLog
 ) -> tuple[list[str], dict[int, int]]:
     """Class names and a map category id -> label (sorted ids -> 0..K-1, or given order)."""
-    categories = sorted(_list_of(data, "categories", path), key=lambda c: c["id"])
-    used = {a.get("category_id") for a in data.get("annotations", [])}
+    categories = _list_of(data, "categories", path)
+    if not all(isinstance(c, dict) and isinstance(c.get("id"), int) and "name" in c
+               for c in categories):
+        raise DatasetError(f"{path}: every entry of 'categories' needs an integer 'id' and a "
+                           f"'name'; fix the JSON.")
+    categories = sorted(categories, key=lambda c: c["id"])
+    used = {a.get("category_id") for a in data.get("annotations", []) if isinstance(a, dict)}
     parents = {c.get("supercategory") for c in categories}
     kept = []
     for cat in categories:
@@ -119,6 +154,10 @@ def _categories(
         else:
             kept.append(cat)
     names = [str(c["name"]) for c in kept]
+    ids = [c["id"] for c in kept]
+    if ids and ids != list(range(ids[0], ids[0] + len(ids))):
+        log.add("category_id_gap", path, f"category ids {ids} are not contiguous; mapped to "
+                f"labels 0..{len(ids) - 1} in id order")
     if given is None:
         return names, {c["id"]: i for i, c in enumerate(kept)}
     unknown = [n for n in names if n not in given]
@@ -147,25 +186,43 @@ def _group_annotations(
     label_of: dict[int, int],
     path: Path,
     log: DefectLog,
-) -> dict[Any, list[tuple[list[float], int, str]]]:
-    """Annotations per image id as (xywh, label, where), skipping crowd and orphan ones."""
+) -> tuple[dict[Any, list[tuple[list[float], int, str]]], set[Any]]:
+    """Annotations per image id as (xywh, label, where), skipping crowd and orphan ones, and
+    the ids of images with a broken annotation (logged; the reader skips those images)."""
     grouped: dict[Any, list[tuple[list[float], int, str]]] = {}
+    broken: set[Any] = set()
     for ann in _list_of(data, "annotations", path):
+        ann = ann if isinstance(ann, dict) else {"id": repr(ann)[:40]}
+        image = images.get(ann.get("image_id"))
         where = f"annotation {ann.get('id')}"
-        if ann.get("image_id") not in images:
+        if image is None:
             log.add("skipped_orphan_annotation", path, f"{where}: image_id {ann.get('image_id')}")
             continue
+        where = f"{where} ({image['file_name']})"
         if ann.get("iscrowd", 0):
             log.add("skipped_crowd_annotation", path, f"{where} has iscrowd=1")
             continue
-        if ann.get("category_id") not in label_of:
-            raise DatasetError(f"{path}: {where} has category_id {ann.get('category_id')} which "
-                               f"is not in 'categories'; fix the JSON.")
-        bbox = ann.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise DatasetError(f"{path}: {where} has bbox {bbox!r}; expected [x, y, w, h].")
-        grouped.setdefault(ann["image_id"], []).append((bbox, label_of[ann["category_id"]], where))
-    return grouped
+        problem = _annotation_problem(ann, label_of)
+        if problem is not None:
+            log.add(problem[0], path, f"{path}: {where} {problem[1]}; image skipped")
+            broken.add(image["id"])
+            continue
+        label = label_of[ann["category_id"]]
+        grouped.setdefault(image["id"], []).append((ann["bbox"], label, where))
+    return grouped, broken
+
+
+def _annotation_problem(ann: dict[str, Any], label_of: dict[int, int]) -> tuple[str, str] | None:
+    """(kind, text) if an annotation's category or bbox is unusable, else None."""
+    if ann.get("category_id") not in label_of:
+        category = ann.get("category_id")
+        return "unknown_class", f"has category_id {category}, not in 'categories'; fix the JSON"
+    bbox = ann.get("bbox")
+    numbers = isinstance(bbox, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+    if not numbers or len(bbox) != 4:
+        return "malformed_label", f"has bbox {bbox!r}; expected [x, y, w, h] (4 numbers)"
+    return None
 
 
 def _record(
@@ -180,7 +237,10 @@ def _record(
     if not image_path.is_file():
         log.add("skipped_missing_image", path, f"image {image_path} is listed but missing")
         return None
-    width, height = int(image.get("width") or 0), int(image.get("height") or 0)
+    try:
+        width, height = int(image.get("width") or 0), int(image.get("height") or 0)
+    except (TypeError, ValueError):
+        width = height = 0
     if width <= 0 or height <= 0:
         width, height = image_size(image_path)
     xywh = np.array([o[0] for o in objects], dtype=np.float64).reshape(-1, 4)
@@ -190,4 +250,4 @@ def _record(
                                    [f"{o[2]} ({image['file_name']})" for o in objects])
     if len(labels) == 0:
         log.add("background_image", path, f"image {image['file_name']} has no objects")
-    return ImageRecord(image_path, boxes, labels, width, height)
+    return ImageRecord(image_path, boxes, labels, width, height, path)

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from yolotl.data.formats._common import (
+    SkippedImage,
     SplitNotFoundError,
     check_class_names,
     check_root,
     image_size,
+    read_each,
     require_images,
     sanitize_boxes,
     split_aliases,
@@ -36,8 +38,10 @@ def read_voc_split(
     Images come from ``JPEGImages/<filename>`` (``<id>.jpg`` if ``<filename>`` is absent; the
     absolute ``<path>`` element is ignored). Without ``class_names`` the classes are collected
     over every split file's XMLs, sorted by id, in order of first appearance, so every split
-    gets the same list. ``difficult`` objects are kept and counted. A missing or unparseable
-    XML, a missing image or an unknown class name raise DatasetError.
+    gets the same list. ``difficult`` objects are kept and counted. An image whose XML is
+    missing, unparseable or malformed, whose file is missing, or that names an unknown class is
+    skipped and logged (the whole image: a partly labelled image teaches that objects are
+    background). A missing root, split file or class list raises DatasetError.
     """
     root = check_root(root)
     given = check_class_names(class_names)
@@ -45,8 +49,8 @@ def read_voc_split(
     ids = _read_ids(split_file)
     names = given if given is not None else _collect_class_names(root)
     log = DefectLog(scope=f"{root.name}/{split}")
-    records = [_read_record(root, image_id, names, log) for image_id in ids]
-    require_images(len(records), split, split_file)
+    records = read_each(ids, lambda image_id: _read_record(root, image_id, names, log), log)
+    require_images(len(records), split, split_file, log)
     return DatasetSplit(split, root, records, names, log)
 
 
@@ -85,41 +89,45 @@ def _collect_class_names(root: Path) -> list[str]:
     names: dict[str, None] = {}
     for image_id in sorted(ids):
         xml_path = root / "Annotations" / f"{image_id}.xml"
-        if xml_path.is_file():
+        try:  # a broken file is reported (and skipped) when its split is read
             for obj in _parse_xml(xml_path).iter("object"):
                 names.setdefault(_text(obj, "name", xml_path), None)
+        except SkippedImage:
+            continue
     if not names:
         raise DatasetError(f"No objects found in {root / 'Annotations'}; pass class_names.")
     return list(names)
 
 
 def _parse_xml(path: Path) -> ET.Element:
-    """The root element of an annotation file; DatasetError naming the file if unparseable."""
+    """The root element of an annotation file; SkippedImage naming the file if absent or broken."""
+    if not path.is_file():
+        raise SkippedImage("missing_annotation", path, f"Annotation {path} is missing; add it or "
+                           f"remove '{path.stem}' from the ImageSets/Main split files.")
     try:
         return ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise DatasetError(f"Cannot parse {path} ({exc}); fix or remove the XML file.") from exc
+    except (ET.ParseError, OSError, UnicodeDecodeError) as exc:
+        raise SkippedImage("unparseable_annotation", path,
+                           f"Cannot parse {path} ({exc}); fix or remove the XML file.") from exc
 
 
 def _text(element: ET.Element, tag: str, path: Path) -> str:
     """Stripped text of a required child element."""
     child = element.find(tag)
     if child is None or child.text is None or not child.text.strip():
-        raise DatasetError(f"{path}: an <{element.tag}> has no <{tag}>; add it or fix the XML.")
+        raise SkippedImage("malformed_label", path,
+                           f"{path}: an <{element.tag}> has no <{tag}>; add it or fix the XML.")
     return child.text.strip()
 
 
 def _read_record(root: Path, image_id: str, names: list[str], log: DefectLog) -> ImageRecord:
     """One image's record from its XML, with the box rule applied."""
     xml_path = root / "Annotations" / f"{image_id}.xml"
-    if not xml_path.is_file():
-        raise DatasetError(f"Annotation {xml_path} is missing; add it or remove '{image_id}' "
-                           f"from the ImageSets/Main split files.")
     annotation = _parse_xml(xml_path)
-    filename = annotation.findtext("filename", default="").strip() or f"{image_id}.jpg"
-    image_path = root / "JPEGImages" / filename
+    image_path = root / "JPEGImages" / image_filename(annotation, image_id)
     if not image_path.is_file():
-        raise DatasetError(f"Image {image_path} (from {xml_path}) is missing; restore it or "
+        raise SkippedImage("skipped_missing_image", image_path,
+                           f"Image {image_path} (from {xml_path}) is missing; restore it or "
                            f"remove '{image_id}' from the split files.")
     width, height = _size(annotation, image_path)
     boxes, labels, where = _objects(annotation, xml_path, names, log)
@@ -127,7 +135,23 @@ def _read_record(root: Path, image_id: str, names: list[str], log: DefectLog) ->
     if len(labels) == 0:
         log.add("background_image", xml_path,
                 "no <object>" if not where else "every box was dropped")
-    return ImageRecord(image_path, boxes, labels, width, height)
+    return ImageRecord(image_path, boxes, labels, width, height, xml_path)
+
+
+def image_filename(annotation: ET.Element, image_id: str) -> str:
+    """The image file an XML refers to: its ``<filename>``, else ``<id>.jpg``."""
+    return annotation.findtext("filename", default="").strip() or f"{image_id}.jpg"
+
+
+def referenced_images(root: Path) -> set[str]:
+    """File names in JPEGImages that some ``Annotations/*.xml`` refers to (broken XMLs: by id)."""
+    names = set()
+    for xml_path in (root / "Annotations").glob("*.xml"):
+        try:
+            names.add(image_filename(_parse_xml(xml_path), xml_path.stem))
+        except SkippedImage:
+            names.update(f"{xml_path.stem}{suffix}" for suffix in (".jpg", ".jpeg", ".png"))
+    return names
 
 
 def _size(annotation: ET.Element, image_path: Path) -> tuple[int, int]:
@@ -148,7 +172,8 @@ def _objects(
     for index, obj in enumerate(annotation.iter("object")):
         name = _text(obj, "name", xml_path)
         if name not in names:
-            raise DatasetError(f"{xml_path}: class '{name}' is not in the known classes {names}; "
+            raise SkippedImage("unknown_class", xml_path,
+                               f"{xml_path}: class '{name}' is not in the known classes {names}; "
                                f"add it to class_names or fix the annotation.")
         xmin, ymin, xmax, ymax = _bndbox(obj, xml_path)
         tag = f"object {index} ({name})"
@@ -168,9 +193,10 @@ def _bndbox(obj: ET.Element, xml_path: Path) -> tuple[float, float, float, float
     """xmin, ymin, xmax, ymax of an object's ``<bndbox>`` as floats (NaN kept for the box rule)."""
     box = obj.find("bndbox")
     if box is None:
-        raise DatasetError(f"{xml_path}: an <object> has no <bndbox>; add it or remove the object.")
+        raise SkippedImage("malformed_label", xml_path,
+                           f"{xml_path}: an <object> has no <bndbox>; add it or remove the object.")
     try:
         return tuple(float(_text(box, tag, xml_path)) for tag in ("xmin", "ymin", "xmax", "ymax"))
     except ValueError as exc:
-        raise DatasetError(f"{xml_path}: a <bndbox> coordinate is not a number ({exc}); "
-                           f"fix the XML.") from exc
+        raise SkippedImage("malformed_label", xml_path, f"{xml_path}: a <bndbox> coordinate is "
+                           f"not a number ({exc}); fix the XML.") from exc

@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from yolotl.data.formats._common import (
+    IMAGE_SUFFIXES,
+    SkippedImage,
     check_class_names,
     check_root,
     image_size,
+    read_each,
     require_images,
     sanitize_boxes,
 )
@@ -41,8 +44,11 @@ def read_yolo_split(
     fall back to ``<root>/train/images``); a split without a yaml key is found as
     ``<root>/<split>/images`` or ``<root>/images/<split>``; "val", "valid" and "validation" are
     aliases. ``class_names``, if given, must hold the same names as the yaml and sets the label
-    order. An image without a label file is kept as background and logged; a missing labels
-    folder, a malformed line or an out-of-range class id raise DatasetError.
+    order. An image without a label file is kept as background and logged. An image whose label
+    file has a malformed line or an out-of-range class id is skipped and logged (the whole image:
+    a partly labelled image teaches that objects are background), as is an unreadable image; a
+    label file without an image is logged. A missing labels folder or data.yaml problem raises
+    DatasetError.
     """
     given = check_class_names(class_names)
     path = Path(root) if _is_yaml(root) else check_root(root)
@@ -52,8 +58,9 @@ def read_yolo_split(
     names, remap = _class_mapping(layout, given)
     image_paths = split_image_paths(layout, split, log)
     _check_label_folders(image_paths)
-    records = [_read_record(path, remap, names, log) for path in image_paths]
-    require_images(len(records), split, layout.root)
+    _log_orphan_labels(image_paths, log)
+    records = read_each(image_paths, lambda p: _read_record(p, remap, names, log), log)
+    require_images(len(records), split, layout.root, log)
     return DatasetSplit(split, layout.root, records, names, log)
 
 
@@ -95,6 +102,16 @@ def _check_label_folders(image_paths: list[Path]) -> None:
             )
 
 
+def _log_orphan_labels(image_paths: list[Path], log: DefectLog) -> None:
+    """Log each .txt in a split's labels folders that belongs to no image file next door."""
+    for images in dict.fromkeys(p.parent for p in image_paths):
+        labels = label_path(images / "x.jpg").parent
+        stems = {p.stem for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        for txt in sorted(labels.glob("*.txt")):
+            if txt.stem not in stems and txt.name != "classes.txt":  # LabelImg's class list
+                log.add("orphan_label_file", txt, f"no image {txt.stem}.* in {images}; ignored")
+
+
 def _read_record(
     image_path: Path, remap: np.ndarray, names: list[str], log: DefectLog
 ) -> ImageRecord:
@@ -113,7 +130,7 @@ def _read_record(
     if len(labels) == 0:
         log.add("background_image", labels_file,
                 "label file is empty" if not line_numbers else "every box was dropped")
-    return ImageRecord(image_path, boxes, labels, width, height)
+    return ImageRecord(image_path, boxes, labels, width, height, labels_file)
 
 
 def _parse_label_file(
@@ -122,7 +139,12 @@ def _parse_label_file(
     """Rows of (class, cx, cy, w, h) as float64 [N, 5] and the line number of each row."""
     rows: list[list[float]] = []
     line_numbers: list[int] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise SkippedImage("malformed_label", path, f"{path}: cannot read the label file as "
+                           f"UTF-8 text ({exc}); fix or remove the file.") from exc
+    for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
@@ -132,7 +154,7 @@ def _parse_label_file(
             log.add("polygon_to_box", path, f"line {lineno}: polygon read as its bounding box")
         class_id = values[0]
         if not class_id.is_integer() or not 0 <= class_id < num_classes:
-            raise DatasetError(
+            raise SkippedImage("unknown_class", path,
                 f"{path}:{lineno}: class id {fields[0]} is out of range 0..{num_classes - 1} "
                 f"for the classes {names}; fix the id or the names in data.yaml."
             )
@@ -142,7 +164,7 @@ def _parse_label_file(
 
 
 def _parse_fields(path: Path, lineno: int, line: str, fields: list[str]) -> list[float]:
-    """Floats of one label line; raise DatasetError naming file:line if it is malformed."""
+    """Floats of one label line; raise SkippedImage naming file:line if it is malformed."""
     is_box = len(fields) == 5
     is_polygon = len(fields) >= 7 and len(fields) % 2 == 1
     try:
@@ -150,7 +172,7 @@ def _parse_fields(path: Path, lineno: int, line: str, fields: list[str]) -> list
     except ValueError:
         values = []
     if not values or not (is_box or is_polygon):
-        raise DatasetError(
+        raise SkippedImage("malformed_label", path,
             f"{path}:{lineno}: malformed YOLO label line '{line.strip()}'; expected "
             f"'class cx cy w h' (5 numbers, normalised to 0..1). Fix or remove the line."
         )

@@ -1,0 +1,128 @@
+"""The catalogue of data findings: for every kind, its severity, what ``policy="fix"`` does, and how
+it reads in a summary.
+
+One table, used by the readers' :class:`~yolotl.data.records.DefectLog`, the health report and
+the training-time policy, so a kind means the same thing everywhere:
+
+- severity ``error``: the image cannot be used as given (it would crash or teach the wrong thing);
+  ``warning``: wrong or suspicious but repairable, or kept and worth a look; ``info``: legal, worth
+  knowing. ``policy="strict"`` stops on any error or warning; info never stops training.
+- action (what ``fix`` does): ``fixed`` (changed in memory, never on disk), ``dropped box``,
+  ``skipped image``, ``kept`` (reported only) or ``ignored`` (a file that is not part of the
+  dataset, such as a label file without an image, stays out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ACTIONS", "KINDS", "SEVERITIES", "FindingKind", "kind_info"]
+
+SEVERITIES = ("error", "warning", "info")
+ACTIONS = ("skipped image", "dropped box", "fixed", "kept", "ignored")
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    """One kind of finding: severity, fix action, and a summary phrase (verb, singular, plural)."""
+
+    name: str
+    severity: str
+    action: str
+    verb: str
+    one: str
+    many: str
+
+
+_ALL = [
+    # --- images that cannot be used: the image is skipped -----------------------------------
+    FindingKind("unreadable_image", "error", "skipped image", "skipped", "unreadable image",
+          "unreadable images"),
+    FindingKind("truncated_image", "error", "skipped image", "skipped", "truncated image",
+          "truncated images"),
+    FindingKind("empty_image_file", "error", "skipped image", "skipped", "zero-byte image file",
+          "zero-byte image files"),
+    FindingKind("skipped_missing_image", "error", "skipped image", "skipped",
+          "listed image that is missing on disk", "listed images that are missing on disk"),
+    FindingKind("missing_annotation", "error", "skipped image", "skipped",
+          "image whose annotation file is missing", "images whose annotation files are missing"),
+    FindingKind("unparseable_annotation", "error", "skipped image", "skipped",
+          "image whose annotation file cannot be parsed",
+          "images whose annotation files cannot be parsed"),
+    FindingKind("malformed_label", "error", "skipped image", "skipped",
+          "image with a malformed label", "images with malformed labels"),
+    FindingKind("unknown_class", "error", "skipped image", "skipped",
+          "image with a class outside the class list", "images with classes outside the class list"),
+    FindingKind("leaked_image", "error", "skipped image", "skipped",
+          "image identical to one in a later split (leakage)",
+          "images identical to ones in a later split (leakage)"),
+    FindingKind("duplicate_image", "warning", "skipped image", "skipped",
+          "second copy of an image in the same split", "extra copies of images in the same split"),
+    # --- boxes ---------------------------------------------------------------------------------
+    FindingKind("dropped_degenerate_box", "warning", "dropped box", "dropped",
+          "degenerate (zero-area or < 1 px) box", "degenerate (zero-area or < 1 px) boxes"),
+    FindingKind("dropped_non_finite_box", "warning", "dropped box", "dropped",
+          "box with non-finite coordinates", "boxes with non-finite coordinates"),
+    FindingKind("dropped_outside_box", "warning", "dropped box", "dropped",
+          "box wholly outside the image", "boxes wholly outside the image"),
+    FindingKind("clipped_box", "warning", "fixed", "clipped", "box to the image border",
+          "boxes to the image border"),
+    FindingKind("tiny_box", "warning", "dropped box", "dropped", "tiny box (a side under tiny_box_px)",
+          "tiny boxes (a side under tiny_box_px)"),
+    FindingKind("duplicate_box", "warning", "dropped box", "dropped", "exact duplicate box",
+          "exact duplicate boxes"),
+    FindingKind("near_duplicate_box", "warning", "kept", "kept", "near-duplicate box pair",
+          "near-duplicate box pairs"),
+    FindingKind("box_area_outlier", "info", "kept", "kept", "box with an outlier area for its class",
+          "boxes with outlier areas for their class"),
+    FindingKind("difficult_object", "info", "kept", "kept", "object marked difficult",
+          "objects marked difficult"),
+    FindingKind("polygon_to_box", "info", "fixed", "converted", "polygon label to its bounding box",
+          "polygon labels to their bounding boxes"),
+    FindingKind("skipped_crowd_annotation", "info", "dropped box", "skipped",
+          "crowd (iscrowd=1) annotation", "crowd (iscrowd=1) annotations"),
+    # --- image content and format --------------------------------------------------------------
+    FindingKind("grayscale_image", "info", "fixed", "converted", "grayscale image to RGB",
+          "grayscale images to RGB"),
+    FindingKind("alpha_image", "info", "fixed", "converted", "image with alpha to RGB",
+          "images with alpha to RGB"),
+    FindingKind("palette_image", "info", "fixed", "converted", "palette image to RGB",
+          "palette images to RGB"),
+    FindingKind("high_bit_depth_image", "info", "fixed", "converted", "16-bit or float image to 8-bit RGB",
+          "16-bit or float images to 8-bit RGB"),
+    FindingKind("other_mode_image", "info", "fixed", "converted", "CMYK or other-mode image to RGB",
+          "CMYK or other-mode images to RGB"),
+    FindingKind("exif_rotated_image", "info", "fixed", "rotated", "image by its EXIF orientation",
+          "images by their EXIF orientation"),
+    FindingKind("size_mismatch", "warning", "fixed", "rescaled",
+          "image's boxes (annotated size differs from the image)",
+          "images' boxes (annotated size differs from the image)"),
+    FindingKind("background_image", "info", "kept", "kept", "image without objects as background",
+          "images without objects as background"),
+    FindingKind("missing_label_file", "warning", "kept", "kept",
+          "image without a label file as background", "images without a label file as background"),
+    # --- files and layout ----------------------------------------------------------------------
+    FindingKind("orphan_label_file", "warning", "ignored", "ignored", "label file without an image",
+          "label files without an image"),
+    FindingKind("unlisted_image", "warning", "ignored", "ignored", "image no annotation refers to",
+          "images no annotation refers to"),
+    FindingKind("skipped_orphan_annotation", "warning", "ignored", "skipped",
+          "annotation of an unknown image", "annotations of unknown images"),
+    FindingKind("resolved_path", "warning", "fixed", "resolved", "split path that did not exist as written",
+          "split paths that did not exist as written"),
+    FindingKind("dropped_parent_category", "info", "fixed", "dropped", "unused parent category",
+          "unused parent categories"),
+    FindingKind("category_id_gap", "info", "kept", "mapped", "gap in the category ids to contiguous labels",
+          "gaps in the category ids to contiguous labels"),
+]
+
+KINDS: dict[str, FindingKind] = {kind.name: kind for kind in _ALL}
+
+
+def kind_info(name: str) -> FindingKind:
+    """The catalogue entry of ``name``; an unknown kind reads as a kept warning (never hidden)."""
+    known = KINDS.get(name)
+    if known is not None:
+        return known
+    text = name.replace("_", " ")
+    return FindingKind(name, "warning", "kept", text + ":", "entry", "entries")
