@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import zlib
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -19,7 +20,7 @@ def _cfg(tmp_path, *overrides):
 def _voc(root, objects_by_id: dict[str, list], splits: dict[str, list[str]]):
     """A tiny VOC dataset: one 100x80 image per id, objects as (name, box, difficult)."""
     for image_id, objects in objects_by_id.items():
-        write_image(root / "JPEGImages" / f"{image_id}.jpg", 100, 80)
+        write_image(root / "JPEGImages" / f"{image_id}.jpg", 100, 80, seed=zlib.crc32(image_id.encode()))
         (root / "Annotations").mkdir(parents=True, exist_ok=True)
         (root / "Annotations" / f"{image_id}.xml").write_text(voc_xml(f"{image_id}.jpg", objects))
     (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
@@ -34,15 +35,20 @@ def test_empty_split_stops_with_its_name(tmp_path):
         build(_cfg(tmp_path, "data=voc", f"data.root={root}", "pretrained=false"))
 
 
-def test_unknown_class_name_stops_with_file_and_known_classes(tmp_path):
+def test_unknown_class_name_stops_with_file_and_known_classes_under_strict(tmp_path):
     root = _voc(
         tmp_path / "voc",
-        {"a": [("cat", (10, 10, 50, 50), 0)], "b": [("dgo", (5, 5, 40, 40), 0)]},
-        {"train": ["a", "b"], "val": ["a"]},
+        {"a": [("cat", (10, 10, 50, 50), 0)], "b": [("dgo", (5, 5, 40, 40), 0)], "c": [("dog", (5, 5, 40, 40), 0)]},
+        {"train": ["a", "b"], "val": ["c"]},
     )
+    args = ["data=voc", f"data.root={root}", "data.class_names=[cat,dog]", "pretrained=false",
+            "backbone=mobilenetv3_small_100"]
     with pytest.raises(DatasetError, match="dgo") as err:
-        build(_cfg(tmp_path, "data=voc", f"data.root={root}", "data.class_names=[cat,dog]", "pretrained=false"))
-    assert "b.xml" in str(err.value) and "cat" in str(err.value)
+        build(_cfg(tmp_path, *args, "data.policy=strict"))
+    assert "b.xml" in str(err.value) and "cat" in str(err.value) and "data.policy=fix" in str(err.value)
+    datamodule, _, _ = build(_cfg(tmp_path, *args))  # data.policy=fix (default): b is skipped and counted
+    assert [r.image_path.name for r in datamodule.split("train").records] == ["a.jpg"]
+    assert datamodule.health.totals() == {"unknown_class": 1}
 
 
 def test_missing_dataset_folder_stops_with_the_path(tmp_path):
@@ -73,7 +79,8 @@ def test_cli_prints_one_line_error_and_exit_code_2(tmp_path):
 
 
 def test_absent_test_split_is_found_before_training_and_skipped(tmp_path):
-    root = _voc(tmp_path / "voc", {"a": [("cat", (10, 10, 50, 50), 0)]}, {"train": ["a"], "val": ["a"]})
+    root = _voc(tmp_path / "voc", {"a": [("cat", (10, 10, 50, 50), 0)], "b": [("cat", (5, 5, 50, 50), 0)]},
+                {"train": ["a"], "val": ["b"]})
     datamodule, module, strategy = build(_cfg(tmp_path, "data=voc", f"data.root={root}", "pretrained=false",
                                               "backbone=mobilenetv3_small_100"))
     assert not datamodule.has_test_split

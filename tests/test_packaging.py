@@ -53,3 +53,10 @@ def test_wheel_carries_the_configs_and_the_console_script(tmp_path):
     )
     assert shown.returncode == 0, shown.stderr
     assert "yolotl.EndToEnd" in shown.stdout
+
+    checker = subprocess.run(
+        [str(venv / "bin" / "yolotl-check-data"), "experiment=aquarium", "--cfg", "job"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert checker.returncode == 0, checker.stderr
+    assert "tiny_box_px: 2.0" in checker.stdout and "format: yolo" in checker.stdout

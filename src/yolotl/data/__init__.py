@@ -10,6 +10,7 @@ from yolotl.data.augment import AUGMENT_PRESETS, AugmentSettings, resolve_augmen
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections, read_image
 from yolotl.data.folds import kfold_assignment
+from yolotl.data.health import HealthReport, check_dataset
 from yolotl.data.preview import save_augmentation_grid
 from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.formats import (
@@ -38,6 +39,8 @@ __all__ = [
     "SampleKey",
     "TrainSampler",
     "kfold_assignment",
+    "HealthReport",
+    "check_dataset",
     "repeat_factors",
     "resolve_augment",
     "save_augmentation_grid",

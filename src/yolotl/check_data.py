@@ -1,0 +1,62 @@
+"""``yolotl-check-data``: the dataset health report, before any training.
+
+It reads the configured dataset like training would (the ``data`` config group), decodes every
+image, and prints a table of what is wrong per split; ``data_health.json`` lists every finding::
+
+    yolotl-check-data data=voc data.root=../shared/datasets/bccd
+    yolotl-check-data experiment=aquarium out=reports/aquarium strict=true   # exit 1 on problems
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from yolotl.data.health import HealthReport, check_dataset
+from yolotl.data.synthetic import make_synthetic_dataset
+from yolotl.train import cli_errors, config_dir
+
+
+def check_from_config(cfg: DictConfig) -> HealthReport:
+    """:func:`~yolotl.check_dataset` on ``cfg.data`` (the synthetic dataset is written first)."""
+    data = cfg.data
+    if str(data.format).lower() == "synthetic":
+        make_synthetic_dataset(data.root, **OmegaConf.to_container(data.get("synthetic") or {}))
+    class_names = data.get("class_names")
+    return check_dataset(
+        data.root, data.format,
+        splits=list(cfg.splits) if cfg.get("splits") else None,
+        class_names=list(class_names) if class_names else None,
+        tiny_box_px=cfg.tiny_box_px,
+        near_duplicate_iou=cfg.near_duplicate_iou,
+        area_outlier_ratio=cfg.area_outlier_ratio,
+    )
+
+
+def run_cli(cfg: DictConfig) -> None:
+    """Hydra task: check, print the table, write ``data_health.json``; exit 1 on problems if strict."""
+    with cli_errors():
+        report = check_from_config(cfg)
+        path = report.write_json(Path(cfg.out or _run_dir()) / "data_health.json")
+    print(report.table(cfg.examples))
+    print(f"\nevery finding: {path}")
+    if cfg.strict and report.problems():
+        raise SystemExit(1)
+
+
+def _run_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir
+
+
+def main() -> None:
+    """Console script ``yolotl-check-data``."""
+    import hydra
+
+    hydra.main(config_path=config_dir(), config_name="check_data", version_base="1.3")(run_cli)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Dataset health: find what is wrong with a dataset before it silently costs accuracy.
+
+:func:`check_dataset` reads a YOLO, VOC or COCO dataset (readers are lenient: a bad file becomes
+a finding, not an exception), decodes every image, checks boxes and identical images within and
+across splits, and returns a :class:`HealthReport` (terminal table, JSON, CSV). What each kind of
+finding means and what ``policy="fix"`` does with it is in :mod:`yolotl.data.catalogue`;
+:class:`~yolotl.DetectionDataModule` runs the same checks in ``setup()`` and applies its policy.
+"""
+
+from yolotl.data.health.check import (
+    CheckOptions,
+    check_dataset,
+    dataset_findings,
+    inspect_splits,
+    reader_findings,
+)
+from yolotl.data.health.findings import DATASET_SCOPE, Finding
+from yolotl.data.health.images import ImageInfo, inspect_image, inspect_images
+from yolotl.data.health.policy import POLICIES, apply_fix, check_policy, strict_error
+from yolotl.data.health.report import HealthReport, SplitStats, summarise
+
+__all__ = [
+    "DATASET_SCOPE",
+    "POLICIES",
+    "CheckOptions",
+    "Finding",
+    "HealthReport",
+    "ImageInfo",
+    "SplitStats",
+    "apply_fix",
+    "check_dataset",
+    "check_policy",
+    "dataset_findings",
+    "inspect_image",
+    "inspect_images",
+    "inspect_splits",
+    "reader_findings",
+    "strict_error",
+    "summarise",
+]

@@ -1,0 +1,143 @@
+"""``check_dataset``: read every split of a dataset leniently, decode every image, check the boxes
+and identical images, and return a :class:`HealthReport`. The same steps run inside
+:class:`~yolotl.DetectionDataModule` ``setup()`` before its policy is applied."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from yolotl.data.formats import FORMATS, available_splits, read_split
+from yolotl.data.formats._common import IMAGE_SUFFIXES, split_aliases
+from yolotl.data.formats.voc import referenced_images
+from yolotl.data.health.boxes import area_outliers, box_findings
+from yolotl.data.health.duplicates import duplicate_image_findings
+from yolotl.data.health.findings import DATASET_SCOPE, Finding, from_defect
+from yolotl.data.health.images import ImageInfo, image_findings, inspect_images
+from yolotl.data.health.policy import apply_fix
+from yolotl.data.health.report import HealthReport, SplitStats
+from yolotl.data.records import DatasetSplit
+from yolotl.errors import ConfigError, DatasetError
+
+__all__ = ["CheckOptions", "check_dataset", "dataset_findings", "inspect_splits",
+           "reader_findings"]
+
+_CANONICAL = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Thresholds of the checks. ``area_outlier_ratio=None`` turns the area-outlier hint off;
+    ``threads=None`` decodes with one thread per core (at most 8)."""
+
+    tiny_box_px: float = 2.0
+    near_duplicate_iou: float = 0.9
+    area_outlier_ratio: float | None = 10.0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.tiny_box_px >= 0:
+            raise ConfigError(f"tiny_box_px={self.tiny_box_px} must be >= 0 (0 turns it off).")
+        if not 0 < self.near_duplicate_iou <= 1:
+            raise ConfigError(f"near_duplicate_iou={self.near_duplicate_iou} must be in (0, 1].")
+        if self.area_outlier_ratio is not None and not self.area_outlier_ratio > 1:
+            raise ConfigError(f"area_outlier_ratio={self.area_outlier_ratio} must be > 1 or None.")
+
+
+def reader_findings(splits: Mapping[str, DatasetSplit]) -> list[Finding]:
+    """The readers' logs (already applied: clipped, dropped, skipped while reading) as findings."""
+    return [from_defect(name, defect) for name, split in splits.items() for defect in split.defects]
+
+
+def inspect_splits(
+    splits: Mapping[str, DatasetSplit],
+    options: CheckOptions,
+    infos: dict[Path, ImageInfo],
+    fresh: Sequence[str] | None = None,
+    rank: Mapping[str, int] | None = None,
+) -> list[Finding]:
+    """Findings beyond the readers' logs: decoded images and boxes of the ``fresh`` splits (default
+    all), identical images across all ``splits``. ``infos`` caches decoded images (updated)."""
+    fresh = list(splits) if fresh is None else list(fresh)
+    todo = [r.image_path for name in fresh for r in splits[name].records
+            if r.image_path not in infos]
+    infos.update(inspect_images(todo, options.threads))
+    findings: list[Finding] = []
+    for name in fresh:
+        split = splits[name]
+        findings += image_findings(name, split.records, infos)
+        findings += box_findings(name, split.records, split.class_names, options.tiny_box_px,
+                                 options.near_duplicate_iou)
+    records = {name: split.records for name, split in splits.items()}
+    findings += duplicate_image_findings(records, infos, rank)
+    if options.area_outlier_ratio is not None and splits:
+        names = next(iter(splits.values())).class_names
+        outliers = area_outliers(records, names, options.area_outlier_ratio)
+        findings += [f for f in outliers if f.split in fresh]
+    return findings
+
+
+def dataset_findings(format: str, root: str | Path) -> list[Finding]:  # noqa: A002
+    """Findings about files outside every split: VOC JPEGImages no XML refers to."""
+    root = Path(root)
+    if format != "voc" or not (root / "JPEGImages").is_dir():
+        return []
+    referenced = referenced_images(root)
+    return [Finding(DATASET_SCOPE, "unlisted_image", str(path), "no Annotations/*.xml refers to it")
+            for path in sorted((root / "JPEGImages").iterdir())
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in referenced]
+
+
+def check_dataset(
+    root: str | Path,
+    format: str = "yolo",  # noqa: A002 - the user-facing config name
+    splits: Sequence[str] | None = None,
+    class_names: list[str] | None = None,
+    tiny_box_px: float = 2.0,
+    near_duplicate_iou: float = 0.9,
+    area_outlier_ratio: float | None = 10.0,
+    threads: int | None = None,
+) -> HealthReport:
+    """Check a YOLO, VOC or COCO dataset and report what is wrong, per split; nothing is changed.
+
+    ``splits=None`` checks train, val and test (under any alias) where they exist, else every
+    split found. Every image is decoded once. Statistics count what ``policy="fix"`` would keep.
+    A missing root, split or class list raises DatasetError; per-file problems are findings.
+    """
+    start = time.perf_counter()
+    options = CheckOptions(tiny_box_px, near_duplicate_iou, area_outlier_ratio, threads)
+    fmt = _reader_format(format)
+    names = list(splits) if splits is not None else _default_splits(fmt, root)
+    read: dict[str, DatasetSplit] = {}
+    for name in names:
+        given = class_names or (next(iter(read.values())).class_names if read else None)
+        read[name] = read_split(fmt, root, name, given)
+    findings = reader_findings(read) + inspect_splits(read, options, {})
+    findings += dataset_findings(fmt, read[names[0]].root)
+    fixed = {name: apply_fix(split, findings) for name, split in read.items()}
+    class_list = read[names[0]].class_names
+    return HealthReport(
+        root=str(read[names[0]].root), format=fmt, class_names=class_list, splits=names,
+        findings=findings, stats={n: SplitStats.of(s.records, class_list) for n, s in fixed.items()},
+        seconds=time.perf_counter() - start, options=asdict(options))
+
+
+def _reader_format(format: str) -> str:  # noqa: A002
+    fmt = str(format).lower()
+    fmt = "yolo" if fmt == "synthetic" else fmt
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown dataset format '{format}'; use one of {[*FORMATS, 'synthetic']}.")
+    return fmt
+
+
+def _default_splits(fmt: str, root: str | Path) -> list[str]:
+    """train, val, test as the dataset spells them (first alias found), else every split found."""
+    found = available_splits(fmt, root)
+    chosen = [next((a for a in split_aliases(role) if a in found), None) for role in _CANONICAL]
+    chosen = [name for name in chosen if name is not None] or found
+    if not chosen:
+        raise DatasetError(f"No splits found in {root} for format '{fmt}'; check data.root and "
+                           f"data.format, or pass splits=[...].")
+    return chosen
