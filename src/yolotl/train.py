@@ -56,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
+    datamodule.write_health(run_dir)  # data_health.json + skipped.csv: every finding and action
     class_counts = datamodule.class_counts("train")
     log.info("training instances per class: %s",
              ", ".join(f"{name} {c['boxes']} ({c['images']} images)" for name, c in class_counts.items()))
@@ -77,7 +78,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "trainable_params": strategy.last_report.get("trainable_params"),
         "total_params": count_parameters(module.detector),
         "freeze": strategy.last_report or freeze_report(module, strategy.name, trainer.current_epoch),
-        "data_defects": datamodule.defects.counts(),
+        "data_defects": {"policy": datamodule.policy, "counts": datamodule.health.totals(),
+                         "actions": datamodule.health.actions()},
         "class_counts": class_counts,
         "fold": getattr(datamodule, "fold", None),
         "augment": datamodule.augment.to_dict(),

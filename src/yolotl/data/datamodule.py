@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
 from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
-from yolotl.data.records import DatasetSplit, DefectLog
+from yolotl.data.records import DatasetSplit, Defect, DefectLog
 from yolotl.data.folds import check_fold, kfold_assignment
+from yolotl.data import health as _health
 from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
@@ -80,6 +83,7 @@ class DetectionDataModule(L.LightningDataModule):
         fold_seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
+        policy: str = "fix",
     ) -> None:
         super().__init__()
         num_workers = resolve_num_workers(num_workers)
@@ -107,6 +111,11 @@ class DetectionDataModule(L.LightningDataModule):
         self._missing: set[str] = set()
         self._class_names: list[str] | None = None
         self.defects = DefectLog(scope=Path(self.root).name)
+        self.policy = _health.check_policy(policy)
+        self._findings: list[_health.Finding] = []
+        self._image_infos: dict[Path, _health.ImageInfo] = {}
+        self._health_seconds = 0.0
+        self._dataset_checked = False
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -116,20 +125,36 @@ class DetectionDataModule(L.LightningDataModule):
             make_synthetic_dataset(self.root, **self.synthetic)
 
     def setup(self, stage: str | None = None) -> None:
-        """Read the splits ``stage`` needs and are not read yet; cheap to call again."""
+        """Read the splits ``stage`` needs and are not read yet, check them, apply the policy.
+
+        The check is :func:`~yolotl.check_dataset`'s: every image decoded, boxes checked,
+        identical images looked for inside and across the splits read. ``policy="strict"``
+        raises DatasetError (with the report table) on any error or warning; ``policy="fix"``
+        skips unusable images and the train copies of images also in val/test, drops tiny and
+        duplicate boxes, and logs one summary line; :meth:`write_health` writes every action.
+        Cheap to call again.
+        """
         if self.format == "synthetic":
             self.prepare_data()  # a notebook may call setup() alone; idempotent
         roles = _STAGE_SPLITS.get(stage, _STAGE_SPLITS[None])
-        read = [self._read_role(role, optional=role == "test" and stage is None) for role in roles]
-        read = [split for split in read if split is not None]
-        if not read:
+        fresh = [role for role in roles
+                 if self._read_role(role, optional=role == "test" and stage is None) is not None]
+        if not fresh:
             return
+        checked = self._check_health(fresh)
         new = DefectLog(scope=Path(self.root).name)
-        for split in read:
-            new.merge(split.defects)
+        for role in fresh:
+            new.merge(self._splits[role].defects)
+        fresh_names = {self._splits[role].name for role in fresh}
+        for finding in checked:  # a split read earlier (leakage) or the dataset as a whole
+            if finding.split not in fresh_names:
+                new.entries.append(Defect(finding.kind, finding.file, finding.detail,
+                                          f"{new.scope}/{finding.split}"))
         self.defects.merge(new)
+        read = [self._splits[role] for role in fresh]
         sizes = ", ".join(f"{s.name} {len(s)} images / {s.num_boxes} boxes" for s in read)
-        _LOG.info("Read %s (%s): %s", self.root, sizes, new.summary())
+        _LOG.info("Read %s (%s): %s; data.policy=%s: %s", self.root, sizes, new.summary(),
+                  self.policy, _health.summarise(self._findings))
 
     def load_splits(self) -> dict[str, DatasetSplit]:
         """Read every configured split (same as ``setup(None)``) and return them by role."""
@@ -153,6 +178,78 @@ class DetectionDataModule(L.LightningDataModule):
         self._class_names = self._class_names or split.class_names
         self._splits[role] = split
         return split
+
+    # ---- data health -------------------------------------------------------------------
+
+    def _check_health(self, fresh: list[str]) -> list[_health.Finding]:
+        """Check the splits of the ``fresh`` roles (identical images against every split held) and
+        apply the policy; returns the health findings (the readers' own are in the split logs).
+
+        strict: any error or warning raises the report's DatasetError. fix: the findings' images
+        and boxes leave every split held (a train image identical to a test image read later
+        leaves train then) and are written to that split's defect log. On any DatasetError the
+        fresh splits are forgotten, so the next setup() reads and checks them again.
+        """
+        start = time.perf_counter()
+        held = [role for role in ("train", "val", "test") if role in self._splits]
+        splits = {self._splits[role].name: self._splits[role] for role in held}
+        names = [self._splits[role].name for role in fresh]
+        rank = {self._splits[role].name: i for i, role in enumerate(held)}
+        checked = _health.inspect_splits(splits, _health.CheckOptions(), self._image_infos,
+                                         names, rank)
+        if not self._dataset_checked:  # files outside every split (VOC JPEGImages), once
+            checked += _health.dataset_findings(self.format, self._splits[fresh[0]].root)
+        before = list(self._findings)
+        self._findings += _health.reader_findings({n: splits[n] for n in names}) + checked
+        self._health_seconds += time.perf_counter() - start
+        try:
+            error = _health.strict_error(self.health) if self.policy == "strict" else None
+            if error is not None:
+                raise error
+            fixed = {role: self._fixed(self._splits[role], checked) for role in held}
+        except DatasetError:
+            for role in fresh:
+                del self._splits[role]
+            self._findings = before
+            raise
+        for role, split in fixed.items():
+            split.defects.entries += [Defect(f.kind, f.file, f.detail, split.defects.scope)
+                                      for f in checked if f.split == split.name]
+            self._splits[role] = split
+        self._dataset_checked = True
+        return checked
+
+    def _fixed(self, split: DatasetSplit, findings: list[_health.Finding]) -> DatasetSplit:
+        """``split`` with the fix policy applied; DatasetError if no image is left."""
+        fixed = _health.apply_fix(split, findings)
+        if not fixed.records:
+            skipped = [f"{f.kind} {Path(f.file).name}" for f in findings
+                       if f.split == split.name and f.action == "skipped image"]
+            raise DatasetError(
+                f"Split '{split.name}' of {self.root} has no usable image left after "
+                f"data.policy=fix skipped {len(skipped)} ({', '.join(skipped[:5])}); repair or "
+                f"replace those files (yolotl-check-data lists every finding)."
+            )
+        return fixed
+
+    @property
+    def health(self) -> _health.HealthReport:
+        """What the checks found in the splits read so far; statistics of the data the policy left."""
+        held = [self._splits[role] for role in ("train", "val", "test") if role in self._splits]
+        names = list(self._class_names or [])
+        return _health.HealthReport(
+            root=self.root, format=self.format, class_names=names, splits=[s.name for s in held],
+            findings=list(self._findings), policy=self.policy, seconds=self._health_seconds,
+            stats={s.name: _health.SplitStats.of(s.records, names) for s in held},
+            options=dataclasses.asdict(_health.CheckOptions()))
+
+    def write_health(self, run_dir: str | Path) -> dict[str, Path]:
+        """Write ``data_health.json`` (every finding and the statistics) and ``skipped.csv`` (every
+        skipped image and dropped or fixed box) into ``run_dir``; returns their paths."""
+        report = self.health
+        run_dir = Path(run_dir)
+        return {"json": report.write_json(run_dir / "data_health.json"),
+                "csv": report.write_csv(run_dir / "skipped.csv")}
 
     # ---- what setup() found ------------------------------------------------------------
 
