@@ -4,8 +4,6 @@ RGB in the rotated frame (reported as information), identical images in a split 
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -151,10 +149,3 @@ def test_digest_ignores_the_container_and_decoding_runs_in_threads(tmp_path) -> 
     digests = {path.name: info.digest for path, info in infos.items()}
     assert digests["x.png"] == digests["x.bmp"] == digests["x.tiff"] != digests["y.png"]
 
-
-def test_decoding_cost_is_milliseconds_per_image(tmp_path) -> None:
-    paths = [write_image(tmp_path / f"{i}.jpg", 320, 240, seed=i) for i in range(40)]
-    start = time.perf_counter()
-    infos = inspect_images(paths)
-    assert all(info.problem is None for info in infos.values())
-    assert time.perf_counter() - start < 10  # ~1 ms each; a loose bound for a busy 2-core machine
