@@ -21,11 +21,12 @@ from hydra import compose, initialize_config_dir
 from yolotl.train import config_dir, train
 
 RARE = ("starfish", "stingray")
-VARIANTS: dict[str, list[str]] = {
-    "mosaic": ["augment=medium"],
-    "no_mosaic": ["augment=medium", "data.augment.mosaic=0"],
-    "mosaic+repeat_factor": ["augment=medium", "data.balance=repeat_factor"],
-    "mosaic+class_weights": ["augment=medium", "model.module.class_weights=inverse_sqrt"],
+_OFF = ["data.balance=null", "model.module.class_weights=null"]
+VARIANTS: dict[str, list[str]] = {  # every option spelled out: the result must not follow the defaults
+    "mosaic": ["augment=medium", *_OFF],
+    "no_mosaic": ["augment=medium", "data.augment.mosaic=0", *_OFF],
+    "mosaic+repeat_factor": ["augment=medium", "data.balance=repeat_factor", "model.module.class_weights=null"],
+    "mosaic+class_weights": ["augment=medium", "data.balance=null", "model.module.class_weights=inverse_sqrt"],
     "mosaic+both": ["augment=medium", "data.balance=repeat_factor", "model.module.class_weights=inverse_sqrt"],
 }
 

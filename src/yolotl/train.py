@@ -83,11 +83,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "class_counts": class_counts,
         "fold": getattr(datamodule, "fold", None),
         "augment": datamodule.augment.to_dict(),
+        "balance": datamodule.balance,
+        "class_weights": _class_weights(module),
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _class_weights(module: pl.LightningModule) -> list[float] | None:
+    """The per-class loss weights the fit used (None: unweighted)."""
+    weights = getattr(getattr(module, "loss", None), "class_weights", None)
+    return None if weights is None else [round(float(w), 4) for w in weights]
 
 
 def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any) -> dict:

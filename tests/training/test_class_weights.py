@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from yolotl.errors import ConfigError
 from yolotl.ops import DetectionLoss
 from yolotl.training.module import check_class_weights, inverse_sqrt_weights
+from tests.training.conftest import fit
 
 
 def test_inverse_sqrt_weights() -> None:
@@ -51,3 +53,12 @@ def test_weighting_the_target_class_raises_only_the_class_term() -> None:
     with pytest.raises(ValueError, match="3 positive finite"):
         loss.set_class_weights([1.0, math.nan, 1.0])
     assert "class_weights" not in loss.state_dict()  # not persisted: resolved again at setup
+
+
+def test_without_a_datamodule_the_default_weights_warn_and_stay_off(make_module, caplog) -> None:
+    module = make_module()
+    assert module.hparams.class_weights == "inverse_sqrt"  # the default
+    with caplog.at_level(logging.WARNING, logger="yolotl.train"):
+        fit(module, [], epochs=1)
+    assert module.loss.class_weights is None
+    assert [r for r in caplog.records if "unweighted classes" in r.getMessage()]

@@ -1,5 +1,6 @@
 """A short real fit with every data option on: heavy augmentation (mosaic, mixup, multi-scale),
-repeat-factor sampling, class weights, RAM cache. It must run and record what it used."""
+repeat-factor sampling and class weights (both on by default), RAM cache. It must run and record
+what it used."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from yolotl.train import config_dir, train
 
 def test_fit_with_every_data_option(tmp_path):
     overrides = [f"paths.output_dir={tmp_path}", "debug=fast", "pretrained=false", "augment=heavy",
-                 "data.augment.close_mosaic=0", "data.balance=repeat_factor",
-                 "model.module.class_weights=inverse_sqrt", "logger=csv", "data.image_size=128",
+                 "data.augment.close_mosaic=0", "logger=csv", "data.image_size=128",
                  f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=24", "data.synthetic.num_val=4",
                  "data.synthetic.num_test=4", "data.synthetic.image_size=128", "data.batch_size=8"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -24,7 +24,10 @@ def test_fit_with_every_data_option(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["augment"]["mosaic"] == 1.0 and saved["augment"]["multi_scale"] == 0.25
     assert set(saved["class_counts"]) == {"circle", "square", "triangle"}
-    assert sum(c["boxes"] for c in saved["class_counts"].values()) > 0
+    counts = [c["boxes"] for c in saved["class_counts"].values()]
+    assert sum(counts) > 0
+    assert saved["balance"] == "repeat_factor"  # the defaults
+    assert saved["class_weights"] == [round((max(counts) / n) ** 0.5, 4) for n in counts]
     assert metrics["test"]["loss"] > 0
 
 

@@ -49,8 +49,9 @@ class DetectionDataModule(L.LightningDataModule):
       :class:`AugmentSettings` fields (``{"preset": "heavy", "mixup": 0}``) or settings.
     - ``cache``: ``ram`` (default), ``disk`` (``cache_dir`` needed) or ``none``: decoded images,
       resized to ``image_size``, see :class:`ImageCache`.
-    - ``balance="repeat_factor"``: class-balanced sampling of training images (LVIS repeat factors,
-      ``repeat_threshold``); ``None`` samples every image once per epoch.
+    - ``balance="repeat_factor"`` (default): class-balanced sampling of training images (LVIS repeat
+      factors, ``repeat_threshold``): images of classes in fewer than that share of the images come
+      more often, a no-op when every class is that common; ``None`` samples every image once per epoch.
     - ``fold``/``num_folds``/``fold_seed``: k-fold cross-validation inside the train split (stratified
       by class presence); fold ``k`` is the val split and the other folds train. The test split
       is unchanged.
@@ -76,7 +77,7 @@ class DetectionDataModule(L.LightningDataModule):
         synthetic: dict[str, Any] | None = None,
         cache: str = "ram",
         cache_dir: str | None = None,
-        balance: str | None = None,
+        balance: str | None = "repeat_factor",
         repeat_threshold: float = 0.1,
         fold: int | None = None,
         num_folds: int = 5,

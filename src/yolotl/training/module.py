@@ -74,7 +74,7 @@ class DetectionModule(pl.LightningModule):
         val_score_threshold: float = 0.001,
         val_iou_threshold: float = 0.6,
         max_detections: int = 300,
-        class_weights: str | list[float] | None = None,
+        class_weights: str | list[float] | None = "inverse_sqrt",
     ) -> None:
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
@@ -89,15 +89,24 @@ class DetectionModule(pl.LightningModule):
         self.test_metrics = DetectionMetrics(detector.class_names)
 
     def setup(self, stage: str) -> None:
-        """Resolve ``class_weights="inverse_sqrt"`` from the datamodule's training class counts."""
+        """Resolve ``class_weights="inverse_sqrt"`` (the default) from the datamodule's training class
+        counts. Without a :class:`DetectionDataModule` (plain dataloaders) there are no counts: the
+        loss stays unweighted and the fit says so once. Only ``fit`` resolves them (the weights only
+        change the loss); a lone validate/test keeps what the module holds."""
         weights = self.hparams.class_weights
+        if stage != "fit":
+            return
         if weights is None:
+            self.loss.set_class_weights(None)
             return
         if isinstance(weights, str):
             datamodule = getattr(self.trainer, "datamodule", None)
             if datamodule is None or not hasattr(datamodule, "class_counts"):
-                raise ConfigError("class_weights='inverse_sqrt' needs a DetectionDataModule passed to "
-                                  "Trainer.fit(datamodule=...) (it reads the training class counts).")
+                log.warning("class_weights='%s' needs the training class counts of a DetectionDataModule "
+                            "passed as Trainer.fit(datamodule=...); training with unweighted classes "
+                            "(class_weights=None silences this).", weights)
+                self.loss.set_class_weights(None)
+                return
             counts = [c["boxes"] for c in datamodule.class_counts("train").values()]
             weights = inverse_sqrt_weights(counts)
         self.loss.set_class_weights(weights)
