@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.data.formats import SplitNotFoundError, read_split
 from yolotl.data.health import HealthReport, check_dataset
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.train import cli_errors, config_dir
@@ -26,12 +27,27 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
     class_names = data.get("class_names")
     return check_dataset(
         data.root, data.format,
-        splits=list(cfg.splits) if cfg.get("splits") else None,
+        splits=list(cfg.splits) if cfg.get("splits") else configured_splits(data),
         class_names=list(class_names) if class_names else None,
         tiny_box_px=cfg.tiny_box_px,
         near_duplicate_iou=cfg.near_duplicate_iou,
         area_outlier_ratio=cfg.area_outlier_ratio,
     )
+
+
+def configured_splits(data: DictConfig) -> list[str]:
+    """The splits training would read: ``data.train_split`` and ``val_split``, and ``test_split``
+    when the dataset has it, each once."""
+    fmt = "yolo" if str(data.format).lower() == "synthetic" else str(data.format).lower()
+    names = [data.get("train_split", "train"), data.get("val_split", "val")]
+    test = data.get("test_split", "test")
+    if test:
+        try:  # optional, as in training (reading the labels is cheap; images are decoded later)
+            read_split(fmt, data.root, test, list(data.class_names) if data.get("class_names") else None)
+            names.append(test)
+        except SplitNotFoundError:
+            pass
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def run_cli(cfg: DictConfig) -> None:

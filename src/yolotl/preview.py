@@ -16,7 +16,8 @@ def run_cli(cfg: DictConfig) -> None:
         pl.seed_everything(cfg.seed, verbose=False)
         datamodule = instantiate(cfg.data, _convert_="all")
         datamodule.prepare_data()
-        path = save_augmentation_grid(datamodule, cfg.out, cfg.num_samples, cfg.epoch)
+        path = save_augmentation_grid(datamodule, cfg.out, cfg.num_samples, cfg.epoch,
+                                      max_epochs=cfg.trainer.max_epochs)
     print(f"augmented samples: {path}")
 
 

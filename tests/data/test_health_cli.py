@@ -9,7 +9,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from yolotl.check_data import run_cli
+from yolotl.check_data import check_from_config, run_cli
 from yolotl.train import config_dir
 
 from .health_helpers import BOX
@@ -31,6 +31,15 @@ def test_check_prints_the_table_and_writes_json(make_yolo, tmp_path, capsys) -> 
     with pytest.raises(SystemExit) as done:  # strict=true: a CI gate
         run_cli(_cfg("data=yolo", f"data.root={root}", f"out={tmp_path}/report", "strict=true"))
     assert done.value.code == 1
+
+
+def test_the_splits_training_reads_are_checked(make_yolo) -> None:
+    root = make_yolo({"train": {"a.jpg": BOX}, "holdout": {"b.jpg": BOX}, "spare": {"c.jpg": BOX}})
+    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout"))
+    assert report.splits == ["train", "holdout"]  # no test split: skipped, as training skips it
+    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout",
+                                    "data.test_split=spare"))
+    assert report.splits == ["train", "holdout", "spare"]
 
 
 def test_experiment_and_thresholds_compose() -> None:

@@ -10,6 +10,7 @@ import cv2
 
 from yolotl import DetectionDataModule, save_augmentation_grid
 from yolotl.data.datamodule import resolve_num_workers
+from yolotl.data.preview import preview_keys
 
 SYNTHETIC = {"num_train": 12, "num_val": 2, "num_test": 2, "image_size": 64}
 
@@ -21,6 +22,14 @@ def test_grid_of_augmented_samples(tmp_path: Path) -> None:
     grid = cv2.imread(str(path))
     assert grid.shape == (3 * 66, 3 * 66, 3)
     assert grid[:64, :64].std() > 10  # a real image, not an empty canvas
+
+
+def test_grid_shows_mosaic_off_after_close_mosaic(tmp_path: Path) -> None:
+    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, num_workers=0,
+                             synthetic=SYNTHETIC, augment={"preset": "heavy", "mosaic": 1.0, "close_mosaic": 3})
+    assert all(key.mosaic for key in preview_keys(dm, 6, epoch=6, max_epochs=10))
+    assert not any(key.mosaic for key in preview_keys(dm, 6, epoch=7, max_epochs=10))
+    assert all(key.mosaic for key in preview_keys(dm, 6, epoch=7))  # no training length: never closed
 
 
 def test_preview_console_script(tmp_path: Path) -> None:
@@ -35,7 +44,8 @@ def test_preview_console_script(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "heavy" in bad.stderr  # the valid presets are listed
 
 
-def test_num_workers_auto_leaves_a_core_for_training() -> None:
-    workers = resolve_num_workers("auto")
-    assert 0 <= workers <= 4
+def test_num_workers_auto_leaves_a_core_for_training(monkeypatch) -> None:
+    for cores, workers in [(1, 0), (2, 1), (4, 3), (16, 4)]:
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert resolve_num_workers("auto") == workers
     assert resolve_num_workers(3) == 3

@@ -13,7 +13,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["save_augmentation_grid"]
+from yolotl.data.sampling import SampleKey
+
+__all__ = ["preview_keys", "save_augmentation_grid"]
 
 
 def save_augmentation_grid(
@@ -22,22 +24,22 @@ def save_augmentation_grid(
     num_samples: int = 16,
     epoch: int = 0,
     columns: int | None = None,
+    max_epochs: int | None = None,
 ) -> Path:
     """Draw ``num_samples`` training samples of ``epoch`` (boxes + class names) into one image.
 
-    ``datamodule`` is a :class:`DetectionDataModule`; ``epoch`` matters when mosaic is switched
-    off for the last epochs (``augment.close_mosaic``) and for the sampler's seeded order.
+    ``datamodule`` is a :class:`DetectionDataModule`; ``epoch`` picks the sampler's seeded order
+    and, with ``max_epochs`` (the training length), whether mosaic is already switched off
+    (``augment.close_mosaic``: off from ``max_epochs - close_mosaic``). Without a Trainer the
+    DataModule cannot know the training length, so ``max_epochs=None`` shows mosaic in every epoch.
     Returns the written path (any extension OpenCV writes: .jpg, .png).
     """
     from yolotl.inference.draw import draw_detections
 
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    loader.sampler.set_epoch(epoch)
-    dataset = loader.dataset
+    loader = _loader_at(datamodule, epoch, max_epochs)
     tiles = []
     for key in list(iter(loader.sampler))[:num_samples]:
-        image, target = dataset[key]
+        image, target = loader.dataset[key]
         pixels = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         drawn = draw_detections(pixels, {"boxes": target["boxes"], "labels": target["labels"]},
                                 datamodule.class_names)
@@ -49,6 +51,24 @@ def save_augmentation_grid(
     if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}; use a .jpg or .png file name in a writable folder")
     return path
+
+
+def preview_keys(datamodule: Any, num_samples: int, epoch: int = 0,
+                 max_epochs: int | None = None) -> list[SampleKey]:
+    """The first ``num_samples`` sample keys of ``epoch`` as the training sampler draws them
+    (mosaic partners, mixup), with mosaic off from ``max_epochs - close_mosaic`` when given."""
+    return list(iter(_loader_at(datamodule, epoch, max_epochs).sampler))[:num_samples]
+
+
+def _loader_at(datamodule: Any, epoch: int, max_epochs: int | None) -> Any:
+    """The training dataloader with its sampler set to ``epoch`` (and the close_mosaic epoch)."""
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    close = datamodule.augment.close_mosaic
+    if max_epochs is not None and close:
+        loader.sampler.mosaic_until = max(0, max_epochs - close)
+    return loader
 
 
 def _caption(image: np.ndarray, text: str) -> np.ndarray:
