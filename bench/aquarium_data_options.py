@@ -6,7 +6,7 @@ The checkpoint is chosen on val and scored on test (BENCHMARKS.md protocol). The
 test mAP50-95 / mAP50 and the AP50-95 of every class, the rare ones (starfish, stingray)
 first. Finished variants (a metrics.json in their folder) are not trained again.
 
-    python bench/aquarium_data_options.py --data-root ../shared/datasets/aquarium --epochs 12 \\
+    python bench/aquarium_data_options.py --data-root ../shared/datasets/aquarium --epochs 10 \\
         --image-size 320 --out bench-runs/aquarium
 """
 
@@ -69,7 +69,7 @@ def table(results: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default="../shared/datasets/aquarium")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--out", default="bench-runs/aquarium")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")

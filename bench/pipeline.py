@@ -112,8 +112,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
           f"loader workers {dm.num_workers}, cache {args.cache}, augment {args.augment}, "
           f"image {args.image_size}, batch {args.batch_size}")
-    print(f"| data | cache fill s | pipeline img/s | train-step img/s | pipeline / step | fit: time waiting for data |")
-    print(f"|---|---|---|---|---|---|")
+    print("| data | cache fill s | pipeline img/s | train-step img/s | pipeline / step | fit: time waiting for data |")
+    print("|---|---|---|---|---|---|")
     print(f"| {os.path.basename(os.path.normpath(args.data_root))} | {fill:.1f} | {loader_rate:.1f} | {train_rate:.1f} | "
           f"{loader_rate / train_rate:.1f}x | {100 * wait_share:.1f}% of {args.fit_batches} batches ({wall:.0f} s) |")
 

@@ -13,6 +13,7 @@ Everything a notebook needs is importable from here, no Hydra required::
     detector = yolotl.load("outputs/<run>/checkpoints/best.ckpt")  # later, no training code
 """
 
+from yolotl.checkpoint import load
 from yolotl.data import (
     AugmentSettings,
     DetectionDataModule,
@@ -22,7 +23,6 @@ from yolotl.data import (
     read_split,
     save_augmentation_grid,
 )
-from yolotl.checkpoint import load
 from yolotl.errors import (
     BackboneError,
     CheckpointError,
@@ -33,9 +33,22 @@ from yolotl.errors import (
 )
 from yolotl.evaluate import evaluate
 from yolotl.evaluation import DetectionMetrics
-from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
+from yolotl.models import (
+    DetectorConfig,
+    LoadReport,
+    TimmBackbone,
+    YoloDetector,
+    create_detector,
+)
 from yolotl.predict import predict_source
-from yolotl.training import EMA, DetectionModule, EndToEnd, FeatureExtract, Finetune, TransferStrategy
+from yolotl.training import (
+    EMA,
+    DetectionModule,
+    EndToEnd,
+    FeatureExtract,
+    Finetune,
+    TransferStrategy,
+)
 
 __version__ = "0.1.0"
 

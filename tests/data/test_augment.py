@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_resolve_augment_forms_and_errors() -> None:
 @pytest.mark.parametrize("mosaic", [False, True])
 def test_random_boxes_stay_valid_under_every_preset(preset: str, mosaic: bool) -> None:
     """Property test: random images and boxes through each preset (and its mosaic pipeline)."""
-    rng = np.random.default_rng(hash((preset, mosaic)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{preset}/{mosaic}".encode()))  # the same every run
     settings = AUGMENT_PRESETS[preset]
     transform = build_train_transforms(SIZE, **settings.transforms_kwargs, mosaic=mosaic)
     transform.set_random_seed(1)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from yolotl import DetectionDataModule
-from yolotl.data import kfold_assignment
+from yolotl.data import kfold_assignment, read_split
 from yolotl.errors import ConfigError
+
+from .helpers import shared_datasets
 
 
 def test_folds_partition_and_stratify_rare_classes() -> None:
@@ -49,3 +51,16 @@ def test_datamodule_fold_is_val_and_the_rest_train(tmp_path: Path) -> None:
         assert len(dm.val_dataloader().dataset) == len(val)
         seen_val += sorted(val)
     assert len(set(seen_val)) == 30  # every image is val exactly once
+
+
+@pytest.mark.parametrize(("fmt", "name", "classes"), [("yolo", "aquarium", None), ("voc", "bccd", ["RBC", "WBC", "Platelets"])])
+def test_every_class_of_the_shared_datasets_is_in_every_fold(fmt, name, classes) -> None:
+    root = shared_datasets() / name
+    if not root.is_dir():
+        pytest.skip(f"{root} not present")
+    split = read_split(fmt, root, "train", classes)
+    present = [sorted(set(r.labels.tolist())) for r in split.records]
+    for seed in range(3):
+        folds = kfold_assignment(present, 5, seed)
+        for c in range(len(split.class_names)):
+            assert set(folds[[i for i, p in enumerate(present) if c in p]].tolist()) == set(range(5))

@@ -117,6 +117,20 @@ def test_duplicate_image_in_a_split_keeps_the_first(make_yolo, tmp_path) -> None
     assert train_names(dm) == ["b.jpg", "good.jpg"]
 
 
+@pytest.mark.parametrize("stages", [("fit", "test"), (None,)])
+def test_val_doubling_as_test_is_checked_and_fixed_once(make_yolo, stages) -> None:
+    root = make_yolo({"train": {"good.jpg": BOX}, "val": {"b.jpg": BOX, "v.jpg": BOX}})
+    images = root / "val" / "images"
+    (images / "c.jpg").write_bytes((images / "b.jpg").read_bytes())
+    (root / "val" / "labels" / "c.txt").write_text(BOX)
+    dm = datamodule(root, "yolo", "fix", test_split="val")  # test_dataloader's own advice
+    for stage in stages:
+        dm.setup(stage)
+    assert train_names(dm, "val") == train_names(dm, "test") == ["b.jpg", "v.jpg"]
+    assert [r.num_objects for r in dm.split("test").records] == [1, 1]
+    assert len(dm.health.of_kind("duplicate_image")) == 1 == dm.defects.counts()["duplicate_image"]
+
+
 def test_train_image_identical_to_a_val_image_in_another_container_is_leakage(make_yolo, tmp_path) -> None:
     root = _yolo(make_yolo, "a.png")
     pixels = _pixels(seed=11)

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
+from tests.training.conftest import fit
 from yolotl.errors import ConfigError
 from yolotl.ops import DetectionLoss
 from yolotl.training.module import check_class_weights, inverse_sqrt_weights
-from tests.training.conftest import fit
 
 
 def test_inverse_sqrt_weights() -> None:
@@ -24,10 +24,12 @@ def test_bad_class_weights_are_config_errors() -> None:
     check_class_weights([1.0, 2, 0.5], 3)
     with pytest.raises(ConfigError, match="not a scheme"):
         check_class_weights("balanced", 3)
-    with pytest.raises(ConfigError, match="3 positive numbers"):
+    with pytest.raises(ConfigError, match="3 positive finite numbers"):
         check_class_weights([1.0, 2.0], 3)
-    with pytest.raises(ConfigError, match="3 positive numbers"):
+    with pytest.raises(ConfigError, match="3 positive finite numbers"):
         check_class_weights([1.0, -2.0, 1.0], 3)
+    with pytest.raises(ConfigError, match="finite"):
+        check_class_weights([1.0, math.inf, 1.0], 3)
 
 
 def _inputs(num_classes: int = 3) -> tuple[list, list, list, list]:

@@ -10,9 +10,6 @@ from yolotl.data.augment import AUGMENT_PRESETS, AugmentSettings, resolve_augmen
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections, read_image
 from yolotl.data.folds import kfold_assignment
-from yolotl.data.health import HealthReport, check_dataset
-from yolotl.data.preview import save_augmentation_grid
-from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.formats import (
     FORMATS,
     SplitNotFoundError,
@@ -21,7 +18,10 @@ from yolotl.data.formats import (
     read_voc_split,
     read_yolo_split,
 )
+from yolotl.data.health import HealthReport, check_dataset
+from yolotl.data.preview import save_augmentation_grid
 from yolotl.data.records import DatasetSplit, Defect, DefectLog, ImageRecord
+from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.synthetic import SYNTHETIC_CLASS_NAMES, make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,

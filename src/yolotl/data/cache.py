@@ -85,7 +85,10 @@ class ImageCache:
         """Decode every image now (cv2 releases the GIL, so threads help); logs time and size."""
         if self.mode == "none":
             return
-        todo = list(dict.fromkeys(str(p) for p in paths if str(p) not in self._ram))
+        if self.mode == "disk":  # workers read the .npz files themselves; write the missing ones
+            todo = list(dict.fromkeys(str(p) for p in paths if not self._disk_path(Path(p)).is_file()))
+        else:
+            todo = list(dict.fromkeys(str(p) for p in paths if str(p) not in self._ram))
         if not todo:
             return
         start = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import random
 import time
@@ -15,13 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from yolotl.data import health as _health
 from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
+from yolotl.data.folds import check_fold, kfold_assignment
 from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
 from yolotl.data.records import DatasetSplit, Defect, DefectLog
-from yolotl.data.folds import check_fold, kfold_assignment
-from yolotl.data import health as _health
 from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
@@ -167,6 +168,13 @@ class DetectionDataModule(L.LightningDataModule):
         name = self._split_names[role]
         if role in self._splits or name is None or role in self._missing:
             return None
+        twin = next((held for held, split in self._splits.items() if split.name == name), None)
+        if twin is not None:  # test_split="val": the split read, checked and fixed already
+            if twin == "train":
+                _LOG.warning("The %s split is the train split '%s': its scores will not measure how "
+                             "the model does on unseen images.", role, name)
+            self._splits[role] = self._splits[twin]
+            return None
         reader_format = "yolo" if self.format == "synthetic" else self.format
         try:
             split = read_split(reader_format, self.root, name, self._class_names or
@@ -207,16 +215,18 @@ class DetectionDataModule(L.LightningDataModule):
             error = _health.strict_error(self.health) if self.policy == "strict" else None
             if error is not None:
                 raise error
-            fixed = {role: self._fixed(self._splits[role], checked) for role in held}
+            fixed_of = {id(split): self._fixed(split, checked) for split in splits.values()}
+            fixed = {role: fixed_of[id(self._splits[role])] for role in held}  # twins stay one split
         except DatasetError:
-            for role in fresh:
-                del self._splits[role]
+            unchecked = [self._splits[role] for role in fresh]
+            for role in [r for r, split in self._splits.items() if any(split is u for u in unchecked)]:
+                del self._splits[role]  # with any twin role (test_split="val") sharing the split
             self._findings = before
             raise
-        for role, split in fixed.items():
+        for split in fixed_of.values():
             split.defects.entries += [Defect(f.kind, f.file, f.detail, split.defects.scope)
                                       for f in checked if f.split == split.name]
-            self._splits[role] = split
+        self._splits.update(fixed)
         self._dataset_checked = True
         return checked
 
@@ -284,8 +294,7 @@ class DetectionDataModule(L.LightningDataModule):
         settings = self.augment
         transform = build_train_transforms(self.image_size, **settings.transforms_kwargs)
         mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True)
-        for pipeline in (transform, mosaic):  # one shared stream (a seed per transform correlates them)
-            pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        _share_random_state((transform, mosaic), seed)
         self.cache.fill([r.image_path for r in split.records], threads=max(1, self.num_workers))
         dataset = DetectionDataset(split.records, transform, self.image_size, mosaic, self.cache)
         sampler = TrainSampler(len(dataset), seed, self._repeat_factors(split), settings.mosaic,
@@ -422,7 +431,7 @@ def resolve_num_workers(num_workers: int | str) -> int:
 
 def multi_scale_size(image_size: int, multi_scale: float, seed: Any) -> int:
     """A random multiple of 32 in ``image_size * (1 +- multi_scale)``, from ``seed`` (deterministic)."""
-    low = max(32, int(image_size * (1 - multi_scale)) // 32 * 32)
+    low = max(32, math.ceil(image_size * (1 - multi_scale) / 32) * 32)
     high = max(low, int(image_size * (1 + multi_scale)) // 32 * 32)
     return int(np.random.default_rng(seed).integers(low // 32, high // 32 + 1)) * 32
 
@@ -440,12 +449,20 @@ def resize_batch(batch: tuple[torch.Tensor, list[dict[str, Any]]], size: int) ->
 
 def _seed_worker(worker_id: int) -> None:
     """Give each worker its own augmentation stream (albumentations keeps its own RNG)."""
-    seed = torch.initial_seed() % 2**32  # base seed + worker id, fresh each epoch
+    seed = torch.initial_seed() % 2**32  # base seed + worker id (once per worker process)
     random.seed(seed)
     np.random.seed(seed)
     info = get_worker_info()
-    for name in ("transform", "mosaic_transform"):
-        transform = getattr(info.dataset, name, None) if info is not None else None
-        if transform is not None and hasattr(transform, "set_random_state"):
-            transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    if info is not None:
+        _share_random_state([getattr(info.dataset, name, None) for name in ("transform", "mosaic_transform")],
+                            seed)
     del worker_id
+
+
+def _share_random_state(pipelines: Any, seed: int) -> None:
+    """Seed albumentations pipelines with ONE generator pair, shared: a generator per pipeline from
+    the same seed would give the plain and the mosaic pipeline the same random draws."""
+    numpy_rng, python_rng = np.random.default_rng(seed), random.Random(seed)
+    for pipeline in pipelines:
+        if pipeline is not None and hasattr(pipeline, "set_random_state"):
+            pipeline.set_random_state(numpy_rng, python_rng)

@@ -21,7 +21,6 @@ from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.callbacks import find_strategy
 from yolotl.training.param_groups import build_param_groups
 
-
 log = logging.getLogger("yolotl.train")
 CLASS_WEIGHTING = ("inverse_sqrt",)
 
@@ -40,8 +39,9 @@ def check_class_weights(class_weights: Any, num_classes: int) -> None:
         raise ConfigError(f"class_weights='{class_weights}' is not a scheme; use one of {list(CLASS_WEIGHTING)}, "
                           f"a list of {num_classes} numbers, or null.")
     values = list(class_weights)
-    if len(values) != num_classes or not all(isinstance(v, (int, float)) and v > 0 for v in values):
-        raise ConfigError(f"class_weights={values} must hold {num_classes} positive numbers (one per class).")
+    if len(values) != num_classes or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+                                             for v in values):
+        raise ConfigError(f"class_weights={values} must hold {num_classes} positive finite numbers (one per class).")
 
 
 def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:

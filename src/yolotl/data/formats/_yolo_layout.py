@@ -12,7 +12,11 @@ from typing import Any
 
 import yaml
 
-from yolotl.data.formats._common import IMAGE_SUFFIXES, SplitNotFoundError, split_aliases
+from yolotl.data.formats._common import (
+    IMAGE_SUFFIXES,
+    SplitNotFoundError,
+    split_aliases,
+)
 from yolotl.data.records import DefectLog
 from yolotl.errors import DatasetError
 
