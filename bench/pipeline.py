@@ -37,12 +37,20 @@ def build_datamodule(args: argparse.Namespace) -> yolotl.DetectionDataModule:
 
 
 def pipeline_rate(loader: torch.utils.data.DataLoader, batches: int) -> tuple[float, list]:
-    """Images/s of the loader over ``batches`` batches after one warm-up batch; keeps the batches."""
+    """Images/s of the loader over ``batches`` batches after one warm-up batch (into the next epochs
+    when one is shorter, as training would); keeps the batches."""
+    epoch = 0
     iterator = iter(loader)
     kept = [next(iterator)]
     start, images = time.perf_counter(), 0
-    for _ in range(batches):
-        batch = next(iterator)
+    while len(kept) <= batches:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            epoch += 1
+            loader.sampler.set_epoch(epoch)
+            iterator = iter(loader)
+            continue
         images += len(batch[0])
         kept.append(batch)
     return images / (time.perf_counter() - start), kept
