@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 
+from yolotl.data import check_dataset
+
 from .health_helpers import BOX, check_case, train_names
 from .helpers import voc_xml, write_image
 
@@ -83,6 +85,12 @@ def test_unknown_voc_class_skips_the_image(make_voc, tmp_path) -> None:
     root = _voc(make_voc, voc_xml("q.jpg", CAT + [("zebra", (5, 5, 30, 30), 0)]))
     dm = check_case(root, "voc", "unknown_class", "q.xml", tmp_path / "run", class_names=["cat"])
     assert train_names(dm) == ["good.jpg"]
+
+
+def test_a_skipped_image_reports_only_its_skip(make_voc) -> None:
+    root = _voc(make_voc, voc_xml("q.jpg", [("cat", (5, 5, 30, 30), 1), ("zebra", (5, 5, 30, 30), 0)]))
+    report = check_dataset(root, "voc", class_names=["cat"])
+    assert [f.kind for f in report.findings if "q.xml" in f.file] == ["unknown_class"]  # no difficult_object
 
 
 def test_unparseable_xml_skips_the_image(make_voc, tmp_path) -> None:

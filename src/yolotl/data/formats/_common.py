@@ -53,13 +53,17 @@ def read_each(
 ) -> list[ImageRecord]:
     """``read_one`` of every item; an item that raises :class:`SkippedImage` is logged and left out.
 
-    ``read_one`` may also return None for an item it logged and skipped itself.
+    ``read_one`` may also return None for an item it logged and skipped itself. What ``read_one``
+    logged before it raised (a difficult object, a dropped box of the skipped image) is taken back:
+    only the skip is reported for that image.
     """
     records = []
     for item in items:
+        logged = len(log.entries)
         try:
             record = read_one(item)
         except SkippedImage as skip:
+            del log.entries[logged:]
             log.add(skip.kind, skip.file, f"{str(skip).rstrip('.')}; image skipped")
             continue
         if record is not None:
