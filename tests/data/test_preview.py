@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 
 from yolotl import DetectionDataModule, save_augmentation_grid
 from yolotl.data.datamodule import resolve_num_workers
 from yolotl.data.preview import preview_keys
+from yolotl.train import config_dir
 
 SYNTHETIC = {"num_train": 12, "num_val": 2, "num_test": 2, "image_size": 64}
 
@@ -40,8 +44,9 @@ def test_preview_console_script(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"augmented samples: {out}" in result.stdout and out.is_file()
-    bad = subprocess.run([*command[:3], "augment=extreme"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "heavy" in bad.stderr  # the valid presets are listed
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"), \
+            pytest.raises(ConfigCompositionException, match="heavy"):  # the valid presets are listed
+        compose(config_name="preview", overrides=["augment=extreme"])
 
 
 def test_num_workers_auto_leaves_a_core_for_training(monkeypatch) -> None:
