@@ -195,3 +195,18 @@ def test_coco_annotation_of_unknown_image_is_ignored(make_coco, tmp_path) -> Non
     root = _coco(make_coco, [_ann(1, 0), _ann(2, 1), _ann(3, 42)])
     check_case(root, "coco", "skipped_orphan_annotation", "instances_train.json", tmp_path / "run")
     assert json.loads((root / "annotations" / "instances_train.json").read_text())  # untouched
+
+
+def test_stale_size_rescale_warns_once_per_image(caplog) -> None:
+    from pathlib import Path
+
+    from yolotl.data import ImageRecord
+    from yolotl.data.dataset import boxes_in_decoded_frame
+
+    record = ImageRecord(Path("stale-size-once.jpg"), np.array([[10, 10, 50, 40]], np.float32),
+                         np.array([0]), 100, 80)
+    with caplog.at_level("WARNING", logger="yolotl.data"):
+        for _ in range(3):  # three epochs
+            boxes = boxes_in_decoded_frame(record, 160, 200)
+    np.testing.assert_allclose(boxes, [[20, 20, 100, 80]])
+    assert sum("rescaling its boxes" in r.getMessage() for r in caplog.records) == 1

@@ -126,6 +126,9 @@ class DetectionDataset(Dataset):
         return tensor.float().div_(255.0), target
 
 
+_RESCALED_WARNED: set[Path] = set()
+
+
 def boxes_in_decoded_frame(record: ImageRecord, height: int, width: int) -> np.ndarray:
     """Record boxes, rescaled if the decoded image size differs from the annotated size.
 
@@ -134,8 +137,10 @@ def boxes_in_decoded_frame(record: ImageRecord, height: int, width: int) -> np.n
     """
     if (record.height, record.width) == (height, width):
         return record.boxes
-    _LOG.warning("%s: annotated size %dx%d but the image decodes as %dx%d; rescaling its boxes",
-                 record.image_path, record.width, record.height, width, height)
+    if record.image_path not in _RESCALED_WARNED:  # once per image, not once per epoch
+        _RESCALED_WARNED.add(record.image_path)
+        _LOG.warning("%s: annotated size %dx%d but the image decodes as %dx%d; rescaling its boxes",
+                     record.image_path, record.width, record.height, width, height)
     factors = np.array([width / record.width, height / record.height] * 2, dtype=np.float32)
     return np.clip(record.boxes * factors, 0, [width, height, width, height]).astype(np.float32)
 
