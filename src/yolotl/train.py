@@ -82,6 +82,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                          "actions": datamodule.health.actions()},
         "class_counts": class_counts,
         "fold": getattr(datamodule, "fold", None),
+        "train_fraction": getattr(datamodule, "train_fraction", 1.0),
+        "train_images": len(datamodule.split("train").records),
         "augment": datamodule.augment.to_dict(),
         "balance": datamodule.balance,
         "class_weights": _class_weights(module),

@@ -21,6 +21,7 @@ from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
 from yolotl.data.folds import check_fold, kfold_assignment
+from yolotl.data.subsets import check_fraction, fraction_indices
 from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
 from yolotl.data.records import DatasetSplit, Defect, DefectLog
 from yolotl.data.sampling import TrainSampler, repeat_factors
@@ -56,6 +57,8 @@ class DetectionDataModule(L.LightningDataModule):
     - ``fold``/``num_folds``/``fold_seed``: k-fold cross-validation inside the train split (stratified
       by class presence); fold ``k`` is the val split and the other folds train. The test split
       is unchanged.
+    - ``train_fraction``/``fraction_seed``: train on a seeded, nested subset of the training images
+      (every class kept present): data-efficiency curves. Val and test are unchanged.
     - ``num_workers="auto"``: one worker per spare CPU core (at most 4), 0 on a single core.
 
     ``setup`` reads the splits a stage needs (once), logs
@@ -83,6 +86,8 @@ class DetectionDataModule(L.LightningDataModule):
         fold: int | None = None,
         num_folds: int = 5,
         fold_seed: int = 0,
+        train_fraction: float = 1.0,
+        fraction_seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
         policy: str = "fix",
@@ -92,6 +97,7 @@ class DetectionDataModule(L.LightningDataModule):
         _check_args(format, image_size, batch_size, num_workers)
         _check_balance(balance)
         check_fold(fold, num_folds)
+        check_fraction(train_fraction)
         self.save_hyperparameters(logger=False)
         self.root = str(root)
         self.format = format.lower()
@@ -106,6 +112,7 @@ class DetectionDataModule(L.LightningDataModule):
         self.balance = balance
         self.repeat_threshold = repeat_threshold
         self.fold, self.num_folds, self.fold_seed = fold, num_folds, fold_seed
+        self.train_fraction, self.fraction_seed = float(train_fraction), fraction_seed
         self.synthetic = dict(synthetic or {})
         self._given_names = list(class_names) if class_names is not None else None
         self._split_names = {"train": train_split, "val": val_split, "test": test_split}
@@ -361,10 +368,21 @@ class DetectionDataModule(L.LightningDataModule):
 
     def _split(self, role: str) -> DatasetSplit:
         if self.fold is not None and role in ("train", "val"):
-            return self._fold_split(role)
-        if role not in self._splits:
-            self.setup({"train": "fit", "val": "validate", "test": "test"}[role])
-        return self._splits[role]
+            split = self._fold_split(role)
+        else:
+            if role not in self._splits:
+                self.setup({"train": "fit", "val": "validate", "test": "test"}[role])
+            split = self._splits[role]
+        if role == "train" and self.train_fraction < 1.0:
+            return self._fraction_split(split)
+        return split
+
+    def _fraction_split(self, full: DatasetSplit) -> DatasetSplit:
+        """The seeded ``train_fraction`` subset of the training split (see :mod:`yolotl.data.subsets`)."""
+        keep = fraction_indices([r.labels.tolist() for r in full.records], self.train_fraction, self.fraction_seed)
+        records = [full.records[i] for i in keep]
+        name = f"{full.name}[{self.train_fraction:.0%} = {len(records)} images]"
+        return DatasetSplit(name, full.root, records, full.class_names, DefectLog(full.defects.scope))
 
     def _fold_split(self, role: str) -> DatasetSplit:
         """Fold ``self.fold`` of the train split as val, the other folds as train."""

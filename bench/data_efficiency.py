@@ -1,0 +1,168 @@
+"""Benchmark: the data-efficiency curve. Does the ImageNet start help, and how much, per strategy?
+
+For each transfer strategy (feature_extract, finetune, end_to_end), each start (ImageNet weights,
+random initialisation) and each share of the training images (10%, 25%, 50%, 100%: seeded nested
+subsets, every class present), train one detector and score its val-selected checkpoint on test.
+
+Every run gets the same number of optimizer steps (``--steps``), so a small subset is not also a
+short training: the epoch count follows from the subset size. Val runs about ``--val-points``
+times per run. Finished runs (a metrics.json in their folder) are not trained again, so an
+interrupted benchmark resumes where it stopped.
+
+It prints a Markdown table (rows: strategy and start; columns: fractions) and a WARNING line for
+every strategy and fraction where the ImageNet start does not beat the random start (negative
+transfer). ``--plot`` writes the curves as a PNG.
+
+    python bench/data_efficiency.py --dataset bccd --data-root ../shared/datasets/bccd \\
+        --image-size 256 --steps 60 --out bench-runs/efficiency --plot docs/img/efficiency_bccd.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from yolotl.train import config_dir, train
+
+EXPERIMENTS = {"bccd": "experiment=bccd", "aquarium": "experiment=aquarium"}
+STARTS = {"imagenet": "pretrained=auto", "random": "pretrained=false"}
+
+
+def compose_cfg(overrides: list[str]):  # noqa: ANN201 - a DictConfig
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def steps_per_epoch(base: list[str], fraction: float) -> int:
+    """Optimizer steps in one epoch of the ``fraction`` subset (repeat-factor sampling included)."""
+    cfg = compose_cfg([*base, f"data.train_fraction={fraction}", "data.cache=none", "data.num_workers=0"])
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return max(1, len(datamodule.train_dataloader()))
+
+
+def run(strategy: str, start: str, fraction: float, args: argparse.Namespace, base: list[str]) -> dict:
+    run_dir = Path(args.out) / args.dataset / f"{strategy}-{start}-{int(round(fraction * 100))}"
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    epochs = max(1, math.ceil(args.steps / steps_per_epoch(base, fraction)))
+    overrides = [
+        *base,
+        f"strategy={strategy}",
+        STARTS[start],
+        f"data.train_fraction={fraction}",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.check_val_every_n_epoch={max(1, epochs // args.val_points)}",
+        f"paths.output_dir={run_dir}",
+        *args.override,
+    ]
+    metrics = train(compose_cfg(overrides))
+    print(f"{strategy} {start} {fraction:.0%}: test mAP50-95 {metrics.get('test', {}).get('map', float('nan')):.4f}"
+          f" ({epochs} epochs, {metrics['wall_time_s']} s)", flush=True)
+    return metrics
+
+
+def test_map(metrics: dict) -> float:
+    return float(metrics.get("test", {}).get("map", float("nan")))
+
+
+def table(results: dict[tuple[str, str, float], dict], fractions: list[float]) -> str:
+    header = ["strategy", "start", *[f"{f:.0%} ({_images(results, f)} img)" for f in fractions]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for strategy, start in dict.fromkeys((s, st) for s, st, _ in results):
+        cells = [f"{test_map(results[(strategy, start, f)]):.3f}" if (strategy, start, f) in results else ""
+                 for f in fractions]
+        lines.append("| " + " | ".join([strategy, start, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _images(results: dict, fraction: float) -> str:
+    found = [m.get("train_images") for (_, _, f), m in results.items() if f == fraction]
+    return str(found[0]) if found else "?"
+
+
+def negative_transfer(results: dict[tuple[str, str, float], dict]) -> list[str]:
+    """One line per strategy and fraction where ImageNet does not beat random (test mAP50-95)."""
+    warnings = []
+    for (strategy, start, fraction), metrics in results.items():
+        other = results.get((strategy, "random", fraction))
+        if start != "imagenet" or other is None:
+            continue
+        if test_map(metrics) <= test_map(other):
+            warnings.append(f"WARNING: negative transfer: {strategy} at {fraction:.0%} of the images, ImageNet start "
+                            f"{test_map(metrics):.4f} <= random start {test_map(other):.4f} (test mAP50-95)")
+    return warnings
+
+
+def plot(results: dict[tuple[str, str, float], dict], fractions: list[float], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colours = {"feature_extract": "tab:blue", "finetune": "tab:orange", "end_to_end": "tab:green"}
+    for strategy, start in dict.fromkeys((s, st) for s, st, _ in results):
+        xs = [f * 100 for f in fractions if (strategy, start, f) in results]
+        ys = [test_map(results[(strategy, start, f)]) for f in fractions if (strategy, start, f) in results]
+        ax.plot(xs, ys, marker="o", color=colours.get(strategy), linestyle="-" if start == "imagenet" else "--",
+                label=f"{strategy}, {start}")
+    ax.set_xscale("log")
+    ax.set_xticks([f * 100 for f in fractions], [f"{f:.0%}" for f in fractions])
+    ax.set_xlabel("share of the training images")
+    ax.set_ylabel("test mAP50-95")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(EXPERIMENTS), default="bccd")
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: the experiment's)")
+    parser.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
+    parser.add_argument("--strategies", default="feature_extract,finetune,end_to_end")
+    parser.add_argument("--starts", default="imagenet,random")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per run (every fraction)")
+    parser.add_argument("--val-points", type=int, default=3, help="about this many validations per run")
+    parser.add_argument("--image-size", type=int, default=416)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", default="bench-runs/efficiency")
+    parser.add_argument("--plot", default=None, help="write the curves to this PNG")
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
+    args = parser.parse_args()
+    base = [EXPERIMENTS[args.dataset], f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
+            "logger=csv"]
+    if args.data_root:
+        base.append(f"data.root={args.data_root}")
+    fractions = [float(f) for f in args.fractions.split(",")]
+    results = {}
+    for fraction in fractions:
+        for strategy in args.strategies.split(","):
+            for start in args.starts.split(","):
+                results[(strategy, start, fraction)] = run(strategy, start, fraction, args, base)
+    ordered = {k: results[k] for k in sorted(results, key=lambda k: (k[0], k[1] != "imagenet", k[2]))}
+    print(f"\n{args.dataset}: test mAP50-95, {args.steps} steps of batch {args.batch_size} at {args.image_size} px")
+    print(table(ordered, fractions))
+    for line in negative_transfer(ordered):
+        print(line)
+    (Path(args.out) / args.dataset / "results.json").write_text(json.dumps(
+        [{"strategy": s, "start": st, "fraction": f, "train_images": m.get("train_images"), "test_map": test_map(m),
+          "test_map50": m.get("test", {}).get("map_50"), "epochs": m.get("epochs"), "wall_s": m.get("wall_time_s")}
+         for (s, st, f), m in ordered.items()], indent=2))
+    if args.plot:
+        plot(ordered, fractions, f"{args.dataset}: {args.steps} steps, {args.image_size} px", Path(args.plot))
+
+
+if __name__ == "__main__":
+    main()
