@@ -47,6 +47,7 @@ from yolotl.training import (
     EndToEnd,
     FeatureExtract,
     Finetune,
+    Milestone,
     TransferStrategy,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "FeatureExtract",
     "Finetune",
     "LoadReport",
+    "Milestone",
     "OnnxDetector",
     "PretrainedWeightsError",
     "TimmBackbone",

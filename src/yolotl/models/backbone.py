@@ -69,7 +69,8 @@ class TimmBackbone(nn.Module):
         self.strides: list[int] = [info.reduction()[i] for i in self.out_indices]
         self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", {}) or {})
         self._stage_of_param = _assign_params_to_stages(self.body, self.stage_names)
-        self.frozen_stages = 0
+        self.frozen_stages = 0  # leading stages frozen whole (informational; see freeze)
+        self.pinned_norms: list[nn.Module] = []
 
     @property
     def num_stages(self) -> int:
@@ -86,7 +87,8 @@ class TimmBackbone(nn.Module):
 
     @property
     def fully_frozen(self) -> bool:
-        return self.frozen_stages >= self.num_stages
+        """No backbone parameter trains: the forward pass can skip autograd."""
+        return not any(p.requires_grad for p in self.body.parameters())
 
     def stage_parameters(self, stage: int) -> Iterator[nn.Parameter]:
         """Parameters that belong to stage ``stage`` (0 = stem + first stage)."""
@@ -100,25 +102,40 @@ class TimmBackbone(nn.Module):
         return [m for n, m in self.body.named_modules() if n in owners]
 
     def freeze(self, num_stages: int) -> None:
-        """Freeze the first ``num_stages`` stages (weights and norm statistics); unfreeze the rest."""
+        """Freeze the first ``num_stages`` stages (weights and norm statistics); unfreeze the rest.
+
+        The stand-alone form; a training run freezes through :func:`yolotl.models.freezing.apply_freeze`
+        (by part, stage or pattern, with a norm policy), which replaces this state.
+        """
         if not 0 <= num_stages <= self.num_stages:
             raise ValueError(f"num_stages must be in [0, {self.num_stages}] for {self.name}, got {num_stages}")
         self.frozen_stages = num_stages
         for name, param in self.body.named_parameters():
             param.requires_grad_(self._stage_of_param[name] >= num_stages)
+        self.pinned_norms = [m for s in range(num_stages) for m in self.stage_modules(s) if is_norm(m)]
         self.train(self.training)
 
     def frozen_norm_layers(self) -> list[nn.Module]:
-        return [m for s in range(self.frozen_stages) for m in self.stage_modules(s) if _is_norm(m)]
+        return list(self.pinned_norms)
+
+    def stage_of(self, parameter_name: str) -> int:
+        """Stage index of a parameter named relative to ``body`` (0 holds the stem)."""
+        return self._stage_of_param[parameter_name]
+
+    def stem_parameter_names(self) -> list[str]:
+        """Parameters of stage 0 outside the first feature stage's own module (conv stem, its norm)."""
+        first = self.stage_names[0].replace("_", ".")
+        return [n for n, s in self._stage_of_param.items()
+                if s == 0 and not n.replace("_", ".").startswith(first + ".")]
 
     def train(self, mode: bool = True) -> TimmBackbone:
         super().train(mode)
-        for module in self.frozen_norm_layers():
+        for module in self.pinned_norms:
             module.eval()  # frozen statistics, whatever the trainer does
         return self
 
 
-def _is_norm(module: nn.Module) -> bool:
+def is_norm(module: nn.Module) -> bool:
     return isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
 
 

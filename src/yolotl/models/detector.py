@@ -54,6 +54,7 @@ class YoloDetector(nn.Module):
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.pinned_norms: list[str] = []  # norm layers kept in eval mode (see models.freezing)
         # NHWC halves the backward time of depthwise convolutions on CPU and suits GPU tensor cores.
         self.to(memory_format=torch.channels_last)
 
@@ -70,6 +71,12 @@ class YoloDetector(nn.Module):
         self.head.reset_classes(num_classes)
         self.config.num_classes = num_classes
         self.config.class_names = list(class_names or [])
+
+    def train(self, mode: bool = True) -> YoloDetector:
+        super().train(mode)
+        for name in self.pinned_norms:
+            self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
+        return self
 
     def forward(self, images: torch.Tensor) -> HeadOutput:
         # images: [B, 3, H, W] RGB in [0, 1], H and W multiples of 32

@@ -1,6 +1,7 @@
 """Training: the Lightning module, parameter groups and strategy callbacks."""
 
-from yolotl.training.callbacks import EMA, EndToEnd, FeatureExtract, Finetune, Throughput, TransferStrategy
+from yolotl.training.callbacks import EMA, Throughput
+from yolotl.training.strategies import EndToEnd, FeatureExtract, Finetune, Milestone, TransferStrategy
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import build_param_groups, count_parameters
 
@@ -9,6 +10,7 @@ __all__ = [
     "DetectionModule",
     "EndToEnd",
     "FeatureExtract",
+    "Milestone",
     "Finetune",
     "Throughput",
     "TransferStrategy",

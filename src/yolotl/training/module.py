@@ -18,8 +18,8 @@ from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
-from yolotl.training.callbacks import find_strategy
-from yolotl.training.param_groups import build_param_groups
+from yolotl.training.strategies import find_strategy
+from yolotl.training.param_groups import build_param_groups, check_layer_decay
 
 log = logging.getLogger("yolotl.train")
 CLASS_WEIGHTING = ("inverse_sqrt",)
@@ -75,11 +75,13 @@ class DetectionModule(pl.LightningModule):
         val_iou_threshold: float = 0.6,
         max_detections: int = 300,
         class_weights: str | list[float] | None = "inverse_sqrt",
+        layer_decay: float | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
         check_class_weights(class_weights, detector.num_classes)
+        check_layer_decay(layer_decay)
         self.save_hyperparameters(ignore=["detector"])
         self.detector = detector
         self.loss = DetectionLoss(
@@ -171,8 +173,12 @@ class DetectionModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         strategy = find_strategy(self._trainer)
-        mult = strategy.backbone_lr_mult if strategy is not None else 1.0
-        groups = build_param_groups(self.detector, self.hparams.lr, self.hparams.weight_decay, mult)
+        groups = build_param_groups(
+            self.detector, self.hparams.lr, self.hparams.weight_decay,
+            lr_mults=strategy.lr_multipliers(self.detector) if strategy is not None else None,
+            layer_decay=self.hparams.layer_decay,
+            unfreeze_epochs=strategy.milestone_of(self.detector) if strategy is not None else None,
+        )
         if self.hparams.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum, nesterov=True)
         else:

@@ -1,0 +1,309 @@
+"""Transfer strategies as data: what is frozen, the norm policy, and an unfreezing schedule.
+
+A strategy is a Lightning ``BaseFinetuning`` callback, but declarative: the frozen set at epoch
+``e`` is a pure function of the configuration and ``e`` (``freeze`` minus everything the
+milestones up to ``e`` unfroze), re-applied at every epoch start. So a run resumed from a
+checkpoint in the middle of the schedule lands in exactly the state of an uninterrupted one, with
+nothing to restore (Lightning issues 20340, 21901).
+
+The optimizer never changes either: every parameter is in a parameter group from the start, each
+group with its fixed learning-rate multiplier (:meth:`TransferStrategy.lr_multipliers`); frozen
+parameters simply have no gradient. Unfreezing adds no group, so the optimizer and scheduler
+states of a checkpoint always fit.
+
+Under DDP, every parameter must be trainable when Lightning wraps the model, or DDP leaves the
+frozen ones out of its gradient synchronisation for good and the ranks drift apart after an
+unfreeze. So ``setup`` (before the wrap) only checks the configuration, and the freezing starts at
+``on_fit_start`` (after it); DDP must then be told that some parameters get no gradient
+(``find_unused_parameters=True``: ``trainer.strategy=ddp_find_unused_parameters_true``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch.optim import Optimizer
+
+from yolotl.errors import ConfigError
+from yolotl.models.freezing import (
+    apply_freeze,
+    check_norm_policy,
+    check_selectors,
+    frozen_summary,
+    select,
+    select_all,
+)
+from yolotl.training.param_groups import count_parameters
+
+log = logging.getLogger("yolotl.training")
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """From ``epoch`` on, the parameters ``unfreeze`` names train, at ``lr_mult`` x the base LR
+    (``None``: the multiplier of their part, i.e. the strategy's ``backbone_lr_mult`` or 1)."""
+
+    epoch: int
+    unfreeze: tuple[str, ...]
+    lr_mult: float | None = None
+
+    @classmethod
+    def parse(cls, value: Milestone | Mapping[str, Any], index: int) -> Milestone:
+        if isinstance(value, Milestone):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"schedule[{index}] must be a mapping like {{epoch: 3, unfreeze: [stage:-1], "
+                              f"lr_mult: 0.1}}, got {value!r}")
+        unknown = set(value) - {"epoch", "unfreeze", "lr_mult"}
+        if unknown:
+            raise ConfigError(f"schedule[{index}] has unknown keys {sorted(unknown)}; use epoch, unfreeze, lr_mult")
+        epoch = value.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ConfigError(f"schedule[{index}].epoch must be an integer >= 0, got {epoch!r}")
+        unfreeze = check_selectors(value.get("unfreeze"), f"schedule[{index}].unfreeze")
+        if not unfreeze:
+            raise ConfigError(f"schedule[{index}] unfreezes nothing; give unfreeze: [<part, stage or pattern>]")
+        lr_mult = value.get("lr_mult")
+        if lr_mult is not None and (not isinstance(lr_mult, (int, float)) or lr_mult < 0):
+            raise ConfigError(f"schedule[{index}].lr_mult must be a number >= 0 or null, got {lr_mult!r}")
+        return cls(epoch, tuple(unfreeze), None if lr_mult is None else float(lr_mult))
+
+
+@dataclass
+class _Resolved:
+    frozen: set[str]
+    milestones: list[tuple[Milestone, set[str]]] = field(default_factory=list)
+
+
+class TransferStrategy(BaseFinetuning):
+    """Freeze what ``freeze`` names, unfreeze along ``schedule``, pin norms per ``norm``.
+
+    Args:
+        freeze: selectors of what starts frozen (see :mod:`yolotl.models.freezing`): parts
+            (``backbone``, ``neck``, ``head``), ``stem``, stage names or ``stage:N``, glob patterns.
+        norm: ``frozen`` (frozen norm layers keep their statistics), ``eval`` (every backbone norm
+            layer in eval mode) or ``train`` (statistics adapt, weights stay).
+        schedule: milestones ``{epoch, unfreeze, lr_mult}``: from ``epoch`` on, ``unfreeze`` trains at
+            ``lr_mult`` x LR. Milestones must unfreeze something that is frozen.
+        backbone_lr_mult: LR multiplier of the backbone's parameters (neck and head: 1).
+        name: what runs, logs and sweep summaries call this strategy.
+    """
+
+    name = "transfer"
+
+    def __init__(
+        self,
+        freeze: Sequence[str] | str | None = None,
+        norm: str = "frozen",
+        schedule: Sequence[Milestone | Mapping[str, Any]] | None = None,
+        backbone_lr_mult: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if name is not None:
+            self.name = str(name)
+        if not isinstance(backbone_lr_mult, (int, float)) or backbone_lr_mult < 0:
+            raise ConfigError(f"backbone_lr_mult must be a number >= 0, got {backbone_lr_mult!r}")
+        self.freeze = check_selectors(freeze, "freeze")
+        self.norm = check_norm_policy(norm)
+        self.schedule = sorted((Milestone.parse(m, i) for i, m in enumerate(schedule or [])), key=lambda m: m.epoch)
+        self.backbone_lr_mult = float(backbone_lr_mult)
+        self._resolved: _Resolved | None = None
+        self._applied: tuple[int, frozenset[str]] | None = None
+        self.last_report: dict[str, Any] = {}
+
+    # ---- the plan, as data ---------------------------------------------------------------
+
+    def resolve(self, detector: Any) -> _Resolved:
+        """Selectors -> parameter names, checked against this detector (ConfigError names choices)."""
+        frozen = select_all(detector, self.freeze)
+        still_frozen = set(frozen)
+        milestones = []
+        for index, milestone in enumerate(self.schedule):
+            newly = select_all(detector, milestone.unfreeze) & still_frozen  # what this milestone unfreezes
+            if not newly:
+                raise ConfigError(f"schedule[{index}] (epoch {milestone.epoch}) unfreezes {list(milestone.unfreeze)}, "
+                                  f"but none of it is still frozen then (freeze={self.freeze}); "
+                                  "add it to freeze or drop the milestone")
+            still_frozen -= newly
+            milestones.append((milestone, newly))
+        return _Resolved(frozen, milestones)
+
+    def frozen_at(self, detector: Any, epoch: int) -> set[str]:
+        """Names of the parameters frozen during ``epoch``."""
+        plan = self._plan(detector)
+        frozen = set(plan.frozen)
+        for milestone, names in plan.milestones:
+            if milestone.epoch <= epoch:
+                frozen -= names
+        return frozen
+
+    def lr_multipliers(self, detector: Any) -> dict[str, float]:
+        """Each parameter's LR multiplier: its part's, or that of the milestone that unfreezes it."""
+        mults = {name: (self.backbone_lr_mult if name.startswith("backbone.") else 1.0)
+                 for name, _ in detector.named_parameters()}
+        for milestone, names in self._plan(detector).milestones:
+            if milestone.lr_mult is not None:
+                for name in names:
+                    mults[name] = milestone.lr_mult
+        return mults
+
+    def milestone_of(self, detector: Any) -> dict[str, int]:
+        """Parameter name -> epoch it is unfrozen at (only parameters a milestone unfreezes)."""
+        return {name: milestone.epoch for milestone, names in self._plan(detector).milestones for name in names}
+
+    def _plan(self, detector: Any) -> _Resolved:
+        if self._resolved is None:
+            self._resolved = self.resolve(detector)
+        return self._resolved
+
+    # ---- applying it -----------------------------------------------------------------------
+
+    def apply(self, pl_module: pl.LightningModule, epoch: int) -> None:
+        detector = pl_module.detector
+        frozen = frozenset(self.frozen_at(detector, epoch))
+        if self._applied == (epoch, frozen):
+            return
+        changed = self._applied is None or self._applied[1] != frozen
+        apply_freeze(detector, set(frozen), self.norm)
+        self._applied = (epoch, frozen)
+        self.last_report = freeze_report(pl_module, self.name, epoch)
+        if changed:
+            log.info("strategy %s, epoch %d: frozen %s; trainable parameters %d of %d", self.name, epoch,
+                     ", ".join(self.last_report["frozen"]) or "nothing", self.last_report["trainable_params"],
+                     self.last_report["total_params"])
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Before DDP wraps the model: check the plan, freeze nothing yet (see the module docstring).
+        self._resolved = self.resolve(pl_module.detector)
+        apply_freeze(pl_module.detector, set(), self.norm)
+        self._check_ddp(trainer)
+
+    def _check_ddp(self, trainer: pl.Trainer) -> None:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = getattr(trainer, "strategy", None)
+        if not isinstance(strategy, DDPStrategy) or not (self.freeze or self.schedule):
+            return
+        if not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+            raise ConfigError(
+                f"strategy '{self.name}' freezes parameters, so under DDP some get no gradient: use "
+                "trainer.strategy=ddp_find_unused_parameters_true (Trainer(strategy='ddp_find_unused_parameters_true'))")
+
+    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
+        self.apply(pl_module, epoch=0)
+
+    def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
+        self.apply(pl_module, epoch)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the DDP wrap. Parameter groups never change, so nothing of BaseFinetuning's needs
+        # restoring; the epoch's state is (re-)applied at every epoch start.
+        self.apply(pl_module, trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for optimizer in trainer.optimizers:
+            self.finetune_function(pl_module, trainer.current_epoch, optimizer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frozen": sorted(self._applied[1]) if self._applied else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._applied = None  # recomputed from the epoch at the next epoch start
+
+
+class FeatureExtract(TransferStrategy):
+    """Backbone frozen (weights and norm statistics), no backward pass through it; neck and head train.
+
+    A ``schedule`` can still unfreeze parts of it later (then ``backbone_lr_mult`` applies).
+    """
+
+    name = "feature_extract"
+
+    def __init__(self, norm: str = "frozen", schedule: Sequence[Mapping[str, Any]] | None = None,
+                 backbone_lr_mult: float = 0.1) -> None:
+        super().__init__(freeze=["backbone"], norm=norm, schedule=schedule, backbone_lr_mult=backbone_lr_mult)
+
+
+class Finetune(TransferStrategy):
+    """Leading backbone stages frozen, the rest trains at ``backbone_lr_mult`` x LR.
+
+    ``freeze_stages=N`` freezes the first N stages (the stem included); ``freeze`` (selectors)
+    replaces it when given. ``unfreeze_at_epoch`` unfreezes everything frozen at that epoch; a
+    ``schedule`` unfreezes step by step.
+    """
+
+    name = "finetune"
+
+    def __init__(
+        self,
+        freeze_stages: int = 2,
+        backbone_lr_mult: float = 0.1,
+        unfreeze_at_epoch: int | None = None,
+        freeze: Sequence[str] | str | None = None,
+        norm: str = "frozen",
+        schedule: Sequence[Milestone | Mapping[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(freeze_stages, int) or freeze_stages < 0:
+            raise ConfigError(f"freeze_stages must be an integer >= 0, got {freeze_stages!r}")
+        if unfreeze_at_epoch is not None and (not isinstance(unfreeze_at_epoch, int) or unfreeze_at_epoch < 0):
+            raise ConfigError(f"unfreeze_at_epoch must be an integer >= 0 or null, got {unfreeze_at_epoch!r}")
+        self.freeze_stages = freeze_stages
+        self.unfreeze_at_epoch = unfreeze_at_epoch
+        selectors = check_selectors(freeze, "freeze") if freeze is not None else [
+            f"stage:{i}" for i in range(freeze_stages)]
+        milestones = list(schedule or [])
+        if unfreeze_at_epoch is not None and selectors:
+            milestones.append({"epoch": unfreeze_at_epoch, "unfreeze": list(selectors)})
+        super().__init__(freeze=selectors, norm=norm, schedule=milestones, backbone_lr_mult=backbone_lr_mult)
+
+    def resolve(self, detector: Any) -> _Resolved:
+        stages = detector.backbone.num_stages
+        if self.freeze_stages > stages:
+            raise ConfigError(f"freeze_stages={self.freeze_stages} but {detector.backbone.name} has only {stages} "
+                              f"stages ({detector.backbone.stage_names})")
+        return super().resolve(detector)
+
+
+class EndToEnd(TransferStrategy):
+    """Everything trains; the backbone at ``backbone_lr_mult`` x LR (1.0 by default)."""
+
+    name = "end_to_end"
+
+    def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "frozen") -> None:
+        super().__init__(freeze=None, norm=norm, schedule=None, backbone_lr_mult=backbone_lr_mult)
+
+
+def freeze_report(pl_module: pl.LightningModule, strategy: str, epoch: int) -> dict[str, Any]:
+    """What is frozen (parts and backbone stages) and how many parameters train."""
+    detector = pl_module.detector
+    backbone = detector.backbone
+    summary = frozen_summary(detector)
+    return {
+        "strategy": strategy,
+        "epoch": epoch,
+        **summary,
+        "frozen_stages": backbone.stage_names[: backbone.frozen_stages],
+        "trainable_stages": backbone.stage_names[backbone.frozen_stages :],
+        "pinned_norm_layers": len(detector.pinned_norms),
+        "trainable_params": count_parameters(detector, trainable_only=True),
+        "total_params": count_parameters(detector),
+    }
+
+
+def find_strategy(trainer: pl.Trainer | None) -> TransferStrategy | None:
+    if trainer is None:
+        return None
+    found = [cb for cb in trainer.callbacks if isinstance(cb, TransferStrategy)]
+    if len(found) > 1:
+        raise ConfigError(f"more than one transfer strategy callback: {[type(c).__name__ for c in found]}")
+    return found[0] if found else None
+
+
+__all__ = ["EndToEnd", "FeatureExtract", "Finetune", "Milestone", "TransferStrategy", "find_strategy",
+           "freeze_report", "select"]

@@ -1,0 +1,43 @@
+"""A schedule under Lightning DDP: two CPU processes (gloo) pass an unfreeze milestone in step."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).with_name("ddp_schedule_run.py")
+
+
+def _run(out: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(SCRIPT), str(out), *flags], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=SCRIPT.parents[2])
+
+
+def test_two_ranks_hold_identical_weights_and_trainable_sets_after_a_milestone(tmp_path):
+    done = _run(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, tensor in ranks[0]["params"].items():  # every weight, frozen or trained
+        assert torch.equal(tensor, ranks[1]["params"][name]), f"ranks differ in {name}"
+    # Norm statistics: DDP copies rank 0's buffers to every rank before each forward, so the trained
+    # layers' statistics differ by the last batch only; the frozen layers' never moved on either rank.
+    start = ranks[0]["start"]
+    for name in ranks[0]["frozen_buffers"]:
+        assert torch.equal(ranks[0]["state"][name], start[name]) and torch.equal(ranks[1]["state"][name], start[name])
+    assert ranks[0]["frozen_buffers"]
+    assert ranks[0]["trainable"] == ranks[1]["trainable"]
+    before, after = ranks[0]["trainable"][0], ranks[0]["trainable"][1]
+    assert not any(n.startswith("backbone.") for n in before)
+    unfrozen = set(after) - set(before)
+    assert unfrozen and all(n.startswith(("backbone.body.blocks.4.", "backbone.body.blocks.5.",
+                                          "backbone.body.blocks.6.", "backbone.body.blocks.3.")) for n in unfrozen)
+    assert ranks[0]["groups"] == ranks[1]["groups"]
+
+
+def test_ddp_without_find_unused_parameters_is_refused_with_the_fix(tmp_path):
+    done = _run(tmp_path, "--no-find-unused")
+    assert done.returncode != 0
+    assert "trainer.strategy=ddp_find_unused_parameters_true" in done.stderr
