@@ -44,6 +44,7 @@ from yolotl.predict import predict_source
 from yolotl.training import (
     EMA,
     DetectionModule,
+    Distiller,
     EndToEnd,
     FeatureExtract,
     Finetune,
@@ -71,6 +72,7 @@ __all__ = [
     "DetectionDataModule",
     "DetectionMetrics",
     "DetectionModule",
+    "Distiller",
     "HealthReport",
     "DetectorConfig",
     "EndToEnd",

@@ -51,8 +51,9 @@ def evaluate(
     ckpt_path = None if hasattr(checkpoint, "predict") else Path(checkpoint)
     datamodule = _datamodule(data, ckpt_path)
     records = datamodule.split(split).records
-    check_class_names(detector.class_names, datamodule.class_names, f"{datamodule.root} ({split})")
-    evaluation = score(collect(detector, records, iou_threshold=iou_threshold, batch_size=batch_size), score_threshold)
+    label_map = check_class_names(detector.class_names, datamodule.class_names, f"{datamodule.root} ({split})")
+    evaluation = score(collect(detector, records, iou_threshold=iou_threshold, batch_size=batch_size,
+                               label_map=label_map), score_threshold)
     out = Path(output_dir) if output_dir is not None else _default_output(ckpt_path, split)
     result = {
         "checkpoint": str(ckpt_path) if ckpt_path else type(detector).__name__,

@@ -33,7 +33,10 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     detector = instantiate(
         cfg.model.detector, num_classes=datamodule.num_classes, class_names=list(datamodule.class_names), _convert_="all"
     )
-    module = instantiate(cfg.model.module, detector=detector, _convert_="all")
+    distiller = None
+    if cfg.get("distill"):
+        distiller = instantiate(cfg.distill, student_class_names=list(detector.class_names), _convert_="all")
+    module = instantiate(cfg.model.module, detector=detector, distiller=distiller, _convert_="all")
     strategy = instantiate(cfg.strategy, _convert_="all")
     return datamodule, module, strategy
 
@@ -73,6 +76,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "backbone": module.detector.config.backbone,
         "pretrained": str(cfg.get("pretrained")),
         "weights": module.detector.load_report.summary(),
+        "class_transfer": module.detector.class_transfer.to_dict() if module.detector.class_transfer else None,
+        "teacher": str(cfg.distill.teacher) if cfg.get("distill") else None,
         "epochs": trainer.current_epoch,
         "wall_time_s": round(wall, 1),
         "images_per_s": round(throughput.images_per_second, 2),

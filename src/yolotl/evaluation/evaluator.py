@@ -49,13 +49,24 @@ class Evaluation:
     coco_classes: list[int] = field(default_factory=list)  # class ids of its K axis
 
 
-def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str], source: str) -> None:
-    """The detector's classes must be the dataset's, in the same order; otherwise scores are meaningless."""
-    if list(detector_names) != list(dataset_names):
+def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str], source: str) -> list[int] | None:
+    """Dataset label -> detector class, or None when the classes are the same, in the same order.
+
+    A detector with more classes than the data (one that kept its old classes while it learnt new
+    ones) is scored on the data's classes, matched by name; its other classes have no ground truth
+    here and COCO evaluation leaves them out of the mean. Any data class the detector lacks is an error.
+    """
+    if list(detector_names) == list(dataset_names):
+        return None
+    folded = [str(n).strip().casefold() for n in detector_names]
+    missing = [n for n in dataset_names if str(n).strip().casefold() not in folded]
+    if missing:
         raise ConfigError(
-            f"the checkpoint's classes {list(detector_names)} differ from {source}'s classes {list(dataset_names)}; "
-            "evaluate on the dataset the detector was trained for, or pass data.class_names in the detector's order"
+            f"the checkpoint's classes {list(detector_names)} differ from {source}'s classes {list(dataset_names)} "
+            f"(it has no {missing}); evaluate on the dataset the detector was trained for, or pass data.class_names "
+            "in the detector's order"
         )
+    return [folded.index(str(n).strip().casefold()) for n in dataset_names]
 
 
 def collect(
@@ -65,8 +76,11 @@ def collect(
     iou_threshold: float = 0.6,
     max_detections: int = 300,
     batch_size: int = 8,
+    label_map: Sequence[int] | None = None,
 ) -> Evaluation:
-    """Predict every record's image (low threshold: curves and mAP need the tail) with its ground truth."""
+    """Predict every record's image (low threshold: curves and mAP need the tail) with its ground truth.
+
+    ``label_map`` (from :func:`check_class_names`) turns dataset labels into detector classes."""
     evaluation = Evaluation(list(detector.class_names), [], [], [], [])
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
@@ -77,7 +91,10 @@ def collect(
         ]
         for record, image in zip(chunk, images):
             height, width = image.shape[:2]
-            evaluation.targets.append(_target(record, height, width))
+            target = _target(record, height, width)
+            if label_map is not None:
+                target["labels"] = torch.as_tensor(label_map, dtype=torch.long)[target["labels"]]
+            evaluation.targets.append(target)
             evaluation.image_paths.append(Path(record.image_path))
             evaluation.image_sizes.append((height, width))
         if (start // batch_size) % 10 == 9 or len(evaluation.targets) == len(records):

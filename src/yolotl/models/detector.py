@@ -54,6 +54,7 @@ class YoloDetector(nn.Module):
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.class_transfer = None  # a models.transfer.ClassTransfer when initialised from another detector
         self.pinned_norms: list[str] = []  # norm layers kept in eval mode (see models.freezing)
         # NHWC halves the backward time of depthwise convolutions on CPU and suits GPU tensor cores.
         self.to(memory_format=torch.channels_last)

@@ -13,6 +13,7 @@ from typing import Union
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.detector import DetectorConfig, YoloDetector
+from yolotl.models.transfer import check_architecture, final_class_names, transfer_weights
 from yolotl.models.weights import LoadReport, load_pretrained
 
 log = logging.getLogger("yolotl.models")
@@ -27,6 +28,9 @@ def create_detector(
     neck_width: int = 64,
     neck_depth: int = 1,
     reg_max: int = 16,
+    init_from: str | Path | None = None,
+    class_map: dict[str, str] | None = None,
+    keep_old_classes: bool = False,
 ) -> YoloDetector:
     """Build a YOLO detector on the timm ``backbone``.
 
@@ -40,11 +44,22 @@ def create_detector(
         neck_width: width of the P3 level of the neck (P4 and P5 get 2x and 4x).
         neck_depth: bottlenecks per CSP block in the neck.
         reg_max: bins of the box-edge distribution (distances up to ``reg_max - 1`` strides).
+        init_from: a yolotl checkpoint trained on other data: every weight is taken from it, and
+            class rows by name (``pretrained`` is then not used); see :mod:`yolotl.models.transfer`.
+        class_map: ``{new class: source class}`` for classes whose names differ (``init_from`` only).
+        keep_old_classes: keep every source class in the new model (source classes first), so it
+            still detects them; the report lists those the new data does not label.
     """
     names = list(class_names or [])
     num_classes = _resolve_num_classes(num_classes, names)
     if image_size % 32 != 0 or image_size <= 0:
         raise ConfigError(f"image_size must be a positive multiple of 32, got {image_size}")
+    if init_from is not None:
+        return _from_detector(init_from, names or [str(i) for i in range(num_classes)], image_size, class_map,
+                              keep_old_classes, dict(backbone=backbone, neck_width=neck_width,
+                                                     neck_depth=neck_depth, reg_max=reg_max))
+    if class_map or keep_old_classes:
+        raise ConfigError("class_map and keep_old_classes need init_from=<a yolotl checkpoint>")
     body = TimmBackbone(backbone)
     report, preprocessing = load_pretrained(body.body, backbone, pretrained)
     mean = preprocessing.mean if preprocessing else tuple(body.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
@@ -62,6 +77,21 @@ def create_detector(
     )
     detector = YoloDetector(config, backbone=body)
     detector.load_report = report if report is not None else LoadReport(source="random initialisation")
+    return detector
+
+
+def _from_detector(path: str | Path, data_names: list[str], image_size: int, class_map: dict[str, str] | None,
+                   keep_old_classes: bool, architecture: dict) -> YoloDetector:
+    from yolotl.checkpoint import load  # here: checkpoint imports the models package
+
+    source = load(path)
+    check_architecture(source.config, architecture, path)
+    names = final_class_names(data_names, source.class_names, class_map, keep_old_classes)
+    config = DetectorConfig(**{**source.config.to_dict(), "num_classes": len(names), "class_names": names,
+                               "image_size": image_size})
+    detector = YoloDetector(config)
+    detector.load_report, detector.class_transfer = transfer_weights(detector, source, path, class_map, data_names)
+    log.info("%s", detector.load_report.summary())
     return detector
 
 

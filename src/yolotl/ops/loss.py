@@ -123,6 +123,18 @@ class DetectionLoss(nn.Module):
         self.assigner = assigner if assigner is not None else TaskAlignedAssigner()
         self._anchor_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self.register_buffer("class_weights", None, persistent=False)
+        self.register_buffer("class_keep", None, persistent=False)
+
+    def set_ignored_classes(self, classes: Sequence[int] | None) -> None:
+        """Class channels left out of the BCE (None: none). For classes the training images do not
+        label, e.g. a detector's old classes while it learns new ones on new images: without this,
+        every unlabelled old object would be taught as background."""
+        if not classes:
+            self.class_keep = None
+            return
+        keep = torch.ones(self.num_classes, dtype=torch.float32)
+        keep[torch.as_tensor(list(classes), dtype=torch.long)] = 0.0
+        self.class_keep = keep
 
     def set_class_weights(self, weights: Sequence[float] | Tensor | None) -> None:
         """Per-class weights of the positive BCE term (None: all 1)."""
@@ -175,9 +187,14 @@ class DetectionLoss(nn.Module):
 
         score_sum = assignment.target_scores.sum().clamp(min=1.0)
         pos_weight = None if self.class_weights is None else self.class_weights.to(cls_logits.device)
-        cls = F.binary_cross_entropy_with_logits(
-            cls_logits, assignment.target_scores, pos_weight=pos_weight, reduction="sum"
-        )
+        if self.class_keep is None:
+            cls = F.binary_cross_entropy_with_logits(
+                cls_logits, assignment.target_scores, pos_weight=pos_weight, reduction="sum"
+            )
+        else:
+            cls = (F.binary_cross_entropy_with_logits(
+                cls_logits, assignment.target_scores, pos_weight=pos_weight, reduction="none"
+            ) * self.class_keep.to(cls_logits.device)).sum()
         cls = cls / score_sum
         box, dfl = self._box_terms(box_logits, pred_ltrb, points, stride_tensor, assignment, score_sum)
         total = self.box_weight * box + self.cls_weight * cls + self.dfl_weight * dfl

@@ -2,12 +2,14 @@
 
 from yolotl.training.callbacks import EMA, Throughput
 from yolotl.training.strategies import EndToEnd, FeatureExtract, Finetune, Milestone, TransferStrategy
+from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import build_param_groups, count_parameters
 
 __all__ = [
     "EMA",
     "DetectionModule",
+    "Distiller",
     "EndToEnd",
     "FeatureExtract",
     "Milestone",

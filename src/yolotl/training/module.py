@@ -19,10 +19,12 @@ from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.strategies import find_strategy
+from yolotl.training.distillation import Distiller
 from yolotl.training.param_groups import build_param_groups, check_layer_decay
 
 log = logging.getLogger("yolotl.train")
 CLASS_WEIGHTING = ("inverse_sqrt",)
+OLD_CLASS_MODES = (None, "frozen", "distill")
 
 
 def inverse_sqrt_weights(counts: list[int]) -> list[float]:
@@ -55,8 +57,17 @@ def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
 class DetectionModule(pl.LightningModule):
     """Trains a :class:`YoloDetector`: task-aligned assignment, CIoU + DFL + BCE, mAP validation.
 
-    The transfer strategy (a callback) decides what is frozen and the backbone's LR multiplier; this
-    module puts every parameter into named groups (backbone / neck / head, with and without decay).
+    The transfer strategy (a callback) decides what is frozen and the LR multipliers; this module
+    puts every parameter into fixed named groups (part, multiplier, decay / no decay).
+
+    - ``layer_decay``: layer-wise LR decay over the backbone's stages (deepest stage full rate).
+    - ``old_classes``: ``frozen`` or ``distill`` keeps the classes a detector made with
+      ``init_from`` + ``keep_old_classes`` knew, while it learns new ones (see ``_protect_old_classes``);
+      ``None`` trains them as background where the new data does not label them.
+    - ``distiller``: a :class:`~yolotl.training.distillation.Distiller` whose teacher teaches this
+      detector (class and box distillation added to the loss).
+
+    When the detector's classes differ from the data's (``keep_old_classes``), labels are mapped by name.
     """
 
     def __init__(
@@ -76,13 +87,21 @@ class DetectionModule(pl.LightningModule):
         max_detections: int = 300,
         class_weights: str | list[float] | None = "inverse_sqrt",
         layer_decay: float | None = None,
+        old_classes: str | None = None,
+        old_class_distill_weight: float = 1.0,
+        distiller: Distiller | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
         check_class_weights(class_weights, detector.num_classes)
         check_layer_decay(layer_decay)
-        self.save_hyperparameters(ignore=["detector"])
+        if old_classes not in OLD_CLASS_MODES:
+            raise ConfigError(f"old_classes={old_classes!r}; choose one of {list(OLD_CLASS_MODES)}")
+        self.save_hyperparameters(ignore=["detector", "distiller"])
+        self.distiller = distiller
+        self._label_map: torch.Tensor | None = None
+        self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         self.detector = detector
         self.loss = DetectionLoss(
             detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight
@@ -95,9 +114,11 @@ class DetectionModule(pl.LightningModule):
         counts. Without a :class:`DetectionDataModule` (plain dataloaders) there are no counts: the
         loss stays unweighted and the fit says so once. Only ``fit`` resolves them (the weights only
         change the loss); a lone validate/test keeps what the module holds."""
+        self._set_label_map()
         weights = self.hparams.class_weights
         if stage != "fit":
             return
+        self._protect_old_classes()
         if weights is None:
             self.loss.set_class_weights(None)
             return
@@ -109,12 +130,84 @@ class DetectionModule(pl.LightningModule):
                             "(class_weights=None silences this).", weights)
                 self.loss.set_class_weights(None)
                 return
-            counts = [c["boxes"] for c in datamodule.class_counts("train").values()]
-            weights = inverse_sqrt_weights(counts)
+            counts = dict.fromkeys(self.detector.class_names, 0)  # classes the data lacks: none seen
+            for name, c in datamodule.class_counts("train").items():
+                counts[self.detector.class_names[self._model_index(name)]] = c["boxes"]
+            weights = inverse_sqrt_weights(list(counts.values()))
         self.loss.set_class_weights(weights)
         names = self.detector.class_names or [str(i) for i in range(len(weights))]
         log.info("class weights (positive BCE term): %s",
                  ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)))
+
+    # ---- classes of the data vs classes of the detector ----------------------------------
+
+    def _set_label_map(self) -> None:
+        """Data label -> detector class, by name, when the detector has other classes (keep_old_classes)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        data_names = list(getattr(datamodule, "class_names", None) or [])
+        if not data_names or data_names == self.detector.class_names:
+            self._label_map = None
+            return
+        self._label_map = torch.tensor([self._model_index(n, data_names) for n in data_names], dtype=torch.long)
+        log.info("data classes -> detector classes: %s",
+                 ", ".join(f"{n}->{self.detector.class_names[int(i)]}" for n, i in zip(data_names, self._label_map)))
+
+    def _model_index(self, name: str, data_names: list[str] | None = None) -> int:
+        folded = [n.strip().casefold() for n in self.detector.class_names]
+        transfer = self.detector.class_transfer
+        renamed = {k.strip().casefold(): v.strip().casefold() for k, v in (transfer.class_map if transfer else {}).items()}
+        for key in (name.strip().casefold(), renamed.get(name.strip().casefold())):
+            if key in folded:
+                return folded.index(key)
+        raise ConfigError(f"the data's class '{name}' (classes {data_names}) is not one of the detector's classes "
+                          f"{self.detector.class_names}; build the detector from this data's class_names")
+
+    def _map_targets(self, targets: list[dict]) -> list[dict]:
+        if self._label_map is None:
+            return targets
+        mapping = self._label_map.to(targets[0]["labels"].device) if targets else self._label_map
+        return [{**t, "labels": mapping[t["labels"]]} for t in targets]
+
+    def _protect_old_classes(self) -> None:
+        """``old_classes``: keep the classes a detector knew (``init_from`` + ``keep_old_classes``) while it
+        learns new ones on images that do not label them. ``frozen``: their class rows stay byte-identical
+        and their BCE is off (unlabelled is not background); ``distill``: their BCE is off and the
+        frozen source detector teaches their logits and the boxes where it sees objects."""
+        mode = self.hparams.old_classes
+        transfer = self.detector.class_transfer
+        old = list(transfer.old_only) if transfer is not None else []
+        self._frozen_rows = []
+        if not old:
+            if mode is not None:
+                raise ConfigError(f"old_classes={mode} needs a detector built with init_from=<checkpoint> and "
+                                  "keep_old_classes=true that keeps classes this data does not label")
+            return
+        indices = [self.detector.class_names.index(n) for n in old]
+        if mode is None:
+            log.warning("old classes %s have no labels in this data and are trained as background (they will be "
+                        "forgotten); model.module.old_classes=frozen or distill keeps them", old)
+            self.loss.set_ignored_classes(None)
+            return
+        self.loss.set_ignored_classes(indices)
+        if mode == "frozen":
+            rows = torch.tensor(indices, dtype=torch.long)
+            for branch in self.detector.head.cls_branches:
+                for param in (branch[-1].weight, branch[-1].bias):
+                    self._frozen_rows.append((param, rows, param.detach()[rows].clone()))
+        elif self.distiller is None:
+            self.distiller = Distiller(transfer.source, self.detector.class_names, classes=old,
+                                       cls_weight=self.hparams.old_class_distill_weight,
+                                       box_weight=self.hparams.old_class_distill_weight)
+        log.info("old classes %s: %s", old, "class rows frozen, left out of the BCE" if mode == "frozen"
+                 else f"distilled from {transfer.source}, left out of the BCE")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._frozen_rows:  # the optimizer (weight decay, momentum) moved them: put them back
+            with torch.no_grad():
+                for param, rows, values in self._frozen_rows:
+                    param[rows.to(param.device)] = values.to(param.device, param.dtype)
+
+    # ---- steps ---------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor) -> HeadOutput:
         return self.detector(images)
@@ -122,16 +215,22 @@ class DetectionModule(pl.LightningModule):
     def _losses(self, batch: tuple[torch.Tensor, list[dict]]) -> tuple[HeadOutput, LossOutput]:
         images, targets = batch
         outputs = self.detector(images)
-        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, targets)
+        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets))
         return outputs, losses
 
     def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
-        _, losses = self._losses(batch)
+        outputs, losses = self._losses(batch)
         size = len(batch[0])
-        self.log("train/loss", losses.total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        total = losses.total
+        if self.distiller is not None:
+            distilled = self.distiller(batch[0], outputs)
+            total = total + distilled["kd_cls"] + distilled["kd_box"]
+            for name, value in distilled.items():
+                self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=size)
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         for name in ("box", "cls", "dfl"):
             self.log(f"train/{name}", getattr(losses, name), on_step=False, on_epoch=True, batch_size=size)
-        return losses.total
+        return total
 
     def validation_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_metrics)
@@ -146,7 +245,7 @@ class DetectionModule(pl.LightningModule):
         for name in ("box", "cls", "dfl"):
             self.log(f"{stage}/{name}", getattr(losses, name), on_epoch=True, batch_size=size, sync_dist=True)
         preds = self._postprocess(outputs)
-        metrics.update(preds, batch[1])
+        metrics.update(preds, self._map_targets(batch[1]))
 
     def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
         boxes, scores = self.detector.decode(outputs)
