@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.training.conftest import fit
-from yolotl import ConfigError, Finetune, TransferStrategy
+from yolotl import ConfigError, EndToEnd, FeatureExtract, Finetune, TransferStrategy
 from yolotl.models.freezing import select
 
 SCHEDULE = [{"epoch": 1, "unfreeze": ["stage:-1"], "lr_mult": 0.1},
@@ -122,3 +122,34 @@ def test_schedule_errors_name_the_fix(make_module):
         fit(make_module(), [strategy], epochs=1)
     with pytest.raises(ConfigError, match="unknown freeze selector 'blocks.9'"):
         fit(make_module(), [TransferStrategy(freeze=["blocks.9"])], epochs=1)
+
+
+def _parts(detector, *selectors):
+    return set().union(*(select(detector, s) for s in selectors)) if selectors else set()
+
+
+@pytest.mark.parametrize(("make_strategy", "frozen_by_epoch", "backbone_mults"), [
+    (lambda: FeatureExtract(), [("backbone",), ("backbone",)], {0.1}),
+    (lambda: Finetune(freeze_stages=2, unfreeze_at_epoch=1), [("stage:0", "stage:1"), ()], {0.1}),
+    (lambda: EndToEnd(), [(), ()], {1.0}),
+    (lambda: TransferStrategy(freeze=["stem", "neck"], norm="eval"), [("stem", "neck"), ("stem", "neck")], {1.0}),
+], ids=["feature_extract", "finetune", "end_to_end", "stem_and_neck"])
+def test_each_strategy_trainable_set_groups_and_frozen_bytes(make_module, make_strategy, frozen_by_epoch,
+                                                             backbone_mults):
+    module = make_module()
+    recorder = Recorder()
+    fit(module, [make_strategy(), recorder], epochs=2)
+    detector = module.detector
+    everything = {n for n, _ in detector.named_parameters()}
+    for epoch, selectors in enumerate(frozen_by_epoch):
+        assert recorder.epochs[epoch]["trainable"] == everything - _parts(detector, *selectors), epoch
+    groups = recorder.epochs[0]["groups"]
+    assert {mult for name, (mult, _, _) in groups.items() if name.startswith("backbone")} == backbone_mults
+    assert all(mult == 1.0 for name, (mult, _, _) in groups.items() if not name.startswith("backbone"))
+    assert set().union(*(params for _, _, params in groups.values())) == everything  # every tensor has a group
+    always_frozen = set.intersection(*(_parts(detector, *s) for s in frozen_by_epoch))
+    start, final = recorder.epochs[0]["state"], detector.state_dict()
+    frozen_modules = {n.rsplit(".", 1)[0] for n in always_frozen}
+    for key in start:  # frozen weights and the statistics of their norm layers: byte-identical
+        if key in always_frozen or (key.rsplit(".", 1)[0] in frozen_modules and "running" in key):
+            assert torch.equal(start[key], final[key]), key
