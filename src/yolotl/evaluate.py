@@ -19,7 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from yolotl.checkpoint import load
 from yolotl.errors import ConfigError
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
-from yolotl.evaluation.evaluator import Evaluation, Predictor, check_class_names, collect, score
+from yolotl.evaluation.evaluator import (
+    Evaluation,
+    Predictor,
+    check_class_names,
+    collect,
+    score,
+)
 
 log = logging.getLogger("yolotl.evaluate")
 

@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from yolotl.errors import YolotlError
 from yolotl.training.callbacks import Throughput
-from yolotl.training.strategies import TransferStrategy, freeze_report
 from yolotl.training.param_groups import count_parameters
 from yolotl.training.run import clean_metrics, write_metrics
+from yolotl.training.strategies import TransferStrategy, freeze_report
 
 log = logging.getLogger("yolotl.train")
 

@@ -51,7 +51,11 @@ def test_optuna_search_composes_with_the_sweeper_and_its_space():
 
 def test_search_space_parses_to_the_intended_optuna_distributions():
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-    from optuna.distributions import CategoricalDistribution, IntUniformDistribution, LogUniformDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        IntUniformDistribution,
+        LogUniformDistribution,
+    )
 
     cfg = _compose(_search_override(), hydra_config=True)
     space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])

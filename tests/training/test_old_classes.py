@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from tests.models.test_transfer import save_detector
-from yolotl import ConfigError, DetectionDataModule, DetectionModule, Finetune, create_detector
+from yolotl import (
+    ConfigError,
+    DetectionDataModule,
+    DetectionModule,
+    Finetune,
+    create_detector,
+)
 
 SYNTHETIC = {"num_train": 8, "num_val": 4, "num_test": 4, "image_size": 64}
 

@@ -21,10 +21,10 @@ from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
 from yolotl.data.folds import check_fold, kfold_assignment
-from yolotl.data.subsets import check_fraction, fraction_indices
 from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
 from yolotl.data.records import DatasetSplit, Defect, DefectLog
 from yolotl.data.sampling import TrainSampler, repeat_factors
+from yolotl.data.subsets import check_fraction, fraction_indices
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,

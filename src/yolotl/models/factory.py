@@ -13,7 +13,11 @@ from typing import Union
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.detector import DetectorConfig, YoloDetector
-from yolotl.models.transfer import check_architecture, final_class_names, transfer_weights
+from yolotl.models.transfer import (
+    check_architecture,
+    final_class_names,
+    transfer_weights,
+)
 from yolotl.models.weights import LoadReport, load_pretrained
 
 log = logging.getLogger("yolotl.models")

@@ -1,10 +1,16 @@
 """Training: the Lightning module, parameter groups and strategy callbacks."""
 
 from yolotl.training.callbacks import EMA, Throughput
-from yolotl.training.strategies import EndToEnd, FeatureExtract, Finetune, Milestone, TransferStrategy
 from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import build_param_groups, count_parameters
+from yolotl.training.strategies import (
+    EndToEnd,
+    FeatureExtract,
+    Finetune,
+    Milestone,
+    TransferStrategy,
+)
 
 __all__ = [
     "EMA",
@@ -12,8 +18,8 @@ __all__ = [
     "Distiller",
     "EndToEnd",
     "FeatureExtract",
-    "Milestone",
     "Finetune",
+    "Milestone",
     "Throughput",
     "TransferStrategy",
     "build_param_groups",

@@ -18,9 +18,9 @@ from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
-from yolotl.training.strategies import find_strategy
 from yolotl.training.distillation import Distiller
 from yolotl.training.param_groups import build_param_groups, check_layer_decay
+from yolotl.training.strategies import find_strategy
 
 log = logging.getLogger("yolotl.train")
 CLASS_WEIGHTING = ("inverse_sqrt",)
