@@ -145,9 +145,10 @@ def main() -> None:
             "logger=csv"]
     if args.data_root:
         base.append(f"data.root={args.data_root}")
-    fractions = [float(f) for f in args.fractions.split(",")]
+    run_order = [float(f) for f in args.fractions.split(",")]  # e.g. 0.1,0.25,1.0,0.5: the ends first
+    fractions = sorted(run_order)
     results = {}
-    for fraction in fractions:
+    for fraction in run_order:
         for strategy in args.strategies.split(","):
             for start in args.starts.split(","):
                 results[(strategy, start, fraction)] = run(strategy, start, fraction, args, base)
