@@ -1,6 +1,6 @@
 """Two-process DDP (gloo, CPU) run through an unfreeze milestone; each rank saves its final state.
 
-Run by tests/training/test_ddp.py as ``python ddp_schedule_run.py OUT_DIR [--no-find-unused]``; Lightning's
+Run by tests/training/test_ddp.py as ``python ddp_schedule_run.py OUT_DIR``; Lightning's
 ``strategy="ddp"`` starts the second rank by running this script again.
 """
 
@@ -40,7 +40,6 @@ class SaveRankState(pl.Callback):
 
 def main() -> None:
     out = Path(sys.argv[1])
-    find_unused = "--no-find-unused" not in sys.argv
     pl.seed_everything(0)
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=IMAGE, neck_width=16)
     module = DetectionModule(detector, lr=1e-2, warmup_epochs=0, class_weights=None)
@@ -48,7 +47,7 @@ def main() -> None:
                                 schedule=[{"epoch": 1, "unfreeze": ["stage:-1", "stage:-2"], "lr_mult": 0.2}])
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy=DDPStrategy(process_group_backend="gloo",
-                                                           find_unused_parameters=find_unused),
+                                                           find_unused_parameters=True),
         max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         callbacks=[strategy, SaveRankState(out, {k: v.clone() for k, v in detector.state_dict().items()})],
