@@ -53,7 +53,7 @@ def main() -> None:
         callbacks=[strategy, SaveRankState(out, {k: v.clone() for k, v in detector.state_dict().items()})],
     )
     # different data on each rank (DistributedSampler): gradients must be averaged to stay equal
-    loader = DataLoader(SquaresDataset(16), batch_size=2, shuffle=True, collate_fn=collate_detections)
+    loader = DataLoader(SquaresDataset(8), batch_size=2, shuffle=True, collate_fn=collate_detections)
     trainer.fit(module, train_dataloaders=loader)
 
 
