@@ -11,7 +11,7 @@ interrupted benchmark resumes where it stopped.
 
 It prints a Markdown table (rows: strategy and start; columns: fractions) and a WARNING line for
 every strategy and fraction where the ImageNet start does not beat the random start (negative
-transfer). ``--plot`` writes the curves as a PNG.
+transfer). ``--plot`` writes the curves as a PNG; ``--report-only`` reports the finished runs without training.
 
     python bench/data_efficiency.py --dataset bccd --data-root ../shared/datasets/bccd \\
         --image-size 256 --steps 60 --out bench-runs/efficiency --plot docs/img/efficiency_bccd.png
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench-runs/efficiency")
     parser.add_argument("--plot", default=None, help="write the curves to this PNG")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
+    parser.add_argument("--report-only", action="store_true", help="report the finished runs, train nothing")
     args = parser.parse_args()
     base = [EXPERIMENTS[args.dataset], f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
             "logger=csv"]
@@ -151,6 +152,9 @@ def main() -> None:
     for fraction in run_order:
         for strategy in args.strategies.split(","):
             for start in args.starts.split(","):
+                done = Path(args.out) / args.dataset / f"{strategy}-{start}-{int(round(fraction * 100))}" / "metrics.json"
+                if args.report_only and not done.is_file():
+                    continue
                 results[(strategy, start, fraction)] = run(strategy, start, fraction, args, base)
     ordered = {k: results[k] for k in sorted(results, key=lambda k: (k[0], k[1] != "imagenet", k[2]))}
     print(f"\n{args.dataset}: test mAP50-95, {args.steps} steps of batch {args.batch_size} at {args.image_size} px")
