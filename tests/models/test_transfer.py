@@ -71,3 +71,11 @@ def test_transfer_errors_name_the_fix(source, tmp_path):
                         image_size=64, neck_width=16)
     with pytest.raises(ConfigError, match="need init_from"):
         create_detector("efficientnet_lite0", class_names=["dog"], keep_old_classes=True, pretrained=False)
+
+
+def test_a_wider_class_branch_gets_fresh_rows_and_says_so(source):
+    _, path = source  # neck_width 16, 3 classes: class branch 16 wide; 20 classes make it 20 wide
+    names = ["dog", *[f"c{i}" for i in range(19)]]
+    new = create_detector("efficientnet_lite0", class_names=names, init_from=path, image_size=64, neck_width=16)
+    assert new.class_transfer.kept == {} and len(new.class_transfer.new) == 20
+    assert any(k.startswith("head.cls_branches.") for k in new.load_report.skipped_shape)

@@ -103,6 +103,11 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
     rows = match_class_rows(target.class_names, source.class_names, class_map)
     target_state = target.state_dict()
     source_state = source.state_dict()
+    width = "head.cls_branches.0.2.weight"  # the class branch widens past neck_width classes (DecoupledHead)
+    if source_state[width].shape[1:] != target_state[width].shape[1:]:
+        log.warning("the class branch of %s is %d wide, this detector's %d: every class row starts fresh",
+                    source_path, source_state[width].shape[1], target_state[width].shape[1])
+        rows = {}
     class_layers = {f"head.cls_branches.{i}.2.{k}" for i in range(len(target.head.cls_branches)) for k in ("weight", "bias")}
     report = LoadReport(source=f"detector checkpoint {source_path}")
     new_rows = torch.tensor(list(rows), dtype=torch.long)
@@ -113,7 +118,7 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
                 report.missing.append(name)
                 continue
             value = source_state[name]
-            if name in class_layers:
+            if name in class_layers and value.shape[1:] == tensor.shape[1:]:
                 if rows:
                     tensor[new_rows] = value[old_rows].to(tensor.dtype)
                 report.loaded += 1

@@ -17,6 +17,7 @@ from yolotl.errors import ConfigError
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
+from yolotl.models.transfer import match_class_rows
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.distillation import Distiller
 from yolotl.training.param_groups import build_param_groups, check_layer_decay
@@ -130,10 +131,11 @@ class DetectionModule(pl.LightningModule):
                             "(class_weights=None silences this).", weights)
                 self.loss.set_class_weights(None)
                 return
-            counts = dict.fromkeys(self.detector.class_names, 0)  # classes the data lacks: none seen
-            for name, c in datamodule.class_counts("train").items():
-                counts[self.detector.class_names[self._model_index(name)]] = c["boxes"]
-            weights = inverse_sqrt_weights(list(counts.values()))
+            counts = [0] * self.detector.num_classes  # classes the data lacks: none seen
+            for data_label, c in enumerate(datamodule.class_counts("train").values()):
+                model_label = data_label if self._label_map is None else int(self._label_map[data_label])
+                counts[model_label] = c["boxes"]
+            weights = inverse_sqrt_weights(counts)
         self.loss.set_class_weights(weights)
         names = self.detector.class_names or [str(i) for i in range(len(weights))]
         log.info("class weights (positive BCE term): %s",
@@ -148,19 +150,15 @@ class DetectionModule(pl.LightningModule):
         if not data_names or data_names == self.detector.class_names:
             self._label_map = None
             return
-        self._label_map = torch.tensor([self._model_index(n, data_names) for n in data_names], dtype=torch.long)
+        transfer = self.detector.class_transfer
+        rows = match_class_rows(data_names, self.detector.class_names, transfer.class_map if transfer else None)
+        missing = [n for i, n in enumerate(data_names) if i not in rows]
+        if missing:
+            raise ConfigError(f"the data's classes {missing} (of {data_names}) are not among the detector's classes "
+                              f"{self.detector.class_names}; build the detector from this data's class_names")
+        self._label_map = torch.tensor([rows[i] for i in range(len(data_names))], dtype=torch.long)
         log.info("data classes -> detector classes: %s",
                  ", ".join(f"{n}->{self.detector.class_names[int(i)]}" for n, i in zip(data_names, self._label_map)))
-
-    def _model_index(self, name: str, data_names: list[str] | None = None) -> int:
-        folded = [n.strip().casefold() for n in self.detector.class_names]
-        transfer = self.detector.class_transfer
-        renamed = {k.strip().casefold(): v.strip().casefold() for k, v in (transfer.class_map if transfer else {}).items()}
-        for key in (name.strip().casefold(), renamed.get(name.strip().casefold())):
-            if key in folded:
-                return folded.index(key)
-        raise ConfigError(f"the data's class '{name}' (classes {data_names}) is not one of the detector's classes "
-                          f"{self.detector.class_names}; build the detector from this data's class_names")
 
     def _map_targets(self, targets: list[dict]) -> list[dict]:
         if self._label_map is None:
