@@ -47,6 +47,13 @@ def test_data_options_compose(name):
     assert cfg.data.format == name
 
 
+@pytest.mark.parametrize("name", _options("data"))
+def test_disk_cache_is_one_override_in_every_data_option(name, tmp_path):
+    cfg = _compose(f"data={name}", f"data.root={tmp_path}", "data.cache=disk", f"data.cache_dir={tmp_path}/cache")
+    cache = instantiate(cfg.data, _convert_="all").cache
+    assert cache.mode == "disk" and cache.cache_dir == tmp_path / "cache"
+
+
 @pytest.mark.parametrize("name", _options("experiment"))
 def test_experiment_options_compose(name):
     cfg = _compose(f"experiment={name}")
