@@ -10,8 +10,10 @@ test, BENCHMARKS.md protocol), every run an ordinary ``yolotl-train`` config:
 3. Keeping the old classes: ``init_from`` + ``keep_old_classes`` (10 classes), fine-tuned on BCCD
    with ``old_classes`` = none / frozen / distill; each is also scored on **Aquarium's** test split
    (its old classes) and compared with the source detector there (before vs after).
-4. Distillation: an efficientnet_lite2 teacher trained on BCCD teaches an efficientnet_lite0
-   student (``distill=teacher``); compared with the same student without a teacher (``bccd_imagenet``).
+4. Distillation: an efficientnet_lite2 teacher trained on BCCD (``--teacher-epochs``, longer than
+   the student's budget so that it knows more than the student can learn) teaches an
+   efficientnet_lite0 student (``distill=teacher``) for ``--epochs``; compared with the same student
+   without a teacher (``bccd_imagenet``).
 
 Finished runs (a metrics.json in their folder) are not trained again.
 
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs of every BCCD run")
     parser.add_argument("--source-epochs", type=int, default=30, help="epochs of the Aquarium source run")
     parser.add_argument("--teacher", default="efficientnet_lite2")
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="epochs of the teacher (default: --epochs)")
     parser.add_argument("--out", default="bench-runs/transfer")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
     args = parser.parse_args()
@@ -82,9 +85,12 @@ def main() -> None:
     keep = [*bccd, f"init_from={_best(source)}", "model.detector.keep_old_classes=true"]
     for mode in ("null", "frozen", "distill"):
         runs[f"bccd_keep_old_{mode}"] = _train(f"bccd_keep_old_{mode}", [*keep, f"model.module.old_classes={mode}"], args)
-    teacher = _train("bccd_teacher", [*bccd, f"backbone={args.teacher}"], args)
-    runs["bccd_student_kd"] = _train("bccd_student_kd", [*bccd, "distill=teacher",
-                                                         f"distill.teacher={_best(teacher)}"], args)
+    teacher_epochs = args.teacher_epochs or args.epochs
+    suffix = "" if teacher_epochs == args.epochs else f"_{teacher_epochs}ep"  # one folder per teacher budget
+    teacher = _train(f"bccd_teacher{suffix}", [*bccd, f"backbone={args.teacher}",
+                                               f"trainer.max_epochs={teacher_epochs}"], args)
+    runs["bccd_student_kd"] = _train(f"bccd_student_kd{suffix}", [*bccd, "distill=teacher",
+                                                                  f"distill.teacher={_best(teacher)}"], args)
 
     def test(m: dict[str, Any], key: str = "map") -> str:
         return f"{m.get('test', {}).get(key, float('nan')):.3f}"
@@ -108,7 +114,8 @@ def main() -> None:
         print(f"| {label} | {old.get('map', float('nan')):.3f} | {old.get('map_50', float('nan')):.3f} | {bccd_map} | "
               + " | ".join(f"{old.get(f'ap/{c}', float('nan')):.3f}" for c in classes) + " |")
 
-    print(f"\n## Distillation: efficientnet_lite0 student on BCCD, {args.teacher} teacher")
+    print(f"\n## Distillation: efficientnet_lite0 student on BCCD ({args.epochs} epochs), "
+          f"{args.teacher} teacher ({teacher_epochs} epochs)")
     print("| model | test mAP50-95 | test mAP50 | wall s |\n|---|---|---|---|")
     for label, m in ((f"teacher {args.teacher}", teacher), ("student, no teacher", runs["bccd_imagenet"]),
                      ("student + teacher (distill=teacher)", runs["bccd_student_kd"])):
