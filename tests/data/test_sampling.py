@@ -49,6 +49,26 @@ def test_mosaic_switched_off_from_mosaic_until() -> None:
     assert not any(k.mosaic for k in sampler) and not sampler.mosaic_active
 
 
+def test_under_ddp_lightnings_wrapper_reaches_the_plan_and_ranks_share_it() -> None:
+    """Lightning wraps a custom sampler in DistributedSamplerWrapper under DDP and calls set_epoch on
+    the wrapper only; since lightning 2.6.1 (our minimum) it forwards the epoch to our sampler."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    ranks = [DistributedSamplerWrapper(TrainSampler(20, seed=1, mosaic=1.0, mosaic_until=2),
+                                       num_replicas=2, rank=rank, shuffle=False) for rank in (0, 1)]
+    plans = {}
+    for epoch in range(3):
+        for rank in ranks:
+            rank.set_epoch(epoch)
+        plans[epoch] = [list(rank) for rank in ranks]
+        shared = TrainSampler(20, seed=1, mosaic=1.0, mosaic_until=2)
+        shared.set_epoch(epoch)
+        assert sorted(plans[epoch][0] + plans[epoch][1]) == sorted(shared)
+    assert plans[0] != plans[1]  # a new plan every epoch, not the first one repeated
+    assert all(k.mosaic for rank in plans[1] for k in rank)
+    assert not any(k.mosaic for rank in plans[2] for k in rank)  # close_mosaic reached under DDP
+
+
 def test_repeat_factor_sampling_oversamples_rare_images_with_fixed_length() -> None:
     factors = np.array([1.0] * 18 + [3.0, 2.5])
     sampler = TrainSampler(20, seed=0, factors=factors)
