@@ -13,7 +13,8 @@ test, BENCHMARKS.md protocol), every run an ordinary ``yolotl-train`` config:
 4. Distillation: an efficientnet_lite2 teacher trained on BCCD (``--teacher-epochs``, longer than
    the student's budget so that it knows more than the student can learn) teaches an
    efficientnet_lite0 student (``distill=teacher``) for ``--epochs``; compared with the same student
-   without a teacher (``bccd_imagenet``).
+   without a teacher (``bccd_imagenet``); ``--kd-seeds N`` repeats both students with N seeds
+   (42, 43, ...) so that the difference can be read against the seed-to-seed spread.
 
 Finished runs (a metrics.json in their folder) are not trained again.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--source-epochs", type=int, default=30, help="epochs of the Aquarium source run")
     parser.add_argument("--teacher", default="efficientnet_lite2")
     parser.add_argument("--teacher-epochs", type=int, default=None, help="epochs of the teacher (default: --epochs)")
+    parser.add_argument("--kd-seeds", type=int, default=1, help="seeds of the two students (42, 43, ...)")
     parser.add_argument("--out", default="bench-runs/transfer")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
     args = parser.parse_args()
@@ -89,8 +92,12 @@ def main() -> None:
     suffix = "" if teacher_epochs == args.epochs else f"_{teacher_epochs}ep"  # one folder per teacher budget
     teacher = _train(f"bccd_teacher{suffix}", [*bccd, f"backbone={args.teacher}",
                                                f"trainer.max_epochs={teacher_epochs}"], args)
-    runs["bccd_student_kd"] = _train(f"bccd_student_kd{suffix}", [*bccd, "distill=teacher",
-                                                                  f"distill.teacher={_best(teacher)}"], args)
+    kd = [*bccd, "distill=teacher", f"distill.teacher={_best(teacher)}"]
+    runs["bccd_student_kd"] = _train(f"bccd_student_kd{suffix}", kd, args)
+    students: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {42: (runs["bccd_imagenet"], runs["bccd_student_kd"])}
+    for seed in range(43, 42 + args.kd_seeds):  # seed 42 (the config's) is the pair above
+        students[seed] = (_train(f"bccd_imagenet_seed{seed}", [*bccd, f"seed={seed}"], args),
+                          _train(f"bccd_student_kd{suffix}_seed{seed}", [*kd, f"seed={seed}"], args))
 
     def test(m: dict[str, Any], key: str = "map") -> str:
         return f"{m.get('test', {}).get(key, float('nan')):.3f}"
@@ -120,6 +127,17 @@ def main() -> None:
     for label, m in ((f"teacher {args.teacher}", teacher), ("student, no teacher", runs["bccd_imagenet"]),
                      ("student + teacher (distill=teacher)", runs["bccd_student_kd"])):
         print(f"| {label} | {test(m)} | {test(m, 'map_50')} | {m.get('wall_time_s')} |")
+    if len(students) > 1:
+        print("\n| seed | student, no teacher | student + teacher | difference |\n|---|---|---|---|")
+        diffs = []
+        for seed, (plain, taught) in students.items():
+            diffs.append(taught["test"]["map"] - plain["test"]["map"])
+            print(f"| {seed} | {test(plain)} | {test(taught)} | {diffs[-1]:+.3f} |")
+        plain_maps = [p["test"]["map"] for p, _ in students.values()]
+        taught_maps = [t["test"]["map"] for _, t in students.values()]
+        print(f"| mean ± sd | {statistics.mean(plain_maps):.3f} ± {statistics.stdev(plain_maps):.3f} | "
+              f"{statistics.mean(taught_maps):.3f} ± {statistics.stdev(taught_maps):.3f} | "
+              f"{statistics.mean(diffs):+.3f} ± {statistics.stdev(diffs):.3f} |")
 
 
 if __name__ == "__main__":
