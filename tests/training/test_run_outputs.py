@@ -69,3 +69,24 @@ def test_warmup_then_cosine_schedule():
     assert all(a <= b for a, b in zip(factors[:10], factors[1:11]))  # rising during warmup
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # then falling
     assert factors[100] == pytest.approx(0.05)
+
+
+
+@pytest.mark.parametrize(("trainer_args", "total", "warmup"), [
+    ({"max_epochs": 30, "max_steps": 6}, 6, 2),  # max_steps ends the run: an epoch is still 2 steps
+    ({"max_epochs": 3, "accumulate_grad_batches": 2}, 3, 1),
+])
+def test_warmup_is_counted_in_epochs_of_the_loader_also_under_max_steps(trainer_args, total, warmup):
+    """warmup_epochs=1 is one pass over the loader (2 batches of 4 here), whatever ends the run."""
+    import lightning.pytorch as pl
+
+    from tests.training.conftest import loader
+    from yolotl import DetectionModule, create_detector
+
+    detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, **trainer_args)
+    trainer.fit(DetectionModule(detector, lr=1e-2, warmup_epochs=1.0), train_dataloaders=loader())
+    schedule = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.global_step == total
+    assert (schedule.lr_lambdas[0].keywords["total"], schedule.lr_lambdas[0].keywords["warmup"]) == (total, warmup)

@@ -281,11 +281,17 @@ class DetectionModule(pl.LightningModule):
         else:
             optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=(self.hparams.momentum, 0.999))
         total = max(1, int(self.trainer.estimated_stepping_batches))  # once, not per step
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        warmup = min(total // 2, int(self.hparams.warmup_epochs * per_epoch))
+        warmup = min(total // 2, int(self.hparams.warmup_epochs * self._steps_per_epoch(total)))
         factor = partial(warmup_cosine, total=total, warmup=warmup, floor=self.hparams.min_lr_ratio)
         schedule = LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _steps_per_epoch(self, total: int) -> int:
+        """Optimizer steps in one epoch, from the train loader's length (right under ``max_steps`` too)."""
+        batches = self.trainer.num_training_batches  # set by estimated_stepping_batches
+        if math.isfinite(batches) and batches > 0:
+            return max(1, math.ceil(batches / self.trainer.accumulate_grad_batches))
+        return max(1, total // max(1, self.trainer.max_epochs or 1))  # an iterable dataset without length
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Enough to rebuild the detector without Hydra or training code: see yolotl.load.
