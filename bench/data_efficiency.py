@@ -4,10 +4,12 @@ For each transfer strategy (feature_extract, finetune, end_to_end), each start (
 random initialisation) and each share of the training images (10%, 25%, 50%, 100%: seeded nested
 subsets, every class present), train one detector and score its val-selected checkpoint on test.
 
-Every run gets the same number of optimizer steps (``--steps``), so a small subset is not also a
-short training: the epoch count follows from the subset size. Val runs about ``--val-points``
-times per run. Finished runs (a metrics.json in their folder) are not trained again, so an
-interrupted benchmark resumes where it stopped.
+Every run gets the same schedule in optimizer steps, so a small subset is not also a short
+training: exactly ``--steps`` steps (``trainer.max_steps``; the epoch count follows from the subset
+size), warmup over the first tenth of them (``--warmup-share``), mosaic off for about the last
+tenth (``--close-mosaic-share``, rounded to whole epochs), val every ``--steps / --val-points``
+steps (the last one at the end). Finished runs (a metrics.json in their folder) are not trained
+again, so an interrupted benchmark resumes where it stopped.
 
 It prints a Markdown table (rows: strategy and start; columns: fractions) and a WARNING line for
 every strategy and fraction where the ImageNet start does not beat the random start (negative
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from yolotl.train import config_dir, train
 
@@ -33,7 +36,7 @@ EXPERIMENTS = {"bccd": "experiment=bccd", "aquarium": "experiment=aquarium"}
 STARTS = {"imagenet": "pretrained=auto", "random": "pretrained=false"}
 
 
-def compose_cfg(overrides: list[str]):  # noqa: ANN201 - a DictConfig
+def compose_cfg(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
@@ -47,25 +50,40 @@ def steps_per_epoch(base: list[str], fraction: float) -> int:
     return max(1, len(datamodule.train_dataloader()))
 
 
+def epochs_without_mosaic(steps: int, per_epoch: int, share: float) -> int:
+    """Final epochs (the last one partial under ``max_steps``) whose steps come nearest ``share`` of the run."""
+    epochs = math.ceil(steps / per_epoch)
+    last = steps - (epochs - 1) * per_epoch
+    target = share * steps
+    if target < last / 2:
+        return 0
+    return min(epochs - 1, 1 + max(0, round((target - last) / per_epoch)))
+
+
 def run(strategy: str, start: str, fraction: float, args: argparse.Namespace, base: list[str]) -> dict:
-    run_dir = Path(args.out) / args.dataset / f"{strategy}-{start}-{int(round(fraction * 100))}"
+    run_dir = Path(args.out) / args.dataset / f"{strategy}-{start}-{round(fraction * 100)}"
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
         return json.loads(metrics_file.read_text())
-    epochs = max(1, math.ceil(args.steps / steps_per_epoch(base, fraction)))
+    per_epoch = steps_per_epoch(base, fraction)
+    epochs = max(1, math.ceil(args.steps / per_epoch))
     overrides = [
         *base,
         f"strategy={strategy}",
         STARTS[start],
         f"data.train_fraction={fraction}",
+        f"++trainer.max_steps={args.steps}",
         f"trainer.max_epochs={epochs}",
-        f"trainer.check_val_every_n_epoch={max(1, epochs // args.val_points)}",
+        "trainer.check_val_every_n_epoch=null",  # validate by steps, across epochs
+        f"++trainer.val_check_interval={args.steps // args.val_points}",
+        f"model.module.warmup_epochs={args.warmup_share * args.steps / per_epoch:.4f}",
+        f"data.augment.close_mosaic={epochs_without_mosaic(args.steps, per_epoch, args.close_mosaic_share)}",
         f"paths.output_dir={run_dir}",
         *args.override,
     ]
     metrics = train(compose_cfg(overrides))
     print(f"{strategy} {start} {fraction:.0%}: test mAP50-95 {metrics.get('test', {}).get('map', float('nan')):.4f}"
-          f" ({epochs} epochs, {metrics['wall_time_s']} s)", flush=True)
+          f" ({metrics.get('steps')} steps, {epochs} epochs, {metrics['wall_time_s']} s)", flush=True)
     return metrics
 
 
@@ -134,7 +152,9 @@ def main() -> None:
     parser.add_argument("--strategies", default="feature_extract,finetune,end_to_end")
     parser.add_argument("--starts", default="imagenet,random")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per run (every fraction)")
-    parser.add_argument("--val-points", type=int, default=3, help="about this many validations per run")
+    parser.add_argument("--val-points", type=int, default=3, help="validations per run (must divide --steps)")
+    parser.add_argument("--warmup-share", type=float, default=0.1, help="share of the steps that warm the LR up")
+    parser.add_argument("--close-mosaic-share", type=float, default=0.1, help="share of the steps without mosaic (whole epochs)")
     parser.add_argument("--image-size", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="bench-runs/efficiency")
@@ -142,6 +162,9 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
     parser.add_argument("--report-only", action="store_true", help="report the finished runs, train nothing")
     args = parser.parse_args()
+    if args.steps % args.val_points:
+        parser.error(f"--val-points {args.val_points} must divide --steps {args.steps}: the last validation "
+                     "must see the end of the run")
     base = [EXPERIMENTS[args.dataset], f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
             "logger=csv"]
     if args.data_root:
@@ -152,7 +175,7 @@ def main() -> None:
     for fraction in run_order:
         for strategy in args.strategies.split(","):
             for start in args.starts.split(","):
-                done = Path(args.out) / args.dataset / f"{strategy}-{start}-{int(round(fraction * 100))}" / "metrics.json"
+                done = Path(args.out) / args.dataset / f"{strategy}-{start}-{round(fraction * 100)}" / "metrics.json"
                 if args.report_only and not done.is_file():
                     continue
                 results[(strategy, start, fraction)] = run(strategy, start, fraction, args, base)
@@ -163,7 +186,7 @@ def main() -> None:
         print(line)
     (Path(args.out) / args.dataset / "results.json").write_text(json.dumps(
         [{"strategy": s, "start": st, "fraction": f, "train_images": m.get("train_images"), "test_map": test_map(m),
-          "test_map50": m.get("test", {}).get("map_50"), "epochs": m.get("epochs"), "wall_s": m.get("wall_time_s")}
+          "test_map50": m.get("test", {}).get("map_50"), "epochs": m.get("epochs"), "steps": m.get("steps"), "wall_s": m.get("wall_time_s")}
          for (s, st, f), m in ordered.items()], indent=2))
     if args.plot:
         plot(ordered, fractions, f"{args.dataset}: {args.steps} steps, {args.image_size} px", Path(args.plot))

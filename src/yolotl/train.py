@@ -79,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "class_transfer": module.detector.class_transfer.to_dict() if module.detector.class_transfer else None,
         "teacher": str(cfg.distill.teacher) if cfg.get("distill") else None,
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
         "wall_time_s": round(wall, 1),
         "images_per_s": round(throughput.images_per_second, 2),
         "trainable_params": strategy.last_report.get("trainable_params"),
