@@ -71,7 +71,6 @@ def test_warmup_then_cosine_schedule():
     assert factors[100] == pytest.approx(0.05)
 
 
-
 @pytest.mark.parametrize(("trainer_args", "total", "warmup"), [
     ({"max_epochs": 30, "max_steps": 6}, 6, 2),  # max_steps ends the run: an epoch is still 2 steps
     ({"max_epochs": 3, "accumulate_grad_batches": 2}, 3, 1),
