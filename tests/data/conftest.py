@@ -13,6 +13,15 @@ import yaml
 from .helpers import write_image
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own yolotl cache (the data health cache lives there): tests neither read
+    a user's cache nor leave files in it."""
+    folder = tmp_path / "yolotl-cache"
+    monkeypatch.setenv("YOLOTL_CACHE", str(folder))
+    return folder
+
+
 def _seed(*parts: str) -> int:
     """A seed per image, so no two generated images are identical (that would be leakage)."""
     return zlib.crc32("/".join(parts).encode())

@@ -37,7 +37,7 @@ def test_category_gaps_map_to_contiguous_labels(make_coco) -> None:
     np.testing.assert_array_equal(record.boxes, [[10, 20, 40, 60], [0, 0, 5, 5], [50, 50, 60, 60]])
     assert record.image_path == root / "train" / "im0.png"
     # im1 has no annotations; ids 1, 3, 7 have gaps (reported as information)
-    assert split.defects.counts() == {"category_id_gap": 1, "background_image": 1}
+    assert split.findings.counts() == {"category_id_gap": 1, "background_image": 1}
     reordered = read_coco_split(root, "train", class_names=["bird", "cat", "dog"])
     assert reordered.records[0].labels.tolist() == [0, 1, 2]
 
@@ -46,7 +46,7 @@ def test_crowd_orphan_and_degenerate_are_logged(make_coco) -> None:
     anns = [_ann(1, 10, 1, [10, 10, 20, 20], crowd=1), _ann(2, 99, 1, [1, 1, 5, 5]),
             _ann(3, 10, 3, [10, 10, 0, 0]), _ann(4, 10, 3, [90, 70, 20, 20])]
     split = read_coco_split(make_coco("val", _coco(anns, images=1)), "val")
-    assert split.defects.counts() == {"category_id_gap": 1, "skipped_orphan_annotation": 1,
+    assert split.findings.counts() == {"category_id_gap": 1, "skipped_orphan_annotation": 1,
                                       "skipped_crowd_annotation": 1,
                                       "dropped_degenerate_box": 1, "clipped_box": 1}
     np.testing.assert_array_equal(split.records[0].boxes, [[90, 70, 100, 80]])
@@ -60,13 +60,13 @@ def test_roboflow_layout_drops_unused_parent_category(make_coco) -> None:
     split = read_coco_split(make_coco("valid", data, layout="roboflow"), "val")
     assert split.class_names == ["cat", "dog"]
     assert split.records[0].labels.tolist() == [0]
-    assert split.defects.counts() == {"dropped_parent_category": 1}
+    assert split.findings.counts() == {"dropped_parent_category": 1}
 
 
 def test_missing_images_are_skipped_unless_all_missing(make_coco, tmp_path) -> None:
     root = make_coco("train", _coco([], images=3), skip=("im1.png",))
     split = read_coco_split(root, "train")
-    assert len(split) == 2 and split.defects.counts()["skipped_missing_image"] == 1
+    assert len(split) == 2 and split.findings.counts()["skipped_missing_image"] == 1
     root = make_coco("train", _coco([], images=2), skip=("im0.png", "im1.png"))
     for png in (root / "train").glob("*.png"):
         png.unlink()
@@ -79,7 +79,7 @@ def test_bad_annotations_skip_their_image(make_coco) -> None:
             _ann(3, 11, 1, [1, 1, "x", 5]), _ann(4, 12, 1, [10, 10, 5, 5])]
     split = read_coco_split(make_coco("train", _coco(anns, images=3)), "train")
     assert [r.image_path.name for r in split.records] == ["im2.png"]
-    rows = [row for row in split.defects.to_rows() if row["kind"] != "category_id_gap"]
+    rows = [row for row in split.findings.to_rows() if row["kind"] != "category_id_gap"]
     assert [row["kind"] for row in rows] == ["unknown_class", "malformed_label"]
     assert re.search(r"instances_train\.json.*annotation 1 \(im0\.png\).*category_id 5", rows[0]["detail"])
     assert "im1.png" in rows[1]["detail"] and "[x, y, w, h]" in rows[1]["detail"]

@@ -49,7 +49,7 @@ def test_synthetic_module_batches_follow_the_contract(tmp_path: Path, caplog) ->
         dm.setup("fit")  # idempotent: nothing re-read, nothing logged again
     assert len([r for r in caplog.records if r.name == "yolotl.data"]) == 1
     assert dm.class_names == ["circle", "square", "triangle"] and dm.num_classes == 3
-    assert dm.split_sizes == {"train": 10, "val": 4} and not dm.defects
+    assert dm.split_sizes == {"train": 10, "val": 4} and not dm.health.findings
     train = dm.train_dataloader()
     assert train.drop_last and len(train) == 2
     _check_batch(next(iter(train)), 4, 64)
@@ -88,7 +88,7 @@ def test_other_formats_and_defects(make_yolo) -> None:
                              augment="none")  # a mosaic of the one image would repeat its box
     dm.setup("fit")
     assert dm.class_names == ["c", "b", "a"] and dm.split_sizes == {"train": 1, "val": 1}
-    assert dm.defects.counts() == {"dropped_degenerate_box": 1, "background_image": 1}
+    assert dm.health.totals() == {"dropped_degenerate_box": 1, "background_image": 1}
     images, targets = next(iter(dm.val_dataloader()))
     assert images.shape == (1, 3, 64, 64) and targets[0]["boxes"].shape == (0, 4)
     _, targets = next(iter(dm.train_dataloader()))

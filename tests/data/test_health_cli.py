@@ -9,8 +9,9 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from yolotl.check_data import check_from_config, run_cli
-from yolotl.train import config_dir
+from yolotl.cli.check_data import check_from_config
+from yolotl.cli.check_data import run as run_cli
+from yolotl.api import config_dir
 
 from .health_helpers import BOX
 
@@ -50,11 +51,11 @@ def test_experiment_and_thresholds_compose() -> None:
 def test_console_entry_point_writes_into_the_hydra_run_folder(make_yolo, tmp_path) -> None:
     root = make_yolo({"train": {"a.jpg": BOX}, "val": {"b.jpg": BOX}})
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "yolotl.check_data", "data=yolo", f"data.root={root}",
+    done = subprocess.run([sys.executable, "-m", "yolotl.cli.check_data", "data=yolo", f"data.root={root}",
                            f"hydra.run.dir={run}"], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "(no findings)" in done.stdout and (run / "data_health.json").is_file()
-    missing = subprocess.run([sys.executable, "-m", "yolotl.check_data", "data=voc",
+    missing = subprocess.run([sys.executable, "-m", "yolotl.cli.check_data", "data=voc",
                               f"data.root={tmp_path}/absent", f"hydra.run.dir={run}"],
                              capture_output=True, text=True, timeout=300, check=False)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -128,7 +128,7 @@ def test_val_doubling_as_test_is_checked_and_fixed_once(make_yolo, stages) -> No
         dm.setup(stage)
     assert train_names(dm, "val") == train_names(dm, "test") == ["b.jpg", "v.jpg"]
     assert [r.num_objects for r in dm.split("test").records] == [1, 1]
-    assert len(dm.health.of_kind("duplicate_image")) == 1 == dm.defects.counts()["duplicate_image"]
+    assert len(dm.health.of_kind("duplicate_image")) == 1 == dm.health.totals()["duplicate_image"]
 
 
 def test_train_image_identical_to_a_val_image_in_another_container_is_leakage(make_yolo, tmp_path) -> None:
@@ -151,7 +151,7 @@ def test_train_copy_of_a_test_image_read_later_is_dropped_then(make_yolo) -> Non
     dm.setup("test")  # now the copy is known: it leaves train, the test image stays
     assert train_names(dm) == ["good.jpg"] and train_names(dm, "test") == ["t.jpg"]
     assert [f.split for f in dm.health.of_kind("leaked_image")] == ["train"]
-    assert dm.defects.counts()["leaked_image"] == 1
+    assert dm.health.totals()["leaked_image"] == 1
 
 
 def test_digest_ignores_the_container_and_decoding_runs_in_threads(tmp_path) -> None:

@@ -205,8 +205,9 @@ def test_stale_size_rescale_warns_once_per_image(caplog) -> None:
 
     record = ImageRecord(Path("stale-size-once.jpg"), np.array([[10, 10, 50, 40]], np.float32),
                          np.array([0]), 100, 80)
+    warned: set[Path] = set()  # a dataset keeps one: no process-wide state
     with caplog.at_level("WARNING", logger="yolotl.data"):
         for _ in range(3):  # three epochs
-            boxes = boxes_in_decoded_frame(record, 160, 200)
+            boxes = boxes_in_decoded_frame(record, 160, 200, warned)
     np.testing.assert_allclose(boxes, [[20, 20, 100, 80]])
     assert sum("rescaling its boxes" in r.getMessage() for r in caplog.records) == 1

@@ -36,7 +36,7 @@ def test_bad_policy_in_the_config_is_one_clear_error(tmp_path) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from yolotl.train import config_dir
+    from yolotl.api import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["data=voc", f"data.root={tmp_path}",
@@ -67,7 +67,7 @@ def test_fix_repairs_counts_logs_one_line_and_writes_every_action(make_yolo, tmp
     assert "data.policy=fix: skipped 1 images, dropped 2 boxes" in lines[0]
     assert train_names(dm) == ["boxes.jpg", "good.jpg"] and dm.split("train").num_boxes == 2
     assert dm.health.actions() == {"skipped image": 1, "dropped box": 2}
-    assert dm.defects.counts() == {"malformed_label": 1, "dropped_degenerate_box": 1, "tiny_box": 1}
+    assert dm.health.totals() == {"malformed_label": 1, "dropped_degenerate_box": 1, "tiny_box": 1}
 
     paths = dm.write_health(tmp_path)
     assert paths == {"json": tmp_path / "data_health.json", "csv": tmp_path / "skipped.csv"}

@@ -16,7 +16,7 @@ pytestmark = [
 
 
 def _files(split, kind: str) -> list[str]:
-    return sorted(row["file"].rsplit("/", 1)[-1] for row in split.defects.to_rows()
+    return sorted(row["file"].rsplit("/", 1)[-1] for row in split.findings.to_rows()
                   if row["kind"] == kind)
 
 
@@ -32,8 +32,8 @@ def test_bccd_splits_and_zero_area_boxes() -> None:
     # and 00338 in val. Either way both are dropped and logged.
     dropped = [f for d in splits.values() for f in _files(d, "dropped_degenerate_box")]
     assert sorted(dropped) == ["BloodImage_00338.xml", "BloodImage_00343.xml"]
-    assert sum(len(d.defects) for d in splits.values()) == 2
-    assert "BloodImage_00343.xml" in splits["train"].defects.summary()
+    assert sum(len(d.findings) for d in splits.values()) == 2
+    assert "BloodImage_00343.xml" in splits["train"].findings.summary()
 
 
 def test_aquarium_relative_paths_and_defects() -> None:
@@ -41,7 +41,7 @@ def test_aquarium_relative_paths_and_defects() -> None:
     splits = {s: read_yolo_split(root, s) for s in ("train", "valid", "test")}
     assert {s: len(d) for s, d in splits.items()} == {"train": 448, "valid": 127, "test": 63}
     assert splits["train"].class_names[4] == "shark" and len(splits["train"].class_names) == 7
-    assert all(d.defects.counts()["resolved_path"] == 1 for d in splits.values())
+    assert all(d.findings.counts()["resolved_path"] == 1 for d in splits.values())
     test = splits["test"]
     assert _files(test, "dropped_degenerate_box") == [
         "IMG_2423_jpeg_jpg.rf.1c0901882e71d5ebd26f036f4e22da65.txt",
@@ -51,5 +51,5 @@ def test_aquarium_relative_paths_and_defects() -> None:
     assert _files(train, "background_image") == [
         "IMG_3133_jpeg_jpg.rf.f439b9d382fd153b96f0a88cdf169172.txt"]
     assert train.num_boxes == 3324  # the 1x1 px box is kept
-    assert "dropped_degenerate_box" not in train.defects.counts()
+    assert "dropped_degenerate_box" not in train.findings.counts()
     assert splits["valid"].num_boxes == 909

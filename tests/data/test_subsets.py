@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from yolotl import DetectionDataModule
-from yolotl.data.subsets import fraction_indices
+from yolotl.data.selection import fraction_indices
 from yolotl.errors import ConfigError
 
 

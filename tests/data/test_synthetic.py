@@ -53,7 +53,7 @@ def test_reads_as_yolo_with_valid_boxes(tmp_path: Path) -> None:
     for split, count in (("train", 6), ("val", 3), ("test", 2)):
         data = read_yolo_split(root, split)
         assert len(data) == count and data.class_names == list(SYNTHETIC_CLASS_NAMES)
-        assert not data.defects, data.defects.summary()
+        assert not data.findings, data.findings.summary()
         for record in data.records:
             assert 1 <= len(record.labels) <= 6 and (record.width, record.height) == (96, 96)
             sides = record.boxes[:, 2:] - record.boxes[:, :2]

@@ -22,7 +22,7 @@ def test_one_based_inclusive_boxes_become_zero_based(make_voc) -> None:
     assert record.labels.tolist() == [0, 1] and split.class_names == ["cat", "dog"]
     assert (record.width, record.height) == (100, 80)
     assert record.image_path == root / "JPEGImages" / "img1.jpg"  # <path> ignored
-    assert not split.defects
+    assert not split.findings
 
 
 def test_class_names_collected_over_all_splits_in_id_order(make_voc) -> None:
@@ -51,12 +51,12 @@ def test_box_rule_and_difficult(make_voc) -> None:
     root = make_voc({"test": {"z": voc_xml("z.jpg", objects),
                               "e": voc_xml("e.jpg", [])}})
     split = read_voc_split(root, "test")
-    assert split.defects.counts() == {"dropped_degenerate_box": 2, "clipped_box": 1,
+    assert split.findings.counts() == {"dropped_degenerate_box": 2, "clipped_box": 1,
                                       "difficult_object": 1, "background_image": 1}
     z = split.records[0]
     np.testing.assert_array_equal(z.boxes, [[89, 69, 100, 80], [9, 9, 20, 20]])
     assert len(split.records[1].labels) == 0
-    assert "z.xml" in split.defects.summary()
+    assert "z.xml" in split.findings.summary()
 
 
 def test_unknown_class_skips_the_image_naming_file_and_name(make_voc) -> None:
@@ -65,7 +65,7 @@ def test_unknown_class_skips_the_image_naming_file_and_name(make_voc) -> None:
                                "r": voc_xml("r.jpg", [("cat", (1, 1, 9, 9), 0)])}})
     split = read_voc_split(root, "train", class_names=["cat"])
     assert [r.image_path.name for r in split.records] == ["r.jpg"]  # the whole image, not the box
-    [row] = split.defects.to_rows()
+    [row] = split.findings.to_rows()
     assert row["kind"] == "unknown_class" and row["file"].endswith("q.xml")
     assert re.search(r"q\.xml.*'zebra'.*\['cat'\]", row["detail"])
 
@@ -81,7 +81,7 @@ def _skipped(root, kind: str, pattern: str) -> None:
     """q is skipped (logged as ``kind``, detail matching ``pattern``), r is still read."""
     split = read_voc_split(root, "train", class_names=["cat"])
     assert [r.image_path.name for r in split.records] == ["r.jpg"]
-    [row] = split.defects.to_rows()
+    [row] = split.findings.to_rows()
     assert row["kind"] == kind and re.search(pattern, row["detail"]), row
 
 

@@ -18,7 +18,7 @@ def test_happy_path_converts_to_absolute_xyxy(make_yolo) -> None:
                       "val": {"c.jpg": BOX}})
     split = read_yolo_split(root, "train")
     assert split.class_names == ["a", "b", "c"] and split.name == "train"
-    assert len(split) == 2 and not split.defects
+    assert len(split) == 2 and not split.findings
     record = split.records[0]
     assert record.image_path.name == "a.jpg" and (record.width, record.height) == (100, 80)
     assert record.boxes.dtype == np.float32 and record.labels.dtype == np.int64
@@ -49,7 +49,7 @@ def test_roboflow_relative_paths_and_test_without_key(make_yolo) -> None:
                            ("test", "c.jpg")):
         split = read_yolo_split(root, name)
         assert [r.image_path.name for r in split.records] == [expected]
-        assert split.defects.counts() == {"resolved_path": 1}
+        assert split.findings.counts() == {"resolved_path": 1}
 
 
 def test_path_key_and_images_split_layout(make_yolo, tmp_path) -> None:
@@ -69,7 +69,7 @@ def test_split_given_as_list_file(make_yolo) -> None:
     (root / "train.txt").write_text("train/images/b.jpg\ntrain/images/gone.jpg\n")
     split = read_yolo_split(root, "train")  # a listed image that is missing is skipped and logged
     assert [r.image_path.name for r in split.records] == ["b.jpg"]
-    [row] = split.defects.to_rows()
+    [row] = split.findings.to_rows()
     assert row["kind"] == "skipped_missing_image" and re.search(r"train\.txt:2.*gone\.jpg", row["detail"])
 
 
@@ -82,25 +82,25 @@ def test_box_rule_drops_clips_and_keeps_background(make_yolo) -> None:
     ])
     root = make_yolo({"train": {"a.jpg": labels, "empty.jpg": "", "nolabel.jpg": None}})
     split = read_yolo_split(root, "train")
-    counts = split.defects.counts()
+    counts = split.findings.counts()
     assert counts == {"dropped_degenerate_box": 1, "clipped_box": 1,
                       "dropped_non_finite_box": 1, "background_image": 1,
                       "missing_label_file": 1}
     record = split.records[0]
     assert record.labels.tolist() == [1, 2]
     np.testing.assert_allclose(record.boxes[1], [85, 32, 100, 48], atol=1e-4)
-    rows = {row["kind"]: row for row in split.defects.to_rows()}
+    rows = {row["kind"]: row for row in split.findings.to_rows()}
     assert rows["dropped_degenerate_box"]["file"].endswith("a.txt")
     assert "line 1" in rows["dropped_degenerate_box"]["detail"]
     assert [len(r.labels) for r in split.records[1:]] == [0, 0]
-    assert "empty.txt" in split.defects.summary()
+    assert "empty.txt" in split.findings.summary()
 
 
 def test_polygon_line_becomes_its_bounding_box(make_yolo) -> None:
     root = make_yolo({"train": {"a.jpg": "2 0.1 0.1 0.5 0.1 0.3 0.5"}})
     split = read_yolo_split(root, "train")
     np.testing.assert_allclose(split.records[0].boxes, [[10, 8, 50, 40]], atol=1e-4)
-    assert split.defects.counts() == {"polygon_to_box": 1}
+    assert split.findings.counts() == {"polygon_to_box": 1}
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_bad_label_lines_skip_the_image_naming_file_and_line(
     root = make_yolo({"train": {"a.jpg": label + "1 0.5 0.5 0.1 0.1\n", "b.jpg": BOX}})
     split = read_yolo_split(root, "train")
     assert [r.image_path.name for r in split.records] == ["b.jpg"]  # the whole image, not the line
-    [row] = split.defects.to_rows()
+    [row] = split.findings.to_rows()
     assert row["kind"] == kind and row["file"].endswith("a.txt")
     assert re.search(pattern, row["detail"]) and row["detail"].endswith("image skipped")
     (root / "train" / "images" / "b.jpg").unlink()  # nothing usable left: the split is an error

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from yolotl.data.augment import AUGMENT_PRESETS, AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
+from yolotl.data.augment_grid import save_augmentation_grid
 from yolotl.data.dataset import DetectionDataset, collate_detections, read_image
-from yolotl.data.folds import kfold_assignment
+from yolotl.data.draw import draw_detections
+from yolotl.data.findings import Finding, FindingLog
 from yolotl.data.formats import (
     FORMATS,
     SplitNotFoundError,
@@ -19,9 +21,10 @@ from yolotl.data.formats import (
     read_yolo_split,
 )
 from yolotl.data.health import HealthReport, check_dataset
-from yolotl.data.preview import save_augmentation_grid
-from yolotl.data.records import DatasetSplit, Defect, DefectLog, ImageRecord
+from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
+from yolotl.data.selection import fraction_indices, kfold_assignment
+from yolotl.data.splits import CheckedSplits, load_checked_splits
 from yolotl.data.synthetic import SYNTHETIC_CLASS_NAMES, make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,
@@ -39,6 +42,10 @@ __all__ = [
     "SampleKey",
     "TrainSampler",
     "kfold_assignment",
+    "fraction_indices",
+    "CheckedSplits",
+    "load_checked_splits",
+    "draw_detections",
     "HealthReport",
     "check_dataset",
     "repeat_factors",
@@ -48,8 +55,8 @@ __all__ = [
     "SYNTHETIC_CLASS_NAMES",
     "SplitNotFoundError",
     "DatasetSplit",
-    "Defect",
-    "DefectLog",
+    "Finding",
+    "FindingLog",
     "DetectionDataModule",
     "DetectionDataset",
     "ImageRecord",

@@ -21,12 +21,45 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from yolotl.errors import ConfigError
+from yolotl.errors import ConfigError, DatasetError
 
-__all__ = ["CACHE_MODES", "ImageCache", "decode_resized"]
+__all__ = ["CACHE_MODES", "ImageCache", "cache_root", "decode_resized", "read_image", "shrink"]
 
 _LOG = logging.getLogger("yolotl.data")
 CACHE_MODES = ("none", "ram", "disk")
+
+
+def cache_root() -> Path:
+    """yolotl's cache folder: ``$YOLOTL_CACHE``, else ``$XDG_CACHE_HOME/yolotl``, else
+    ``~/.cache/yolotl`` (the synthetic dataset's default root lies there too)."""
+    if os.environ.get("YOLOTL_CACHE"):
+        return Path(os.environ["YOLOTL_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "yolotl"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image as uint8 RGB ``[H, W, 3]``, EXIF orientation applied.
+
+    ``cv2.IMREAD_COLOR`` turns grayscale, palette, RGBA (alpha dropped) and 16-bit images into
+    8-bit 3-channel images and rotates JPEGs by their EXIF orientation tag.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"Cannot read image {path} (missing, empty or not an image); "
+                           f"replace the file or remove it from the dataset.")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` resized so its longest side is <= ``max_side`` (never enlarged)."""
+    height, width = image.shape[:2]
+    if max_side is not None and max(height, width) > max_side:
+        ratio = max_side / max(height, width)
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        # INTER_LINEAR like the eval letterbox and predict(): cached and uncached pixels are identical
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return image
 
 
 def decode_resized(path: str | Path, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -35,16 +68,8 @@ def decode_resized(path: str | Path, max_side: int | None) -> tuple[np.ndarray, 
     Returns the image and its decoded (height, width) before resizing. Images smaller than
     ``max_side`` are kept as they are (never enlarged).
     """
-    from yolotl.data.dataset import read_image  # the one place that decodes
-
-    image = read_image(path)
-    height, width = image.shape[:2]
-    if max_side is not None and max(height, width) > max_side:
-        ratio = max_side / max(height, width)
-        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        # INTER_LINEAR like the eval letterbox and predict(): cached and uncached pixels are identical
-        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-    return image, (height, width)
+    image = read_image(path)  # the one place that decodes for training
+    return shrink(image, max_side), image.shape[:2]
 
 
 class ImageCache:
@@ -75,6 +100,17 @@ class ImageCache:
             self._ram[key] = item
         self._sizes[key] = item[1]
         return item
+
+    def put(self, path: str | Path, image: np.ndarray) -> None:
+        """Keep ``image`` (uint8 RGB, decoded elsewhere exactly as :func:`read_image` would) for
+        ``path`` in the RAM cache, resized as :meth:`get` resizes; a no-op in other modes. The
+        health check hands its decode over here, so a checked image is not decoded twice."""
+        if self.mode != "ram":
+            return
+        key = str(path)
+        item = (shrink(image, self.max_side), tuple(image.shape[:2]))
+        self._ram[key] = item
+        self._sizes[key] = item[1]
 
     def original_size(self, path: str | Path) -> tuple[int, int]:
         """Decoded (height, width) of an image; free after a :meth:`get` of it."""

@@ -1,7 +1,7 @@
 """The catalogue of data findings: for every kind, its severity, what ``policy="fix"`` does, and how
 it reads in a summary.
 
-One table, used by the readers' :class:`~yolotl.data.records.DefectLog`, the health report and
+One table, used by the readers' :class:`~yolotl.data.findings.FindingLog`, the health report and
 the training-time policy, so a kind means the same thing everywhere:
 
 - severity ``error``: the image cannot be used as given (it would crash or teach the wrong thing);

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +18,13 @@ from yolotl.data import health as _health
 from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections
-from yolotl.data.folds import check_fold, kfold_assignment
-from yolotl.data.formats import FORMATS, SplitNotFoundError, read_split
-from yolotl.data.records import DatasetSplit, Defect, DefectLog
+from yolotl.data.findings import FindingLog
+from yolotl.data.formats import FORMATS
+from yolotl.data.health.store import ImageInfoStore, default_store_dir
+from yolotl.data.records import DatasetSplit
 from yolotl.data.sampling import TrainSampler, repeat_factors
-from yolotl.data.subsets import check_fraction, fraction_indices
+from yolotl.data.selection import check_fold, check_fraction, fold_split, fraction_split
+from yolotl.data.splits import CheckedSplits
 from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,
@@ -60,10 +60,17 @@ class DetectionDataModule(L.LightningDataModule):
     - ``train_fraction``/``fraction_seed``: train on a seeded, nested subset of the training images
       (every class kept present): data-efficiency curves. Val and test are unchanged.
     - ``num_workers="auto"``: one worker per spare CPU core (at most 4), 0 on a single core.
+    - ``policy``: ``fix`` (default) or ``strict``, what to do with the health check's findings
+      (see :class:`~yolotl.data.splits.CheckedSplits`).
+    - ``health_cache``: where the health check keeps its decode results across processes:
+      ``"auto"`` (default) ``<yolotl cache>/health`` (``$YOLOTL_CACHE``, ``$XDG_CACHE_HOME/yolotl``
+      or ``~/.cache/yolotl``), a folder, or None (decode in every process).
 
-    ``setup`` reads the splits a stage needs (once), logs
-    the defects found to the ``yolotl.data`` logger, and fills ``class_names``, ``num_classes``,
-    ``defects`` and ``split_sizes``.
+    ``prepare_data`` (Lightning runs it on one process per node, before ``setup`` everywhere)
+    decodes and hashes every image once, filling the health cache (and, with ``cache="ram"``, the
+    image cache). ``setup`` reads the splits a stage needs (once), checks them (reading the health
+    cache, decoding only what it lacks), applies the policy, logs one line to the ``yolotl.data``
+    logger, and fills ``class_names``, ``num_classes``, ``health`` and ``split_sizes``.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class DetectionDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
         policy: str = "fix",
+        health_cache: str | None = "auto",
     ) -> None:
         super().__init__()
         num_workers = resolve_num_workers(num_workers)
@@ -114,152 +122,61 @@ class DetectionDataModule(L.LightningDataModule):
         self.fold, self.num_folds, self.fold_seed = fold, num_folds, fold_seed
         self.train_fraction, self.fraction_seed = float(train_fraction), fraction_seed
         self.synthetic = dict(synthetic or {})
-        self._given_names = list(class_names) if class_names is not None else None
-        self._split_names = {"train": train_split, "val": val_split, "test": test_split}
-        self._splits: dict[str, DatasetSplit] = {}
-        self._missing: set[str] = set()
-        self._class_names: list[str] | None = None
-        self.defects = DefectLog(scope=Path(self.root).name)
-        self.policy = _health.check_policy(policy)
-        self._findings: list[_health.Finding] = []
-        self._image_infos: dict[Path, _health.ImageInfo] = {}
-        self._health_seconds = 0.0
-        self._dataset_checked = False
+        store_dir = default_store_dir() if health_cache == "auto" else health_cache
+        self._checked = CheckedSplits(
+            self.format, self.root, {"train": train_split, "val": val_split, "test": test_split},
+            class_names, policy,
+            store=ImageInfoStore(store_dir, self.root) if store_dir is not None else None,
+            pixels=self.cache.put if self.cache.mode == "ram" else None)
+        self.policy = self._checked.policy
+        self._split_names = self._checked.split_names
+        self._splits = self._checked.splits  # role -> checked split (shared, filled by setup)
+        self._missing = self._checked.missing
 
     # ---- reading -----------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Write the synthetic dataset if requested (a no-op when it is already there)."""
+        """Write the synthetic dataset if requested, then decode and hash every image of the
+        configured splits once (the health cache; ``cache="ram"`` keeps the exact decodes).
+
+        Lightning calls this on one process per node before ``setup`` on every process; nothing
+        here changes what ``setup`` reads, checks or keeps, only how fast it does it."""
         if self.format == "synthetic":
             make_synthetic_dataset(self.root, **self.synthetic)
+        self._checked.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         """Read the splits ``stage`` needs and are not read yet, check them, apply the policy.
 
-        The check is :func:`~yolotl.check_dataset`'s: every image decoded, boxes checked,
-        identical images looked for inside and across the splits read. ``policy="strict"``
-        raises DatasetError (with the report table) on any error or warning; ``policy="fix"``
-        skips unusable images and the train copies of images also in val/test, drops tiny and
-        duplicate boxes, and logs one summary line; :meth:`write_health` writes every action.
-        Cheap to call again.
+        The check is :func:`~yolotl.check_dataset`'s: every image decoded (or its result read from
+        the health cache), boxes checked, identical images looked for inside and across the splits
+        read. ``policy="strict"`` raises DatasetError (with the report table) on any error or
+        warning; ``policy="fix"`` skips unusable images and the train copies of images also in
+        val/test, drops tiny and duplicate boxes, and logs one summary line; :meth:`write_health`
+        writes every action. Cheap to call again.
         """
         if self.format == "synthetic":
-            self.prepare_data()  # a notebook may call setup() alone; idempotent
+            make_synthetic_dataset(self.root, **self.synthetic)  # a notebook may call setup() alone
         roles = _STAGE_SPLITS.get(stage, _STAGE_SPLITS[None])
-        fresh = [role for role in roles
-                 if self._read_role(role, optional=role == "test" and stage is None) is not None]
+        optional = ("test",) if stage is None else ()
+        fresh, new = self._checked.read(roles, optional)
         if not fresh:
             return
-        checked = self._check_health(fresh)
-        new = DefectLog(scope=Path(self.root).name)
-        for role in fresh:
-            new.merge(self._splits[role].defects)
-        fresh_names = {self._splits[role].name for role in fresh}
-        for finding in checked:  # a split read earlier (leakage) or the dataset as a whole
-            if finding.split not in fresh_names:
-                new.entries.append(Defect(finding.kind, finding.file, finding.detail,
-                                          f"{new.scope}/{finding.split}"))
-        self.defects.merge(new)
-        read = [self._splits[role] for role in fresh]
-        sizes = ", ".join(f"{s.name} {len(s)} images / {s.num_boxes} boxes" for s in read)
-        _LOG.info("Read %s (%s): %s; data.policy=%s: %s", self.root, sizes, new.summary(),
-                  self.policy, _health.summarise(self._findings))
+        log = FindingLog(dataset=Path(self.root).name).extend(new)
+        sizes = ", ".join(f"{self._splits[r].name} {len(self._splits[r])} images / "
+                          f"{self._splits[r].num_boxes} boxes" for r in fresh)
+        _LOG.info("Read %s (%s): %s; data.policy=%s: %s", self.root, sizes, log.summary(),
+                  self.policy, _health.summarise(self._checked.findings))
 
     def load_splits(self) -> dict[str, DatasetSplit]:
         """Read every configured split (same as ``setup(None)``) and return them by role."""
         self.setup(None)
         return dict(self._splits)
 
-    def _read_role(self, role: str, optional: bool) -> DatasetSplit | None:
-        """Read the split playing ``role`` once; None if it is optional and absent."""
-        name = self._split_names[role]
-        if role in self._splits or name is None or role in self._missing:
-            return None
-        twin = next((held for held, split in self._splits.items() if split.name == name), None)
-        if twin is not None:  # test_split="val": the split read, checked and fixed already
-            if twin == "train":
-                _LOG.warning("The %s split is the train split '%s': its scores will not measure how "
-                             "the model does on unseen images.", role, name)
-            self._splits[role] = self._splits[twin]
-            return None
-        reader_format = "yolo" if self.format == "synthetic" else self.format
-        try:
-            split = read_split(reader_format, self.root, name, self._class_names or
-                               self._given_names)
-        except SplitNotFoundError:
-            if not optional:
-                raise
-            self._missing.add(role)
-            return None
-        self._class_names = self._class_names or split.class_names
-        self._splits[role] = split
-        return split
-
-    # ---- data health -------------------------------------------------------------------
-
-    def _check_health(self, fresh: list[str]) -> list[_health.Finding]:
-        """Check the splits of the ``fresh`` roles (identical images against every split held) and
-        apply the policy; returns the health findings (the readers' own are in the split logs).
-
-        strict: any error or warning raises the report's DatasetError. fix: the findings' images
-        and boxes leave every split held (a train image identical to a test image read later
-        leaves train then) and are written to that split's defect log. On any DatasetError the
-        fresh splits are forgotten, so the next setup() reads and checks them again.
-        """
-        start = time.perf_counter()
-        held = [role for role in ("train", "val", "test") if role in self._splits]
-        splits = {self._splits[role].name: self._splits[role] for role in held}
-        names = [self._splits[role].name for role in fresh]
-        rank = {self._splits[role].name: i for i, role in enumerate(held)}
-        checked = _health.inspect_splits(splits, _health.CheckOptions(), self._image_infos,
-                                         names, rank)
-        if not self._dataset_checked:  # files outside every split (VOC JPEGImages), once
-            checked += _health.dataset_findings(self.format, self._splits[fresh[0]].root)
-        before = list(self._findings)
-        self._findings += _health.reader_findings({n: splits[n] for n in names}) + checked
-        self._health_seconds += time.perf_counter() - start
-        try:
-            error = _health.strict_error(self.health) if self.policy == "strict" else None
-            if error is not None:
-                raise error
-            fixed_of = {id(split): self._fixed(split, checked) for split in splits.values()}
-            fixed = {role: fixed_of[id(self._splits[role])] for role in held}  # twins stay one split
-        except DatasetError:
-            unchecked = [self._splits[role] for role in fresh]
-            for role in [r for r, split in self._splits.items() if any(split is u for u in unchecked)]:
-                del self._splits[role]  # with any twin role (test_split="val") sharing the split
-            self._findings = before
-            raise
-        for split in fixed_of.values():
-            split.defects.entries += [Defect(f.kind, f.file, f.detail, split.defects.scope)
-                                      for f in checked if f.split == split.name]
-        self._splits.update(fixed)
-        self._dataset_checked = True
-        return checked
-
-    def _fixed(self, split: DatasetSplit, findings: list[_health.Finding]) -> DatasetSplit:
-        """``split`` with the fix policy applied; DatasetError if no image is left."""
-        fixed = _health.apply_fix(split, findings)
-        if not fixed.records:
-            skipped = [f"{f.kind} {Path(f.file).name}" for f in findings
-                       if f.split == split.name and f.action == "skipped image"]
-            raise DatasetError(
-                f"Split '{split.name}' of {self.root} has no usable image left after "
-                f"data.policy=fix skipped {len(skipped)} ({', '.join(skipped[:5])}); repair or "
-                f"replace those files (yolotl-check-data lists every finding)."
-            )
-        return fixed
-
     @property
     def health(self) -> _health.HealthReport:
         """What the checks found in the splits read so far; statistics of the data the policy left."""
-        held = [self._splits[role] for role in ("train", "val", "test") if role in self._splits]
-        names = list(self._class_names or [])
-        return _health.HealthReport(
-            root=self.root, format=self.format, class_names=names, splits=[s.name for s in held],
-            findings=list(self._findings), policy=self.policy, seconds=self._health_seconds,
-            stats={s.name: _health.SplitStats.of(s.records, names) for s in held},
-            options=dataclasses.asdict(_health.CheckOptions()))
+        return self._checked.report
 
     def write_health(self, run_dir: str | Path) -> dict[str, Path]:
         """Write ``data_health.json`` (every finding and the statistics) and ``skipped.csv`` (every
@@ -274,9 +191,10 @@ class DetectionDataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         """Class names in label order (after ``setup``)."""
-        if self._class_names is None:
+        names = self._checked.class_names
+        if names is None:
             raise DatasetError("class_names is known only after setup(); call dm.setup() first.")
-        return list(self._class_names)
+        return list(names)
 
     @property
     def num_classes(self) -> int:
@@ -378,22 +296,14 @@ class DetectionDataModule(L.LightningDataModule):
         return split
 
     def _fraction_split(self, full: DatasetSplit) -> DatasetSplit:
-        """The seeded ``train_fraction`` subset of the training split (see :mod:`yolotl.data.subsets`)."""
-        keep = fraction_indices([r.labels.tolist() for r in full.records], self.train_fraction, self.fraction_seed)
-        records = [full.records[i] for i in keep]
-        name = f"{full.name}[{self.train_fraction:.0%} = {len(records)} images]"
-        return DatasetSplit(name, full.root, records, full.class_names, DefectLog(full.defects.scope))
+        """The seeded ``train_fraction`` subset of the training split (see :mod:`yolotl.data.selection`)."""
+        return fraction_split(full, self.train_fraction, self.fraction_seed)
 
     def _fold_split(self, role: str) -> DatasetSplit:
         """Fold ``self.fold`` of the train split as val, the other folds as train."""
         if "train" not in self._splits:
             self.setup("fit")
-        full = self._splits["train"]
-        folds = kfold_assignment([r.labels.tolist() for r in full.records], self.num_folds, self.fold_seed)
-        keep = (folds == self.fold) if role == "val" else (folds != self.fold)
-        records = [r for r, k in zip(full.records, keep) if k]
-        name = f"{full.name}[fold {self.fold}/{self.num_folds} {'val' if role == 'val' else 'train'}]"
-        return DatasetSplit(name, full.root, records, full.class_names, DefectLog(full.defects.scope))
+        return fold_split(self._splits["train"], self.fold, self.num_folds, self.fold_seed, role)
 
     def class_counts(self, role: str = "train") -> dict[str, dict[str, int]]:
         """Per class: ``boxes`` (instances) and ``images`` containing it, in the ``role`` split."""

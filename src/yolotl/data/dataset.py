@@ -7,35 +7,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from yolotl.data.cache import ImageCache
+from yolotl.data.cache import ImageCache, read_image
 from yolotl.data.records import ImageRecord
 from yolotl.data.sampling import SampleKey
 from yolotl.data.transforms import build_eval_transforms, letterbox_params
-from yolotl.errors import DatasetError
 
-__all__ = ["DetectionDataset", "collate_detections", "read_image"]
+__all__ = ["DetectionDataset", "boxes_in_decoded_frame", "collate_detections", "read_image"]
 
 _LOG = logging.getLogger("yolotl.data")
 
 Target = dict[str, Any]
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image as uint8 RGB ``[H, W, 3]``, EXIF orientation applied.
-
-    ``cv2.IMREAD_COLOR`` turns grayscale, palette, RGBA (alpha dropped) and 16-bit images into
-    8-bit 3-channel images and rotates JPEGs by their EXIF orientation tag.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"Cannot read image {path} (missing, empty or not an image); "
-                           f"replace the file or remove it from the dataset.")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class DetectionDataset(Dataset):
@@ -67,6 +52,7 @@ class DetectionDataset(Dataset):
         self.transform = transform if transform is not None else build_eval_transforms(image_size)
         self.mosaic_transform = mosaic_transform
         self.cache = cache if cache is not None else ImageCache("none")
+        self._rescaled_warned: set[Path] = set()  # images whose stale size was logged (once each)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -89,7 +75,7 @@ class DetectionDataset(Dataset):
         """Decoded (possibly cached, downsized) image with its boxes in that image's pixels."""
         record = self.records[index]
         image, (height, width) = self.cache.get(record.image_path)
-        boxes = boxes_in_decoded_frame(record, height, width)
+        boxes = boxes_in_decoded_frame(record, height, width, self._rescaled_warned)
         if image.shape[:2] != (height, width):
             factors = np.array([image.shape[1] / width, image.shape[0] / height] * 2, np.float32)
             boxes = boxes * factors
@@ -126,19 +112,21 @@ class DetectionDataset(Dataset):
         return tensor.float().div_(255.0), target
 
 
-_RESCALED_WARNED: set[Path] = set()
-
-
-def boxes_in_decoded_frame(record: ImageRecord, height: int, width: int) -> np.ndarray:
+def boxes_in_decoded_frame(
+    record: ImageRecord, height: int, width: int, warned: set[Path] | None = None
+) -> np.ndarray:
     """Record boxes, rescaled if the decoded image size differs from the annotated size.
 
     A stale annotated size (or an EXIF rotation the annotation ignored) would otherwise put
-    every box in the wrong place; rescaling is the least surprising repair, and it is logged.
+    every box in the wrong place; rescaling is the least surprising repair, and it is logged:
+    once per image when the caller passes its ``warned`` set (the dataset keeps one, so the
+    warning comes once per image, not once per epoch), else on every call.
     """
     if (record.height, record.width) == (height, width):
         return record.boxes
-    if record.image_path not in _RESCALED_WARNED:  # once per image, not once per epoch
-        _RESCALED_WARNED.add(record.image_path)
+    if warned is None or record.image_path not in warned:
+        if warned is not None:
+            warned.add(record.image_path)
         _LOG.warning("%s: annotated size %dx%d but the image decodes as %dx%d; rescaling its boxes",
                      record.image_path, record.width, record.height, width, height)
     factors = np.array([width / record.width, height / record.height] * 2, dtype=np.float32)

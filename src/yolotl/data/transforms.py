@@ -9,14 +9,16 @@ pixels as ``(input - pad) / scale`` (see :func:`letterbox_params`).
 from __future__ import annotations
 
 import os
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-# albumentations asks PyPI for a newer version when imported; library code must stay offline.
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
+import cv2
 
 from yolotl.errors import ConfigError
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 __all__ = [
     "build_eval_transforms",
@@ -26,6 +28,30 @@ __all__ = [
 ]
 
 PAD_VALUE = 114
+_NO_UPDATE = "NO_ALBUMENTATIONS_UPDATE"
+
+
+def _albumentations() -> ModuleType:
+    """albumentations, imported on first use with its PyPI update check switched off.
+
+    albumentations 2.x asks PyPI for a newer version when imported unless
+    ``NO_ALBUMENTATIONS_UPDATE`` is set; library code must stay offline. The variable is set
+    only around that first import and then restored, so yolotl leaves the environment as it
+    found it (and importing yolotl does nothing of the kind).
+    """
+    module = sys.modules.get("albumentations")
+    if module is not None:
+        return module
+    previous = os.environ.get(_NO_UPDATE)
+    os.environ[_NO_UPDATE] = "1"
+    try:
+        import albumentations
+    finally:
+        if previous is None:
+            os.environ.pop(_NO_UPDATE, None)
+        else:
+            os.environ[_NO_UPDATE] = previous
+    return albumentations
 
 
 def letterbox_params(height: int, width: int, image_size: int) -> tuple[float, float, float]:
@@ -42,6 +68,7 @@ def letterbox_params(height: int, width: int, image_size: int) -> tuple[float, f
 
 
 def _letterbox(image_size: int) -> list[A.BasicTransform]:
+    A = _albumentations()
     return [
         A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_LINEAR),
         A.PadIfNeeded(image_size, image_size, position="center",
@@ -58,6 +85,7 @@ def check_image_size(image_size: int) -> None:
 
 def build_eval_transforms(image_size: int) -> A.Compose:
     """Letterbox to ``image_size`` x ``image_size``; boxes follow, none are dropped."""
+    A = _albumentations()
     check_image_size(image_size)
     return A.Compose(
         _letterbox(image_size),
@@ -91,6 +119,7 @@ def build_train_transforms(
     "labels"}] * 3)``; albumentations' ``Mosaic`` fits each image into an ``image_size`` cell
     (aspect kept, like the letterbox) and crops an ``image_size`` view around a random centre.
     """
+    A = _albumentations()
     check_image_size(image_size)
     if not 0 < scale[0] <= scale[1]:
         raise ConfigError(f"scale={scale} must be (low, high) with 0 < low <= high.")
@@ -110,6 +139,7 @@ def build_train_transforms(
 
 
 def _mosaic(image_size: int) -> A.BasicTransform:
+    A = _albumentations()
     return A.Mosaic(target_size=(image_size, image_size), cell_shape=(image_size, image_size),
                     center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE, p=1.0)
 
@@ -117,6 +147,7 @@ def _mosaic(image_size: int) -> A.BasicTransform:
 def _affine(scale: tuple[float, float], translate: float, degrees: float,
             shear: float) -> list[A.BasicTransform]:
     """One random affine, or nothing when every range is the identity (saves a warp)."""
+    A = _albumentations()
     if scale == (1.0, 1.0) and translate == 0 and degrees == 0 and shear == 0:
         return []
     return [A.Affine(scale=scale, translate_percent=(-translate, translate), rotate=(-degrees, degrees),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yolotl.data.formats import _yolo_layout, coco, voc
+from yolotl.data.formats import coco, voc, yolo
 from yolotl.data.formats._common import SplitNotFoundError, check_root
 from yolotl.data.formats.coco import read_coco_split
 from yolotl.data.formats.voc import read_voc_split
 from yolotl.data.formats.yolo import read_yolo_split
-from yolotl.data.records import DatasetSplit, DefectLog
+from yolotl.data.records import DatasetSplit
 from yolotl.errors import ConfigError
 
 __all__ = [
@@ -41,14 +41,9 @@ def read_split(
 
 def available_splits(format: str, root: str | Path) -> list[str]:  # noqa: A002 - config name
     """Names of the splits the dataset at ``root`` has in ``format`` (as its files spell them)."""
-    fmt = str(format).lower()
-    if fmt not in FORMATS:
+    lister = {"yolo": yolo.split_names, "voc": voc.split_names, "coco": coco.split_names}.get(
+        str(format).lower())
+    if lister is None:
         raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
     path = Path(root)
-    if fmt == "yolo":
-        path = path if path.is_file() else check_root(path)
-        return _yolo_layout.available_splits(_yolo_layout.load_layout(path, DefectLog()))
-    path = check_root(path)
-    if fmt == "voc":
-        return voc._available_splits(path / "ImageSets" / "Main")
-    return coco._available_splits(path)
+    return lister(path if format.lower() == "yolo" else check_root(path))

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 from yolotl.data.catalogue import kind_info
-from yolotl.data.records import DefectLog, ImageRecord
+from yolotl.data.findings import FindingLog
+from yolotl.data.records import ImageRecord
 from yolotl.errors import ConfigError, DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -49,7 +50,7 @@ class SkippedImage(DatasetError):
 
 
 def read_each(
-    items: Iterable[_Item], read_one: Callable[[_Item], ImageRecord | None], log: DefectLog
+    items: Iterable[_Item], read_one: Callable[[_Item], ImageRecord | None], log: FindingLog
 ) -> list[ImageRecord]:
     """``read_one`` of every item; an item that raises :class:`SkippedImage` is logged and left out.
 
@@ -123,7 +124,7 @@ def sanitize_boxes(
     labels: np.ndarray,
     width: int,
     height: int,
-    log: DefectLog,
+    log: FindingLog,
     file: str | Path,
     box_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +186,7 @@ def check_class_names(class_names: list[str] | None) -> list[str] | None:
     return names
 
 
-def require_images(count: int, split: str, where: Path, log: DefectLog | None = None) -> None:
+def require_images(count: int, split: str, where: Path, log: FindingLog | None = None) -> None:
     """Raise DatasetError if a split turned out to hold no images (naming any that were skipped)."""
     if count:
         return

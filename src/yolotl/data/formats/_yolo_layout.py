@@ -17,7 +17,7 @@ from yolotl.data.formats._common import (
     SplitNotFoundError,
     split_aliases,
 )
-from yolotl.data.records import DefectLog
+from yolotl.data.findings import FindingLog
 from yolotl.errors import DatasetError
 
 _YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
@@ -34,7 +34,7 @@ class YoloLayout:
     config: dict[str, Any]
 
 
-def load_layout(root: Path, log: DefectLog) -> YoloLayout:
+def load_layout(root: Path, log: FindingLog) -> YoloLayout:
     """Find and parse data.yaml in ``root`` (or ``root`` itself if it is a yaml file)."""
     if root.is_file() and root.suffix in (".yaml", ".yml"):
         yaml_path: Path | None = root
@@ -52,7 +52,7 @@ def load_layout(root: Path, log: DefectLog) -> YoloLayout:
     return YoloLayout(root, _base_folder(root, yaml_path, config, log), yaml_path, config)
 
 
-def _base_folder(root: Path, yaml_path: Path, config: dict[str, Any], log: DefectLog) -> Path:
+def _base_folder(root: Path, yaml_path: Path, config: dict[str, Any], log: FindingLog) -> Path:
     """The folder split entries are relative to: the yaml's ``path:`` if it exists, else its own."""
     if not config.get("path"):
         return yaml_path.parent
@@ -90,7 +90,7 @@ def class_names_from_yaml(layout: YoloLayout) -> list[str] | None:
     return [str(name) for name in names]
 
 
-def split_image_paths(layout: YoloLayout, split: str, log: DefectLog) -> list[Path]:
+def split_image_paths(layout: YoloLayout, split: str, log: FindingLog) -> list[Path]:
     """All image files of ``split``: from its data.yaml entry, or found by folder convention."""
     for alias in split_aliases(split):
         entry = layout.config.get(alias)
@@ -105,14 +105,14 @@ def split_image_paths(layout: YoloLayout, split: str, log: DefectLog) -> list[Pa
         raise SplitNotFoundError(
             f"Split '{split}' not found in {layout.yaml_path or layout.root}: no "
             f"'{split}:' entry and no {layout.root / split / 'images'} folder. Splits that exist: "
-            f"{available_splits(layout)}; pick one of them or add the split."
+            f"{layout_splits(layout)}; pick one of them or add the split."
         )
     source = layout.yaml_path or layout.root
     log.add("resolved_path", source, f"split '{split}' has no entry in data.yaml; using {found}")
     return _images_of(found, layout, log)
 
 
-def _resolve_entry(layout: YoloLayout, alias: str, entry: str, log: DefectLog) -> Path:
+def _resolve_entry(layout: YoloLayout, alias: str, entry: str, log: FindingLog) -> Path:
     """The folder or list file a split entry names, trying Roboflow-style fallbacks in order."""
     written = Path(entry).expanduser()
     if written.is_absolute():
@@ -143,7 +143,7 @@ def _find_by_convention(layout: YoloLayout, split: str) -> Path | None:
     return None
 
 
-def available_splits(layout: YoloLayout) -> list[str]:
+def layout_splits(layout: YoloLayout) -> list[str]:
     """Split names that the yaml lists or the folder layout provides."""
     names = [key for key in _KNOWN_SPLITS if layout.config.get(key)]
     for key in _KNOWN_SPLITS:
@@ -153,7 +153,7 @@ def available_splits(layout: YoloLayout) -> list[str]:
     return names
 
 
-def _images_of(source: Path, layout: YoloLayout, log: DefectLog) -> list[Path]:
+def _images_of(source: Path, layout: YoloLayout, log: FindingLog) -> list[Path]:
     """Images in a folder (recursively, sorted) or listed in a .txt file (one path a line).
 
     A listed image that is missing is logged as ``skipped_missing_image`` and left out.
@@ -171,7 +171,7 @@ def _images_of(source: Path, layout: YoloLayout, log: DefectLog) -> list[Path]:
 
 
 def _listed_image(
-    list_file: Path, lineno: int, line: str, layout: YoloLayout, log: DefectLog
+    list_file: Path, lineno: int, line: str, layout: YoloLayout, log: FindingLog
 ) -> Path | None:
     """Resolve one image path of a split list file (absolute, or relative to it or the base)."""
     written = Path(line).expanduser()

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torchvision.ops import box_convert
 
 from yolotl.data.formats._common import (
     IMAGE_SUFFIXES,
@@ -32,7 +34,8 @@ from yolotl.data.formats._common import (
     sanitize_boxes,
     split_aliases,
 )
-from yolotl.data.records import DatasetSplit, DefectLog, ImageRecord
+from yolotl.data.findings import FindingLog
+from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.errors import DatasetError
 
 __all__ = ["read_coco_split"]
@@ -55,7 +58,7 @@ def read_coco_split(
     given = check_class_names(class_names)
     json_path, alias = _annotation_file(root, split)
     data = _load_json(json_path)
-    log = DefectLog(scope=f"{root.name}/{split}")
+    log = FindingLog(split, dataset=root.name)
     names, label_of = _categories(data, json_path, given, log)
     images = _images(data, json_path, log)
     image_dir = _image_folder(root, alias, list(images.values()), json_path)
@@ -69,7 +72,7 @@ def read_coco_split(
     return DatasetSplit(split, root, records, names, log)
 
 
-def _images(data: dict[str, Any], path: Path, log: DefectLog) -> dict[Any, dict[str, Any]]:
+def _images(data: dict[str, Any], path: Path, log: FindingLog) -> dict[Any, dict[str, Any]]:
     """Listed images by id; an entry without ``id`` or ``file_name`` is logged and left out."""
     images = {}
     for index, image in enumerate(_list_of(data, "images", path)):
@@ -82,7 +85,7 @@ def _images(data: dict[str, Any], path: Path, log: DefectLog) -> dict[Any, dict[
 
 
 def _log_unlisted(
-    image_dir: Path, root: Path, images: Iterable[dict[str, Any]], log: DefectLog
+    image_dir: Path, root: Path, images: Iterable[dict[str, Any]], log: FindingLog
 ) -> None:
     """Log image files in the split's image folder that the JSON does not list."""
     if image_dir == root:  # the dataset root holds every split: "unlisted" would mean nothing
@@ -105,11 +108,11 @@ def _annotation_file(root: Path, split: str) -> tuple[Path, str]:
             tried.append(str(candidate))
     raise SplitNotFoundError(
         f"Split '{split}' not found in {root}: none of {tried[:3]} exists. Splits that exist: "
-        f"{_available_splits(root)}; pick one of them."
+        f"{split_names(root)}; pick one of them."
     )
 
 
-def _available_splits(root: Path) -> list[str]:
+def split_names(root: Path) -> list[str]:
     """Split names that have an annotation JSON under any of the supported layouts."""
     names = {p.stem.removeprefix("instances_") for p in (root / "annotations").glob("*.json")}
     names.update(p.parent.name for p in root.glob("*/_annotations.coco.json"))
@@ -135,7 +138,7 @@ def _list_of(data: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]
 
 
 def _categories(
-    data: dict[str, Any], path: Path, given: list[str] | None, log: DefectLog
+    data: dict[str, Any], path: Path, given: list[str] | None, log: FindingLog
 ) -> tuple[list[str], dict[int, int]]:
     """Class names and a map category id -> label (sorted ids -> 0..K-1, or given order)."""
     categories = _list_of(data, "categories", path)
@@ -185,7 +188,7 @@ def _group_annotations(
     images: dict[Any, dict[str, Any]],
     label_of: dict[int, int],
     path: Path,
-    log: DefectLog,
+    log: FindingLog,
 ) -> tuple[dict[Any, list[tuple[list[float], int, str]]], set[Any]]:
     """Annotations per image id as (xywh, label, where), skipping crowd and orphan ones, and
     the ids of images with a broken annotation (logged; the reader skips those images)."""
@@ -230,7 +233,7 @@ def _record(
     image: dict[str, Any],
     objects: list[tuple[list[float], int, str]],
     path: Path,
-    log: DefectLog,
+    log: FindingLog,
 ) -> ImageRecord | None:
     """One image's record (None and logged if its file is missing)."""
     image_path = image_dir / str(image["file_name"])
@@ -243,8 +246,8 @@ def _record(
         width = height = 0
     if width <= 0 or height <= 0:
         width, height = image_size(image_path)
-    xywh = np.array([o[0] for o in objects], dtype=np.float64).reshape(-1, 4)
-    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    xywh = torch.as_tensor(np.array([o[0] for o in objects], dtype=np.float64).reshape(-1, 4))
+    boxes = box_convert(xywh, "xywh", "xyxy").numpy()  # float64, as written
     labels = np.array([o[1] for o in objects], dtype=np.int64)
     boxes, labels = sanitize_boxes(boxes, labels, width, height, log, path,
                                    [f"{o[2]} ({image['file_name']})" for o in objects])

@@ -24,7 +24,8 @@ from yolotl.data.formats._common import (
     sanitize_boxes,
     split_aliases,
 )
-from yolotl.data.records import DatasetSplit, DefectLog, ImageRecord
+from yolotl.data.findings import FindingLog
+from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.errors import DatasetError
 
 __all__ = ["read_voc_split"]
@@ -48,7 +49,7 @@ def read_voc_split(
     split_file = _split_file(root, split)
     ids = _read_ids(split_file)
     names = given if given is not None else _collect_class_names(root)
-    log = DefectLog(scope=f"{root.name}/{split}")
+    log = FindingLog(split, dataset=root.name)
     records = read_each(ids, lambda image_id: _read_record(root, image_id, names, log), log)
     require_images(len(records), split, split_file, log)
     return DatasetSplit(split, root, records, names, log)
@@ -60,14 +61,19 @@ def _split_file(root: Path, split: str) -> Path:
     for alias in split_aliases(split):
         if (main / f"{alias}.txt").is_file():
             return main / f"{alias}.txt"
-    available = _available_splits(main)
+    available = _listed_splits(main)
     raise SplitNotFoundError(
         f"Split '{split}' not found: no {main / (split + '.txt')}. Splits that exist: "
         f"{available}; pick one of them or write the id list file."
     )
 
 
-def _available_splits(main: Path) -> list[str]:
+def split_names(root: Path) -> list[str]:
+    """Names of the split id files in ``<root>/ImageSets/Main``."""
+    return _listed_splits(root / "ImageSets" / "Main")
+
+
+def _listed_splits(main: Path) -> list[str]:
     """Split names with a list file in ImageSets/Main (per-class files like 'cat_train' skipped)."""
     if not main.is_dir():
         return []
@@ -84,7 +90,7 @@ def _collect_class_names(root: Path) -> list[str]:
     """Class names over all split files' XMLs, ids sorted, in order of first appearance."""
     main = root / "ImageSets" / "Main"
     ids: set[str] = set()
-    for name in _available_splits(main):
+    for name in _listed_splits(main):
         ids.update(_read_ids(main / f"{name}.txt"))
     names: dict[str, None] = {}
     for image_id in sorted(ids):
@@ -120,7 +126,7 @@ def _text(element: ET.Element, tag: str, path: Path) -> str:
     return child.text.strip()
 
 
-def _read_record(root: Path, image_id: str, names: list[str], log: DefectLog) -> ImageRecord:
+def _read_record(root: Path, image_id: str, names: list[str], log: FindingLog) -> ImageRecord:
     """One image's record from its XML, with the box rule applied."""
     xml_path = root / "Annotations" / f"{image_id}.xml"
     annotation = _parse_xml(xml_path)
@@ -165,7 +171,7 @@ def _size(annotation: ET.Element, image_path: Path) -> tuple[int, int]:
 
 
 def _objects(
-    annotation: ET.Element, xml_path: Path, names: list[str], log: DefectLog
+    annotation: ET.Element, xml_path: Path, names: list[str], log: FindingLog
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Boxes (0-based xyxy), labels and a location tag for each ``<object>`` of one XML."""
     boxes, labels, where = [], [], []

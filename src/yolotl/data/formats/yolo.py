@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchvision.ops import box_convert
 
 from yolotl.data.formats._common import (
     IMAGE_SUFFIXES,
@@ -25,13 +27,15 @@ from yolotl.data.formats._yolo_layout import (
     YoloLayout,
     class_names_from_yaml,
     label_path,
+    layout_splits,
     load_layout,
     split_image_paths,
 )
-from yolotl.data.records import DatasetSplit, DefectLog, ImageRecord
+from yolotl.data.findings import FindingLog
+from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.errors import DatasetError
 
-__all__ = ["read_yolo_split"]
+__all__ = ["read_yolo_split", "split_names"]
 
 
 def read_yolo_split(
@@ -53,7 +57,7 @@ def read_yolo_split(
     given = check_class_names(class_names)
     path = Path(root) if _is_yaml(root) else check_root(root)
     folder = path.parent if _is_yaml(path) else path
-    log = DefectLog(scope=f"{folder.name}/{split}")
+    log = FindingLog(split, dataset=folder.name)
     layout = load_layout(path, log)
     names, remap = _class_mapping(layout, given)
     image_paths = split_image_paths(layout, split, log)
@@ -62,6 +66,13 @@ def read_yolo_split(
     records = read_each(image_paths, lambda p: _read_record(p, remap, names, log), log)
     require_images(len(records), split, layout.root, log)
     return DatasetSplit(split, layout.root, records, names, log)
+
+
+def split_names(root: Path) -> list[str]:
+    """Split names the data.yaml at ``root`` (a folder or the yaml itself) lists or the folder
+    layout provides."""
+    path = root if _is_yaml(root) else check_root(root)
+    return layout_splits(load_layout(path, FindingLog()))
 
 
 def _is_yaml(root: str | Path) -> bool:
@@ -102,7 +113,7 @@ def _check_label_folders(image_paths: list[Path]) -> None:
             )
 
 
-def _log_orphan_labels(image_paths: list[Path], log: DefectLog) -> None:
+def _log_orphan_labels(image_paths: list[Path], log: FindingLog) -> None:
     """Log each .txt in a split's labels folders that belongs to no image file next door."""
     for images in dict.fromkeys(p.parent for p in image_paths):
         labels = label_path(images / "x.jpg").parent
@@ -113,7 +124,7 @@ def _log_orphan_labels(image_paths: list[Path], log: DefectLog) -> None:
 
 
 def _read_record(
-    image_path: Path, remap: np.ndarray, names: list[str], log: DefectLog
+    image_path: Path, remap: np.ndarray, names: list[str], log: FindingLog
 ) -> ImageRecord:
     """One image's record: parse its label file, convert to pixels, apply the box rule."""
     width, height = image_size(image_path)
@@ -134,7 +145,7 @@ def _read_record(
 
 
 def _parse_label_file(
-    path: Path, num_classes: int, names: list[str], log: DefectLog
+    path: Path, num_classes: int, names: list[str], log: FindingLog
 ) -> tuple[np.ndarray, list[int]]:
     """Rows of (class, cx, cy, w, h) as float64 [N, 5] and the line number of each row."""
     rows: list[list[float]] = []
@@ -189,5 +200,5 @@ def _polygon_to_cxcywh(values: list[float]) -> list[float]:
 def _normalised_cxcywh_to_xyxy(cxcywh: np.ndarray, width: int, height: int) -> np.ndarray:
     """Normalised centre/size boxes [N, 4] -> absolute-pixel corner boxes [N, 4]."""
     scale = np.array([width, height, width, height], dtype=np.float64)
-    cx, cy, w, h = cxcywh.T
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * scale
+    corners = box_convert(torch.as_tensor(cxcywh, dtype=torch.float64), "cxcywh", "xyxy")
+    return corners.numpy() * scale

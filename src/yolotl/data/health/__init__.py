@@ -4,7 +4,9 @@
 a finding, not an exception), decodes every image, checks boxes and identical images within and
 across splits, and returns a :class:`HealthReport` (terminal table, JSON, CSV). What each kind of
 finding means and what ``policy="fix"`` does with it is in :mod:`yolotl.data.catalogue`;
-:class:`~yolotl.DetectionDataModule` runs the same checks in ``setup()`` and applies its policy.
+:class:`~yolotl.data.splits.CheckedSplits` (what :class:`~yolotl.DetectionDataModule` ``setup()``
+uses) runs the same checks and applies its policy; :class:`ImageInfoStore` keeps the decode results
+on disk so each image is decoded once per dataset, not once per process.
 """
 
 from yolotl.data.health.check import (
@@ -14,10 +16,11 @@ from yolotl.data.health.check import (
     inspect_splits,
     reader_findings,
 )
-from yolotl.data.health.findings import DATASET_SCOPE, Finding
+from yolotl.data.findings import DATASET_SCOPE, Finding
 from yolotl.data.health.images import ImageInfo, inspect_image, inspect_images
 from yolotl.data.health.policy import POLICIES, apply_fix, check_policy, strict_error
 from yolotl.data.health.report import HealthReport, SplitStats, summarise
+from yolotl.data.health.store import ImageInfoStore, default_store_dir
 
 __all__ = [
     "DATASET_SCOPE",
@@ -26,10 +29,12 @@ __all__ = [
     "Finding",
     "HealthReport",
     "ImageInfo",
+    "ImageInfoStore",
     "SplitStats",
     "apply_fix",
     "check_dataset",
     "check_policy",
+    "default_store_dir",
     "dataset_findings",
     "inspect_image",
     "inspect_images",

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from yolotl.data.health.findings import Finding
+from yolotl.data.findings import Finding
 from yolotl.data.records import ImageRecord
 
 __all__ = ["area_outliers", "box_findings"]

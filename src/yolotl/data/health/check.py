@@ -14,7 +14,7 @@ from yolotl.data.formats._common import IMAGE_SUFFIXES, split_aliases
 from yolotl.data.formats.voc import referenced_images
 from yolotl.data.health.boxes import area_outliers, box_findings
 from yolotl.data.health.duplicates import duplicate_image_findings
-from yolotl.data.health.findings import DATASET_SCOPE, Finding, from_defect
+from yolotl.data.findings import DATASET_SCOPE, Finding
 from yolotl.data.health.images import ImageInfo, image_findings, inspect_images
 from yolotl.data.health.policy import apply_fix
 from yolotl.data.health.report import HealthReport, SplitStats
@@ -47,8 +47,8 @@ class CheckOptions:
 
 
 def reader_findings(splits: Mapping[str, DatasetSplit]) -> list[Finding]:
-    """The readers' logs (already applied: clipped, dropped, skipped while reading) as findings."""
-    return [from_defect(name, defect) for name, split in splits.items() for defect in split.defects]
+    """The readers' findings (already applied: clipped, dropped, skipped while reading)."""
+    return [finding for split in splits.values() for finding in split.findings]
 
 
 def inspect_splits(

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from yolotl.data.formats._common import split_aliases
-from yolotl.data.health.findings import Finding
+from yolotl.data.findings import Finding
 from yolotl.data.health.images import ImageInfo
 from yolotl.data.records import ImageRecord
 

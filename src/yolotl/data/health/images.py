@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from yolotl.data.formats._common import image_problem
-from yolotl.data.health.findings import Finding
+from yolotl.data.findings import Finding
 from yolotl.data.records import ImageRecord
 
-__all__ = ["ImageInfo", "image_findings", "inspect_image", "inspect_images", "mode_kind"]
+__all__ = ["ImageInfo", "PixelSink", "image_findings", "inspect_image", "inspect_images", "mode_kind"]
 
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _MAX_THREADS = 8
+# Decodes PIL and OpenCV agree on bit for bit (lossless formats, 8-bit modes, no EXIF rotation),
+# so a checked image can fill the training cache: (format, mode) pairs.
+_EXACT_FORMATS = frozenset({"PNG", "BMP"})
+_EXACT_MODES = frozenset({"RGB", "RGBA", "L"})
+
+# Called with (path, uint8 RGB [H, W, 3]) for an image decoded exactly as training decodes it.
+PixelSink = Callable[[Path, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,14 @@ class ImageInfo:
     digest: str = ""
 
 
-def inspect_image(path: Path) -> ImageInfo:
-    """Decode ``path`` fully and describe it (never raises for a bad file)."""
+def inspect_image(path: Path, pixels: PixelSink | None = None) -> ImageInfo:
+    """Decode ``path`` fully and describe it (never raises for a bad file).
+
+    ``pixels``, if given, receives the decoded image as uint8 RGB when this decode is bit-identical
+    to the training decode (:func:`yolotl.data.cache.read_image`: 8-bit RGB, RGBA or grayscale
+    PNG or BMP without EXIF rotation), so a cache can keep it instead of decoding the file again.
+    """
+    rgb = None
     try:
         with Image.open(path) as image:
             raw_mode = _raw_mode(image)
@@ -59,12 +73,22 @@ def inspect_image(path: Path) -> ImageInfo:
             digest = hashlib.sha256(f"{image.mode} {image.size} {orientation}|".encode())
             digest.update(image.tobytes())
             mode = image.mode
+            if pixels is not None and _decodes_exactly(image, raw_mode, orientation):
+                rgb = np.array(image if mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
     except Exception as exc:  # noqa: BLE001 - PIL raises many types (OSError, SyntaxError, ...)
         return ImageInfo(path, *image_problem(path, exc))
+    if rgb is not None and pixels is not None:
+        pixels(path, rgb)
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     return ImageInfo(path, None, "", mode, raw_mode, orientation, width, height,
                      digest.hexdigest())
+
+
+def _decodes_exactly(image: Image.Image, raw_mode: str, orientation: int) -> bool:
+    """Whether PIL's RGB of ``image`` equals OpenCV's ``IMREAD_COLOR`` decode bit for bit."""
+    return (image.format in _EXACT_FORMATS and image.mode in _EXACT_MODES
+            and ";16" not in raw_mode and orientation == 1)
 
 
 def _raw_mode(image: Image.Image) -> str:
@@ -73,16 +97,19 @@ def _raw_mode(image: Image.Image) -> str:
     return str(tile[0][3]) if tile and len(tile[0]) > 3 else ""
 
 
-def inspect_images(paths: Iterable[Path], threads: int | None = None) -> dict[Path, ImageInfo]:
-    """:func:`inspect_image` of every distinct path, decoded in a thread pool."""
+def inspect_images(
+    paths: Iterable[Path], threads: int | None = None, pixels: PixelSink | None = None
+) -> dict[Path, ImageInfo]:
+    """:func:`inspect_image` of every distinct path, decoded in a thread pool (``pixels`` as there;
+    it may be called from several threads)."""
     unique = list(dict.fromkeys(paths))
     if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         threads = min(_MAX_THREADS, cores or 1)
     if threads <= 1 or len(unique) < 2:
-        return {path: inspect_image(path) for path in unique}
+        return {path: inspect_image(path, pixels) for path in unique}
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(zip(unique, pool.map(inspect_image, unique)))
+        return dict(zip(unique, pool.map(lambda path: inspect_image(path, pixels), unique)))
 
 
 def mode_kind(mode: str, raw_mode: str = "") -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from yolotl.data.health.findings import Finding
+from yolotl.data.findings import Finding
 from yolotl.data.health.report import HealthReport
 from yolotl.data.records import DatasetSplit
 from yolotl.errors import ConfigError, DatasetError
@@ -69,4 +69,4 @@ def apply_fix(split: DatasetSplit, findings: Iterable[Finding]) -> DatasetSplit:
             keep = np.array([j not in drop[index] for j in range(record.num_objects)], dtype=bool)
             record = dataclasses.replace(record, boxes=record.boxes[keep], labels=record.labels[keep])
         records.append(record)
-    return DatasetSplit(split.name, split.root, records, split.class_names, split.defects)
+    return DatasetSplit(split.name, split.root, records, split.class_names, split.findings)

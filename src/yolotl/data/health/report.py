@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from yolotl.data.catalogue import kind_info
-from yolotl.data.health.findings import Finding
+from yolotl.data.findings import Finding
 from yolotl.data.records import ImageRecord
 
 __all__ = ["PROBLEM_SEVERITIES", "HealthReport", "SplitStats", "summarise"]

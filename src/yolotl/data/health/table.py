@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from yolotl.data.catalogue import KINDS, SEVERITIES, kind_info
-from yolotl.data.health.findings import DATASET_SCOPE
+from yolotl.data.findings import DATASET_SCOPE
 
 if TYPE_CHECKING:
     from yolotl.data.health.report import HealthReport

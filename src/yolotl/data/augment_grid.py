@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from yolotl.data.draw import draw_detections
 from yolotl.data.sampling import SampleKey
 
 __all__ = ["preview_keys", "save_augmentation_grid"]
@@ -34,8 +35,6 @@ def save_augmentation_grid(
     DataModule cannot know the training length, so ``max_epochs=None`` shows mosaic in every epoch.
     Returns the written path (any extension OpenCV writes: .jpg, .png).
     """
-    from yolotl.inference.draw import draw_detections
-
     loader = _loader_at(datamodule, epoch, max_epochs)
     tiles = []
     for key in list(iter(loader.sampler))[:num_samples]:

@@ -1,4 +1,5 @@
-"""Drawing detections onto images (OpenCV): what ``yolotl-predict`` saves for a user to look at."""
+"""Drawing boxes onto images (OpenCV): the augmentation grid's ground truth and what
+``yolotl-predict`` saves for a user to look at."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
+
+__all__ = ["class_color", "draw_detections"]
 
 # A qualitative palette (RGB) that stays readable on photos; classes cycle through it.
 _PALETTE = [

@@ -13,8 +13,8 @@ from hydra.errors import ConfigCompositionException
 
 from yolotl import DetectionDataModule, save_augmentation_grid
 from yolotl.data.datamodule import resolve_num_workers
-from yolotl.data.preview import preview_keys
-from yolotl.train import config_dir
+from yolotl.data.augment_grid import preview_keys
+from yolotl.api import config_dir
 
 SYNTHETIC = {"num_train": 12, "num_val": 2, "num_test": 2, "image_size": 64}
 
@@ -38,7 +38,7 @@ def test_grid_shows_mosaic_off_after_close_mosaic(tmp_path: Path) -> None:
 
 def test_preview_console_script(tmp_path: Path) -> None:
     out = tmp_path / "samples.jpg"
-    command = [sys.executable, "-m", "yolotl.preview", f"out={out}", "num_samples=4", "augment=light",
+    command = [sys.executable, "-m", "yolotl.cli.preview_augment", f"out={out}", "num_samples=4", "augment=light",
                f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=8", "data.synthetic.num_val=2",
                "data.synthetic.num_test=2", "data.image_size=64", "data.synthetic.image_size=64", "data.num_workers=0"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
