@@ -9,7 +9,7 @@ import torch
 
 import yolotl
 from yolotl import CheckpointError, DetectionModule
-from yolotl.checkpoint import CHECKPOINT_FORMAT, checkpoint_entry
+from yolotl.models.checkpoint import CHECKPOINT_FORMAT, checkpoint_entry
 
 
 @pytest.fixture(scope="module")

@@ -23,3 +23,10 @@ class PretrainedWeightsError(YolotlError):
 
 class CheckpointError(YolotlError):
     """A checkpoint that is missing, unreadable, not yolotl's, or from an unsupported format version."""
+
+
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters (its type name when empty),
+    for one-line error messages that quote an underlying library's exception."""
+    text = str(err).strip().splitlines()
+    return text[0][:limit] if text else type(err).__name__

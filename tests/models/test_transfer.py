@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from yolotl import ConfigError, create_detector
-from yolotl.checkpoint import checkpoint_entry
+from yolotl.models.checkpoint import checkpoint_entry
 
 
 def save_detector(detector, path):

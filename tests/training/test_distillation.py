@@ -4,12 +4,14 @@ import copy
 
 import pytest
 import torch
+from lightning.pytorch import LightningModule
 from torch import nn
 
-from yolotl.checkpoint import checkpoint_entry
 from yolotl.errors import ConfigError
-from yolotl.models import create_detector
+from yolotl.models import YoloDetector, create_detector
+from yolotl.models.checkpoint import checkpoint_entry
 from yolotl.models.head import HeadOutput
+from yolotl.training.callbacks import EMA
 from yolotl.training.distillation import Distiller
 
 IMAGE = 64
@@ -133,7 +135,24 @@ def test_the_teacher_is_not_part_of_the_owner(teacher, student):
     assert len(list(owner.parameters())) == len(list(student.parameters()))
     owner.train()
     assert not teacher.training
-    assert copy.deepcopy(owner).distiller.teacher is teacher  # EMA deep-copies the module: share the teacher
+
+
+class _Bench(LightningModule):
+    def __init__(self, detector, distiller):
+        super().__init__()
+        self.detector = detector
+        self.distiller = distiller
+
+
+def test_ema_copies_and_averages_the_detector_only(teacher, student):
+    ema = EMA()
+    ema.setup(None, _Bench(student, Distiller(teacher, student.class_names)), "fit")
+    averaged = ema._average_model.module  # Lightning's AveragedModel: a deep copy of what is averaged
+    assert isinstance(averaged, YoloDetector) and averaged is not student
+    assert averaged.state_dict().keys() == student.state_dict().keys()
+    teacher_ids = {id(p) for p in teacher.parameters()}
+    assert not teacher_ids & {id(p) for p in ema._average_model.parameters()}
+    assert not any(isinstance(m, Distiller) for m in ema._average_model.modules())
 
 
 def test_the_teacher_follows_the_images_dtype(teacher, images):

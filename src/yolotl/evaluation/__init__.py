@@ -9,6 +9,7 @@ from yolotl.evaluation.curves import (
     confusion_summary,
     pr_curves_from_coco,
 )
+from yolotl.evaluation.matching import greedy_match
 from yolotl.evaluation.metrics import DetectionMetrics
 from yolotl.evaluation.pr_f1 import PrecisionRecallF1, best_f1, match_predictions
 
@@ -20,6 +21,7 @@ __all__ = [
     "confidence_curves",
     "confusion_matrix",
     "confusion_summary",
+    "greedy_match",
     "match_predictions",
     "pr_curves_from_coco",
     "write_report",

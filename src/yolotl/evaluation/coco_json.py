@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.ops import box_convert
 
 
 def coco_ground_truth(
@@ -58,6 +59,4 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 
 def _xywh(boxes: torch.Tensor) -> list[list[float]]:
-    boxes = boxes.detach().cpu().double().reshape(-1, 4)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return torch.cat([boxes[:, :2], wh], dim=1).tolist()
+    return box_convert(boxes.detach().cpu().double().reshape(-1, 4), "xyxy", "xywh").tolist()

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
 
+from yolotl.evaluation.matching import greedy_match
 from yolotl.evaluation.pr_f1 import match_predictions
 
 __all__ = ["ConfidenceCurves", "confidence_curves", "confusion_matrix", "confusion_summary", "pr_curves_from_coco"]
@@ -114,7 +114,8 @@ def confusion_matrix(
         keep = scores >= score_threshold
         boxes, scores, labels = _boxes(pred["boxes"])[keep], scores[keep], _tensor(pred["labels"]).long()[keep]
         gt_labels = _tensor(target["labels"]).long().reshape(-1)
-        gt_index = _match_two_pass(boxes, scores, labels, _boxes(target["boxes"]), gt_labels, iou_threshold)
+        gt_index = greedy_match(boxes, scores, labels, _boxes(target["boxes"]), gt_labels, iou_threshold,
+                                then_class_agnostic=True).numpy()
         rows = _clip(labels.numpy(), num_classes)
         matched = gt_index >= 0
         cols = np.full(len(rows), num_classes)
@@ -192,38 +193,6 @@ def _counts_above(scores: np.ndarray, is_tp: np.ndarray, thresholds: np.ndarray)
     ascending = scores[order][::-1].astype(np.float32)
     kept = len(scores) - np.searchsorted(ascending, thresholds.astype(np.float32), side="left")
     return kept.astype(np.float64), cum_tp[kept].astype(np.float64)
-
-
-def _match_two_pass(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    labels: torch.Tensor,
-    gt_boxes: torch.Tensor,
-    gt_labels: torch.Tensor,
-    iou_threshold: float,
-) -> np.ndarray:
-    """Matched ground-truth index per prediction (-1: none): class-aware pass, then class-agnostic."""
-    gt_index = np.full(len(scores), -1, dtype=np.int64)
-    if len(scores) == 0 or len(gt_labels) == 0:
-        return gt_index
-    iou = box_iou(boxes, gt_boxes)
-    _assign_greedy(iou.masked_fill(labels[:, None] != gt_labels[None, :], 0.0), scores, iou_threshold, gt_index)
-    _assign_greedy(iou, scores, iou_threshold, gt_index)
-    return gt_index
-
-
-def _assign_greedy(iou: torch.Tensor, scores: torch.Tensor, iou_threshold: float, gt_index: np.ndarray) -> None:
-    """Give each still unmatched prediction, by descending score, its best free ground truth (in place)."""
-    taken = torch.zeros(iou.shape[1], dtype=torch.bool)
-    taken[gt_index[gt_index >= 0]] = True
-    for i in torch.argsort(scores, descending=True, stable=True).tolist():
-        if gt_index[i] >= 0:
-            continue
-        candidates = iou[i].masked_fill(taken, 0.0)
-        best = int(candidates.argmax())
-        if candidates[best] >= iou_threshold:
-            taken[best] = True
-            gt_index[i] = best
 
 
 def _check_aligned(predictions: Detections, targets: Detections) -> None:

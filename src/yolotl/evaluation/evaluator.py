@@ -20,6 +20,7 @@ from yolotl.data.dataset import boxes_in_decoded_frame, read_image
 from yolotl.data.records import ImageRecord
 from yolotl.errors import ConfigError
 from yolotl.evaluation.metrics import DetectionMetrics
+from yolotl.models.class_names import match_class_names
 
 log = logging.getLogger("yolotl.evaluate")
 
@@ -58,15 +59,15 @@ def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str
     """
     if list(detector_names) == list(dataset_names):
         return None
-    folded = [str(n).strip().casefold() for n in detector_names]
-    missing = [n for n in dataset_names if str(n).strip().casefold() not in folded]
+    matches = match_class_names(dataset_names, detector_names)
+    missing = [n for i, n in enumerate(dataset_names) if i not in matches]
     if missing:
         raise ConfigError(
             f"the checkpoint's classes {list(detector_names)} differ from {source}'s classes {list(dataset_names)} "
             f"(it has no {missing}); evaluate on the dataset the detector was trained for, or pass data.class_names "
             "in the detector's order"
         )
-    return [folded.index(str(n).strip().casefold()) for n in dataset_names]
+    return [matches[i] for i in range(len(dataset_names))]
 
 
 def collect(

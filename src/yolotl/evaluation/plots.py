@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+import torch
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from torchvision.ops import box_convert
 
 from yolotl.evaluation.curves import ConfidenceCurves
 
@@ -276,10 +278,11 @@ def _draw_panel(
     ax.set(xlim=(0, width), ylim=(height, 0))
     order = np.argsort(scores, kind="stable") if scores is not None else np.arange(len(labels))
     with_tags = len(labels) <= 40  # beyond that the tags hide the image
+    xywh = box_convert(torch.as_tensor(np.asarray(boxes)).reshape(-1, 4), "xyxy", "xywh").numpy()
     for i in order:
-        x1, y1, x2, y2 = boxes[i]
+        x1, y1, w, h = xywh[i]
         color = colors[int(labels[i]) % len(colors)] if colors else "red"
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, lw=1.2))
+        ax.add_patch(Rectangle((x1, y1), w, h, fill=False, edgecolor=color, lw=1.2))
         if with_tags:
             tag = _name(class_names, int(labels[i])) + (f" {scores[i]:.2f}" if scores is not None else "")
             ax.text(x1, y1, tag, fontsize=5.5, color="white", va="bottom", clip_on=True,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from torchmetrics import Metric
-from torchvision.ops import box_iou
+
+from yolotl.evaluation.matching import greedy_match
 
 
 def match_predictions(
@@ -21,20 +22,9 @@ def match_predictions(
     gt_labels: torch.Tensor,
     iou_threshold: float = 0.5,
 ) -> torch.Tensor:
-    """True-positive flags [K] for one image's predictions (greedy by score, class-aware)."""
-    is_tp = torch.zeros(len(pred_scores), dtype=torch.bool, device=pred_scores.device)
-    if len(pred_scores) == 0 or len(gt_labels) == 0:
-        return is_tp
-    iou = box_iou(pred_boxes, gt_boxes)
-    iou[pred_labels[:, None] != gt_labels[None, :]] = 0.0
-    taken = torch.zeros(len(gt_labels), dtype=torch.bool, device=iou.device)
-    for i in torch.argsort(pred_scores, descending=True).tolist():
-        candidates = iou[i].masked_fill(taken, 0.0)
-        best = int(candidates.argmax())
-        if candidates[best] >= iou_threshold:
-            taken[best] = True
-            is_tp[i] = True
-    return is_tp
+    """True-positive flags [K] for one image's predictions (greedy by score, class-aware; :func:`greedy_match`)."""
+    gt_index = greedy_match(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, iou_threshold, stable=False)
+    return gt_index >= 0
 
 
 def best_f1(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int) -> dict[str, float]:

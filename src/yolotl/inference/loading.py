@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from yolotl.checkpoint import load
+from yolotl.models.checkpoint import load
 
 
 def load_predictor(path: str | Path, device: str = "cpu") -> Any:

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from yolotl.errors import ConfigError, YolotlError
+from yolotl._version import __version__
+from yolotl.errors import ConfigError, YolotlError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -97,7 +98,7 @@ def export_onnx(
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
-        raise YolotlError(f"the exported ONNX graph is invalid ({_first_line(err)}); try another opset") from err
+        raise YolotlError(f"the exported ONNX graph is invalid ({first_line(err)}); try another opset") from err
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
@@ -144,7 +145,7 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
         other = EXPORTERS[1 - EXPORTERS.index(exporter)]
         raise YolotlError(
             f"ONNX export of {detector.config.backbone} with the {exporter} exporter (opset {opset}) failed: "
-            f"{_first_line(err)}. Try exporter={other!r} or another opset"
+            f"{first_line(err)}. Try exporter={other!r} or another opset"
         ) from err
     finally:
         detector.train(was_training)
@@ -227,8 +228,6 @@ def _append_nms(model: onnx.ModelProto) -> None:
 
 def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (listed in the module docstring)."""
-    from yolotl import __version__
-
     return {
         "yolotl_format": str(ONNX_FORMAT),
         "yolotl_version": __version__,
@@ -239,8 +238,3 @@ def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, s
         "nms": json.dumps(nms),
         "dynamic": json.dumps(dynamic),
     }
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from yolotl.errors import CheckpointError, ConfigError, YolotlError
+from yolotl.errors import CheckpointError, ConfigError, YolotlError, first_line
 from yolotl.inference.onnx_export import INSTALL_HINT, ONNX_FORMAT
 from yolotl.inference.predict import Detections, predict_images
-from yolotl.models.preprocess import ImageInput
+from yolotl.inference.preprocess import ImageInput
 from yolotl.ops.postprocess import postprocess
 
 _NMS_OUTPUTS = ["det_index", "det_boxes", "det_scores"]
@@ -58,7 +58,7 @@ class OnnxDetector:
         except Exception as err:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
             raise CheckpointError(
                 f"{self.path} cannot be loaded by ONNX Runtime; it is not an ONNX model or it is corrupt "
-                f"({_first_line(err)}). Export it again with yolotl-export"
+                f"({first_line(err)}). Export it again with yolotl-export"
             ) from err
         meta = self._read_metadata()
         self.backbone: str = meta.get("backbone", "")
@@ -202,8 +202,3 @@ def _import_onnxruntime() -> Any:
     except ImportError:
         raise YolotlError(f"OnnxDetector needs onnxruntime: {INSTALL_HINT}") from None
     return onnxruntime
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from yolotl.errors import ConfigError
-from yolotl.models.preprocess import ImageInput, letterbox, load_image
+from yolotl.inference.preprocess import ImageInput, letterbox, load_image
 from yolotl.ops.postprocess import scale_boxes_to_original
 
 Detections = list[dict[str, torch.Tensor]]

@@ -69,8 +69,7 @@ class TimmBackbone(nn.Module):
         self.strides: list[int] = [info.reduction()[i] for i in self.out_indices]
         self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", {}) or {})
         self._stage_of_param = _assign_params_to_stages(self.body, self.stage_names)
-        self.frozen_stages = 0  # leading stages frozen whole (informational; see freeze)
-        self.pinned_norms: list[nn.Module] = []
+        self._pinned_norms: list[str] = []  # norm layers kept in eval mode (see pin_norms)
 
     @property
     def num_stages(self) -> int:
@@ -109,14 +108,33 @@ class TimmBackbone(nn.Module):
         """
         if not 0 <= num_stages <= self.num_stages:
             raise ValueError(f"num_stages must be in [0, {self.num_stages}] for {self.name}, got {num_stages}")
-        self.frozen_stages = num_stages
         for name, param in self.body.named_parameters():
             param.requires_grad_(self._stage_of_param[name] >= num_stages)
-        self.pinned_norms = [m for s in range(num_stages) for m in self.stage_modules(s) if is_norm(m)]
+        owners = {name.rsplit(".", 1)[0] for name, stage in self._stage_of_param.items() if stage < num_stages}
+        self.pin_norms([f"body.{n}" for n, m in self.body.named_modules() if n in owners and is_norm(m)])
+
+    @property
+    def frozen_stages(self) -> int:
+        """How many leading stages are frozen whole (no parameter of theirs trains)."""
+        count = 0
+        for stage in range(self.num_stages):
+            params = list(self.stage_parameters(stage))
+            if not params or any(p.requires_grad for p in params):
+                break
+            count += 1
+        return count
+
+    def pin_norms(self, names: Sequence[str]) -> None:
+        """Keep the norm layers ``names`` (module names inside this backbone) in eval mode."""
+        self._pinned_norms = list(names)
         self.train(self.training)
 
+    @property
+    def pinned_norms(self) -> list[str]:
+        return list(self._pinned_norms)
+
     def frozen_norm_layers(self) -> list[nn.Module]:
-        return list(self.pinned_norms)
+        return [self.get_submodule(name) for name in self._pinned_norms]
 
     def stage_of(self, parameter_name: str) -> int:
         """Stage index of a parameter named relative to ``body`` (0 holds the stem)."""
@@ -130,8 +148,8 @@ class TimmBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> TimmBackbone:
         super().train(mode)
-        for module in self.pinned_norms:
-            module.eval()  # frozen statistics, whatever the trainer does
+        for name in self._pinned_norms:
+            self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
         return self
 
 

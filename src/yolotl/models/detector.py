@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +18,8 @@ from torch import nn
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import DecoupledHead, HeadOutput
 from yolotl.models.neck import PANNeck
-from yolotl.models.preprocess import ImageInput
+from yolotl.models.transfer import ClassTransfer
+from yolotl.models.weights import LoadReport
 from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
 
 Detections = list[dict[str, torch.Tensor]]
@@ -43,19 +44,39 @@ class DetectorConfig:
 
 
 class YoloDetector(nn.Module):
-    """A pure nn.Module detector; training logic lives in ``yolotl.DetectionModule``."""
+    """A pure nn.Module detector; training logic lives in ``yolotl.DetectionModule``.
 
-    def __init__(self, config: DetectorConfig, backbone: TimmBackbone | None = None) -> None:
+    Args:
+        config: the architecture (stored in checkpoints).
+        backbone, neck, head: already built parts (e.g. with loaded weights); each one omitted is
+            built from ``config``, freshly initialised. Given parts must fit ``config``.
+        load_report: what loading the initial weights did (default: random initialisation).
+        class_transfer: which class rows came from which source class, for a detector initialised
+            from another one (``create_detector(init_from=...)``); ``None`` otherwise.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        backbone: TimmBackbone | None = None,
+        neck: PANNeck | None = None,
+        head: DecoupledHead | None = None,
+        *,
+        load_report: LoadReport | None = None,
+        class_transfer: ClassTransfer | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.backbone = backbone if backbone is not None else TimmBackbone(config.backbone)
-        self.neck = PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
-        self.head = DecoupledHead(self.neck.out_channels, config.num_classes, config.reg_max)
+        self.neck = neck if neck is not None else PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
+        self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
+                                                                config.reg_max)
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
-        self.class_transfer = None  # a models.transfer.ClassTransfer when initialised from another detector
-        self.pinned_norms: list[str] = []  # norm layers kept in eval mode (see models.freezing)
+        self.load_report = load_report if load_report is not None else LoadReport(source="random initialisation")
+        self.class_transfer = class_transfer
+        self._pinned_norms: list[str] = []  # norm layers kept in eval mode (see pin_norms)
         # NHWC halves the backward time of depthwise convolutions on CPU and suits GPU tensor cores.
         self.to(memory_format=torch.channels_last)
 
@@ -73,9 +94,21 @@ class YoloDetector(nn.Module):
         self.config.num_classes = num_classes
         self.config.class_names = list(class_names or [])
 
+    def pin_norms(self, names: Sequence[str]) -> None:
+        """Keep the norm layers ``names`` in eval mode, whatever ``train()`` is called with; they
+        replace any the backbone pinned on its own (:meth:`TimmBackbone.freeze`)."""
+        self.backbone.pin_norms([])
+        self._pinned_norms = list(names)
+        self.train(self.training)
+
+    @property
+    def pinned_norms(self) -> list[str]:
+        """Norm layers kept in eval mode (see :func:`yolotl.models.freezing.apply_freeze`)."""
+        return list(self._pinned_norms)
+
     def train(self, mode: bool = True) -> YoloDetector:
         super().train(mode)
-        for name in self.pinned_norms:
+        for name in self._pinned_norms:
             self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
         return self
 
@@ -109,7 +142,7 @@ class YoloDetector(nn.Module):
     @torch.no_grad()
     def predict(
         self,
-        images: Union[ImageInput, Sequence[ImageInput]],
+        images: Any,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.6,
         max_detections: int = 300,
@@ -118,10 +151,11 @@ class YoloDetector(nn.Module):
     ) -> Detections:
         """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
 
-        One image or a list (or a 4-D tensor) of them. ``classes`` keeps only these class ids or
-        names. Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
+        One image or a list (or a 4-D tensor) of them (see ``yolotl.inference.preprocess.ImageInput``).
+        ``classes`` keeps only these class ids or names. Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
         and ``labels``, sorted by decreasing score.
         """
+        # layering: predict() delegates to inference/ (sanctioned)
         from yolotl.inference.predict import predict_images
 
         was_training = self.training

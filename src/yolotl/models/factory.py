@@ -12,13 +12,14 @@ from typing import Union
 
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
+from yolotl.models.checkpoint import load
 from yolotl.models.detector import DetectorConfig, YoloDetector
 from yolotl.models.transfer import (
     check_architecture,
     final_class_names,
     transfer_weights,
 )
-from yolotl.models.weights import LoadReport, load_pretrained
+from yolotl.models.weights import load_pretrained
 
 log = logging.getLogger("yolotl.models")
 
@@ -79,24 +80,21 @@ def create_detector(
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
     )
-    detector = YoloDetector(config, backbone=body)
-    detector.load_report = report if report is not None else LoadReport(source="random initialisation")
-    return detector
+    return YoloDetector(config, backbone=body, load_report=report)  # report None: random initialisation
 
 
 def _from_detector(path: str | Path, data_names: list[str], image_size: int, class_map: dict[str, str] | None,
                    keep_old_classes: bool, architecture: dict) -> YoloDetector:
-    from yolotl.checkpoint import load  # here: checkpoint imports the models package
-
     source = load(path)
     check_architecture(source.config, architecture, path)
     names = final_class_names(data_names, source.class_names, class_map, keep_old_classes)
     config = DetectorConfig(**{**source.config.to_dict(), "num_classes": len(names), "class_names": names,
                                "image_size": image_size})
-    detector = YoloDetector(config)
-    detector.load_report, detector.class_transfer = transfer_weights(detector, source, path, class_map, data_names)
-    log.info("%s", detector.load_report.summary())
-    return detector
+    fresh = YoloDetector(config)  # initialised as any new detector; the source's weights then go into its parts
+    report, class_transfer = transfer_weights(fresh, source, path, class_map, data_names)
+    log.info("%s", report.summary())
+    return YoloDetector(config, backbone=fresh.backbone, neck=fresh.neck, head=fresh.head,
+                        load_report=report, class_transfer=class_transfer)
 
 
 def _resolve_num_classes(num_classes: int | None, names: list[str]) -> int:

@@ -106,21 +106,7 @@ def apply_freeze(detector: nn.Module, frozen: set[str], norm: str = "frozen") ->
             pinned.append(module_name)
         elif norm in ("frozen", "eval") and own and all(n in frozen for n in own):
             pinned.append(module_name)
-    backbone = detector.backbone
-    backbone.pinned_norms = []  # the detector pins from now on
-    backbone.frozen_stages = _leading_frozen_stages(backbone, frozen)
-    detector.pinned_norms = pinned
-    detector.train(detector.training)
-
-
-def _leading_frozen_stages(backbone: nn.Module, frozen: set[str]) -> int:
-    count = 0
-    for stage in range(backbone.num_stages):
-        names = [n for n, _ in backbone.body.named_parameters() if backbone.stage_of(n) == stage]
-        if not names or not all(_BODY + n in frozen for n in names):
-            break
-        count += 1
-    return count
+    detector.pin_norms(pinned)
 
 
 def frozen_summary(detector: nn.Module) -> dict[str, list[str]]:

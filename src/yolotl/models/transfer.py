@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from yolotl.errors import ConfigError
+from yolotl.models.class_names import match_class_names, normalise_class_name
 from yolotl.models.weights import LoadReport
 
 log = logging.getLogger("yolotl.models")
@@ -54,28 +55,19 @@ class ClassTransfer:
         return asdict(self)
 
 
-def _norm(name: str) -> str:
-    return str(name).strip().casefold()
-
-
 def match_class_rows(new_names: Sequence[str], source_names: Sequence[str],
                      class_map: Mapping[str, str] | None = None) -> dict[int, int]:
-    """New class index -> source class index, by name (``class_map``: new name -> source name)."""
-    by_name = {}
-    for index, name in enumerate(source_names):
-        by_name.setdefault(_norm(name), index)
-    mapping = {_norm(k): _norm(v) for k, v in (class_map or {}).items()}
-    unknown_new = [k for k in (class_map or {}) if _norm(k) not in {_norm(n) for n in new_names}]
-    unknown_old = [v for v in (class_map or {}).values() if _norm(v) not in by_name]
+    """New class index -> source class index, by name (``class_map``: new name -> source name).
+
+    Raises :class:`ConfigError` when ``class_map`` names a new or source class that does not exist."""
+    new_keys = {normalise_class_name(n) for n in new_names}
+    source_keys = {normalise_class_name(n) for n in source_names}
+    unknown_new = [k for k in (class_map or {}) if normalise_class_name(k) not in new_keys]
+    unknown_old = [v for v in (class_map or {}).values() if normalise_class_name(v) not in source_keys]
     if unknown_new or unknown_old:
         raise ConfigError(f"class_map {dict(class_map or {})} names classes that do not exist: new {unknown_new} "
                           f"(new classes: {list(new_names)}), source {unknown_old} (source classes: {list(source_names)})")
-    rows = {}
-    for index, name in enumerate(new_names):
-        key = mapping.get(_norm(name), _norm(name))
-        if key in by_name:
-            rows[index] = by_name[key]
-    return rows
+    return match_class_names(new_names, source_names, class_map)
 
 
 def final_class_names(data_names: Sequence[str], source_names: Sequence[str],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
+from torch.optim.swa_utils import AveragedModel
 
 from yolotl.errors import ConfigError
 
@@ -16,12 +18,15 @@ log = logging.getLogger("yolotl.training")
 
 
 class EMA(WeightAveraging):
-    """Exponential moving average of the weights, with a decay that ramps up over the first updates.
+    """Exponential moving average of the detector's weights, with a decay that ramps up over the first updates.
 
-    Lightning's ``WeightAveraging`` swaps the average in for validation and saves it as the
-    checkpoint's ``state_dict``. The ramp (decay * (1 - exp(-n / ramp_steps))) keeps early, random
-    weights from dominating short fine-tuning runs. ``lerp`` leaves equal tensors bit-identical, so
-    frozen weights and statistics stay byte-for-byte unchanged.
+    Only ``pl_module.detector`` is averaged (and copied): losses, metrics and a distillation
+    teacher stay out of the average. Lightning's ``WeightAveraging`` swaps the average in for
+    validation and at the end of training; checkpoints get the average as their ``detector.*``
+    ``state_dict`` entries (the weights :func:`yolotl.load` reads), the trained weights under
+    ``current_model_state`` (for resuming). The ramp (decay * (1 - exp(-n / ramp_steps))) keeps
+    early, random weights from dominating short fine-tuning runs. ``lerp`` leaves equal tensors
+    bit-identical, so frozen weights and statistics stay byte-for-byte unchanged.
     """
 
     def __init__(self, decay: float = 0.9995, ramp_steps: float = 200.0) -> None:
@@ -36,6 +41,57 @@ class EMA(WeightAveraging):
             return current
         decay = self.decay * (1.0 - math.exp(-float(num_averaged) / self.ramp_steps))
         return averaged.lerp(current, 1.0 - decay)
+
+    # Lightning's hooks average ``pl_module``; each one below hands them the detector instead.
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            device = self._device or pl_module.device
+            self._average_model = AveragedModel(
+                _averaged(pl_module), device=device, use_buffers=self._use_buffers, **self._kwargs
+            )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        super().on_train_batch_end(trainer, _averaged(pl_module), outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, _averaged(pl_module))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, _averaged(pl_module))
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, _averaged(pl_module))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_epoch_end(trainer, _averaged(pl_module))
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)  # state_dict: "module.*" of the average, unprefixed
+        if "current_model_state" in checkpoint:
+            averaged = {_PREFIX + name: value for name, value in checkpoint["state_dict"].items()}
+            current = checkpoint["current_model_state"]
+            checkpoint["state_dict"] = {name: averaged.get(name, value) for name, value in current.items()}
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        detector_only = {key: _detector_state(checkpoint[key]) for key in ("state_dict", "current_model_state")
+                         if key in checkpoint}
+        super().on_load_checkpoint(trainer, _averaged(pl_module), {**checkpoint, **detector_only})
+
+
+_PREFIX = "detector."
+
+
+def _detector_state(state: dict[str, Any]) -> dict[str, Any]:
+    return {name[len(_PREFIX) :]: value for name, value in state.items() if name.startswith(_PREFIX)}
+
+
+def _averaged(pl_module: pl.LightningModule) -> torch.nn.Module:
+    """What EMA averages: the module's detector."""
+    detector = getattr(pl_module, "detector", None)
+    if not isinstance(detector, torch.nn.Module):
+        raise ConfigError(f"EMA averages the detector of a yolotl.DetectionModule; {type(pl_module).__name__} has none")
+    return detector
 
 
 class Throughput(pl.Callback):

@@ -31,29 +31,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from yolotl.errors import ConfigError
+from yolotl.models.class_names import match_class_names, normalise_class_name
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.ops.boxes import flatten_levels
 
 
 class _TeacherRef:
-    """Holds the teacher outside ``nn.Module`` registration; deep copies share it (it is frozen).
-
-    Sharing matters because Lightning's ``WeightAveraging`` (EMA) deep-copies the whole module:
-    a second teacher copy would only cost memory.
-    """
+    """Holds the teacher outside ``nn.Module`` registration (an attribute that is not a module)."""
 
     __slots__ = ("detector",)
 
     def __init__(self, detector: YoloDetector) -> None:
         self.detector = detector
-
-    def __deepcopy__(self, memo: dict) -> _TeacherRef:
-        return self
-
-
-def _norm(name: str) -> str:
-    return str(name).strip().casefold()
 
 
 def match_classes(
@@ -66,21 +56,18 @@ def match_classes(
     ``classes`` keeps only these student classes. Raises :class:`ConfigError` when a name in
     ``classes`` is not a student class, or when no class matches.
     """
-    student = [_norm(n) for n in student_class_names]
-    teacher_index: dict[str, int] = {}
-    for index, name in enumerate(teacher_class_names):
-        teacher_index.setdefault(_norm(name), index)  # a duplicated teacher name: its first channel
-    keep = set(student)
+    matches = match_class_names(student_class_names, teacher_class_names)  # a duplicated teacher name: its first
     if classes is not None:
-        wanted = [_norm(n) for n in classes]
-        unknown = [c for c, n in zip(classes, wanted) if n not in keep]
+        student = {normalise_class_name(n) for n in student_class_names}
+        wanted = {normalise_class_name(n) for n in classes}
+        unknown = [c for c in classes if normalise_class_name(c) not in student]
         if unknown:
             raise ConfigError(
                 f"distillation classes {unknown} are not student classes {list(student_class_names)}; "
                 "list student class names only (e.g. the old classes shared with the teacher)"
             )
-        keep = set(wanted)
-    pairs = [(s, teacher_index[n]) for s, n in enumerate(student) if n in keep and n in teacher_index]
+        matches = {s: t for s, t in matches.items() if normalise_class_name(student_class_names[s]) in wanted}
+    pairs = list(matches.items())
     if not pairs:
         restricted = f" restricted to {list(classes)}" if classes is not None else ""
         raise ConfigError(
@@ -122,7 +109,7 @@ class Distiller(nn.Module):
         if isinstance(classes, str):
             classes = [classes]
         if isinstance(teacher, (str, Path)):
-            from yolotl.checkpoint import load
+            from yolotl.models.checkpoint import load
 
             teacher = load(teacher)
         if not isinstance(teacher, YoloDetector):

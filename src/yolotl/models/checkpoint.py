@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 
-from yolotl.errors import CheckpointError
+from yolotl._version import __version__
+from yolotl.errors import CheckpointError, first_line
 from yolotl.models.detector import DetectorConfig, YoloDetector
+from yolotl.models.weights import LoadReport
 
 CHECKPOINT_KEY = "yolotl"
 CHECKPOINT_FORMAT = 1  # bump when the stored layout changes; load() refuses formats it does not know
@@ -26,8 +28,6 @@ _STATE_PREFIX = "detector."
 
 def checkpoint_entry(detector: YoloDetector) -> dict[str, Any]:
     """The ``checkpoint["yolotl"]`` entry that makes a training checkpoint loadable by :func:`load`."""
-    from yolotl import __version__
-
     return {"format": CHECKPOINT_FORMAT, "detector": detector.config.to_dict(), "yolotl_version": __version__}
 
 
@@ -40,12 +40,12 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> YoloDete
     path = Path(path)
     checkpoint = _read(path, map_location)
     config = _detector_config(path, checkpoint)
-    detector = YoloDetector(config)
     state = {k[len(_STATE_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(_STATE_PREFIX)}
+    detector = YoloDetector(config, load_report=LoadReport(source=f"yolotl checkpoint {path}", loaded=len(state)))
     try:
         detector.load_state_dict(state)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the stored architecture ({_first_line(err)})") from None
+        raise CheckpointError(f"{path}: weights do not fit the stored architecture ({first_line(err, limit=200)})") from None
     return detector.to(map_location).eval()
 
 
@@ -62,13 +62,13 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"{path} holds Python objects that weights_only loading refuses ({_first_line(err)}); "
+            f"{path} holds Python objects that weights_only loading refuses ({first_line(err, limit=200)}); "
             "only checkpoints written by yolotl-train (or yolotl.DetectionModule) can be loaded"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise CheckpointError(
             f"{path} cannot be read as a PyTorch checkpoint; it is corrupt or truncated "
-            f"({_first_line(err)}). Use another checkpoint, e.g. checkpoints/last.ckpt"
+            f"({first_line(err, limit=200)}). Use another checkpoint, e.g. checkpoints/last.ckpt"
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} is not a yolotl checkpoint (it holds a {type(checkpoint).__name__})")
@@ -98,8 +98,3 @@ def _detector_config(path: Path, checkpoint: dict[str, Any]) -> DetectorConfig:
         return DetectorConfig(**stored)
     except TypeError as err:
         raise CheckpointError(f"{path}: incomplete detector settings ({err})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
