@@ -10,6 +10,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The test session's own yolotl cache (data health cache, decoded images): tests neither read a
+    user's cache nor leave files in it; subprocesses inherit it through the environment."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("YOLOTL_CACHE", str(tmp_path_factory.mktemp("yolotl-cache")))
+    yield
+    patch.undo()
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     run_dir: Path  # the yolotl-train run folder (checkpoints/, logs/metrics.csv, config.yaml, metrics.json)
@@ -28,7 +38,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     Slow: only tests marked ``slow`` should request it. It learns enough (mAP50 well above 0.4) for
     evaluation, prediction and export tests to compare real detections.
     """
-    from yolotl.train import config_dir, train
+    from yolotl.api import config_dir, train
 
     root = tmp_path_factory.mktemp("trained")
     overrides = [

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from tests.data.helpers import voc_xml, write_image
 from yolotl.errors import BackboneError, DatasetError
-from yolotl.train import build, config_dir
+from yolotl.api import build, config_dir
 
 
 def _cfg(tmp_path, *overrides):
@@ -69,7 +69,7 @@ def test_unknown_backbone_stops_before_training(tmp_path):
 @pytest.mark.slow
 def test_cli_prints_one_line_error_and_exit_code_2(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "yolotl.train", "experiment=bccd", f"data.root={tmp_path}/missing",
+        [sys.executable, "-m", "yolotl.cli.train", "experiment=bccd", f"data.root={tmp_path}/missing",
          f"hydra.run.dir={tmp_path}/run"],
         capture_output=True, text=True, timeout=300,
     )

@@ -67,8 +67,8 @@ def test_api_reference_builds_from_docstrings(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "does not resolve" not in result.stderr, result.stderr[-3000:]  # every __all__ name documented
-    for page in ("index.html", "yolotl.html", "yolotl/checkpoint.html", "yolotl/models/detector.html",
-                 "yolotl/evaluate.html", "yolotl/export.html", "yolotl/inference/onnx_runtime.html",
+    for page in ("index.html", "yolotl.html", "yolotl/models/checkpoint.html", "yolotl/models/detector.html",
+                 "yolotl/api/eval_run.html", "yolotl/api/export_run.html", "yolotl/inference/onnx_runtime.html",
                  "yolotl/data/datamodule.html", "yolotl/training/callbacks.html"):
         assert (out / page).is_file(), page
 
@@ -80,4 +80,4 @@ def test_api_reference_builds_from_docstrings(tmp_path):
     assert "yolotl-train</code> checkpoint" in top
     assert "original-image pixels" in top
     assert '<a href="#CheckpointError">yolotl.CheckpointError</a>' in top  # Sphinx roles become links
-    assert "weights_only" in (out / "yolotl" / "checkpoint.html").read_text(encoding="utf-8")
+    assert "weights_only" in (out / "yolotl" / "models" / "checkpoint.html").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ import torch
 
 import yolotl
 from yolotl import CheckpointError, DatasetError
-from yolotl.predict import find_images, predict_source
+from yolotl.api import find_images, predict_source
 
 
 def _cli(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -33,9 +33,9 @@ def test_wheel_carries_the_configs_and_the_console_script(tmp_path):
 
     probe = textwrap.dedent(
         """
-        import yolotl, yolotl.train
+        import yolotl.api
         from hydra import compose, initialize_config_dir
-        conf = yolotl.train.config_dir()
+        conf = yolotl.api.config_dir()
         assert "site-packages" in conf and "/src/" not in yolotl.__file__, (conf, yolotl.__file__)
         with initialize_config_dir(config_dir=conf, version_base="1.3"):
             cfg = compose(config_name="train", overrides=["experiment=bccd", "strategy=feature_extract",

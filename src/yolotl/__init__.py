@@ -4,96 +4,89 @@ Everything a notebook needs is importable from here, no Hydra required::
 
     import yolotl
     dm = yolotl.DetectionDataModule(root="data/bccd", format="voc", image_size=416)
-    dm.setup("fit")
+    dm.setup()
     detector = yolotl.create_detector("efficientnet_lite0", class_names=dm.class_names)
-    module = yolotl.DetectionModule(detector)
-    trainer = lightning.Trainer(max_epochs=30, callbacks=[yolotl.Finetune(), yolotl.EMA()])
+    module = yolotl.DetectionModule(detector, strategy=yolotl.Finetune(),
+                                    train_class_counts=dm.class_counts("train"))
+    trainer = lightning.Trainer(max_epochs=30, callbacks=[yolotl.EMA()])
     trainer.fit(module, datamodule=dm)
     detector.predict("image.jpg")
     detector = yolotl.load("outputs/<run>/checkpoints/best.ckpt")  # later, no training code
+
+Names are imported on first use (PEP 562): ``import yolotl`` is cheap, and ``yolotl.load`` and
+``predict()`` never import Lightning or Hydra.
 """
 
-from yolotl.checkpoint import load
-from yolotl.data import (
-    AugmentSettings,
-    DetectionDataModule,
-    HealthReport,
-    check_dataset,
-    make_synthetic_dataset,
-    read_split,
-    save_augmentation_grid,
-)
-from yolotl.errors import (
-    BackboneError,
-    CheckpointError,
-    ConfigError,
-    DatasetError,
-    PretrainedWeightsError,
-    YolotlError,
-)
-from yolotl.evaluate import evaluate
-from yolotl.evaluation import DetectionMetrics
-from yolotl.models import (
-    DetectorConfig,
-    LoadReport,
-    TimmBackbone,
-    YoloDetector,
-    create_detector,
-)
-from yolotl.predict import predict_source
-from yolotl.training import (
-    EMA,
-    DetectionModule,
-    Distiller,
-    EndToEnd,
-    FeatureExtract,
-    Finetune,
-    Milestone,
-    TransferStrategy,
-)
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from yolotl._version import __version__
+
+# name -> the module that defines it
+_HOMES = {
+    "load": "yolotl.models.checkpoint",
+    **dict.fromkeys(
+        ["AugmentSettings", "DetectionDataModule", "HealthReport", "check_dataset", "make_synthetic_dataset",
+         "read_split", "save_augmentation_grid"], "yolotl.data"),
+    **dict.fromkeys(
+        ["BackboneError", "CheckpointError", "ConfigError", "DatasetError", "PretrainedWeightsError",
+         "YolotlError"], "yolotl.errors"),
+    **dict.fromkeys(["evaluate", "export", "predict_source", "train"], "yolotl.api"),
+    "DetectionMetrics": "yolotl.evaluation",
+    **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
+                    "yolotl.models"),
+    **dict.fromkeys(["EMA", "DetectionModule", "Distiller", "EndToEnd", "FeatureExtract", "Finetune", "Milestone",
+                     "TransferStrategy"], "yolotl.training"),
+    **dict.fromkeys(["OnnxDetector", "export_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
+}
+
+if TYPE_CHECKING:
+    from yolotl.api import evaluate, export, predict_source, train
+    from yolotl.models.checkpoint import load
+    from yolotl.data import (
+        AugmentSettings,
+        DetectionDataModule,
+        HealthReport,
+        check_dataset,
+        make_synthetic_dataset,
+        read_split,
+        save_augmentation_grid,
+    )
+    from yolotl.errors import (
+        BackboneError,
+        CheckpointError,
+        ConfigError,
+        DatasetError,
+        PretrainedWeightsError,
+        YolotlError,
+    )
+    from yolotl.evaluation import DetectionMetrics
+    from yolotl.inference import OnnxDetector, export_onnx
+    from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
+    from yolotl.training import (
+        EMA,
+        DetectionModule,
+        Distiller,
+        EndToEnd,
+        FeatureExtract,
+        Finetune,
+        Milestone,
+        TransferStrategy,
+    )
+
+__all__ = sorted([*_HOMES, "__version__"])
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: onnx/onnxruntime are optional
-    if name in ("OnnxDetector", "export_onnx"):
-        import yolotl.inference as inference
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its home module on first use, then keep it here."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'yolotl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
 
-        return getattr(inference, name)
-    raise AttributeError(f"module 'yolotl' has no attribute {name!r}")
 
-__all__ = [
-    "EMA",
-    "AugmentSettings",
-    "BackboneError",
-    "CheckpointError",
-    "ConfigError",
-    "DatasetError",
-    "DetectionDataModule",
-    "DetectionMetrics",
-    "DetectionModule",
-    "Distiller",
-    "HealthReport",
-    "DetectorConfig",
-    "EndToEnd",
-    "FeatureExtract",
-    "Finetune",
-    "LoadReport",
-    "Milestone",
-    "OnnxDetector",
-    "PretrainedWeightsError",
-    "TimmBackbone",
-    "TransferStrategy",
-    "YoloDetector",
-    "YolotlError",
-    "check_dataset",
-    "create_detector",
-    "evaluate",
-    "export_onnx",
-    "load",
-    "make_synthetic_dataset",
-    "predict_source",
-    "read_split",
-    "save_augmentation_grid",
-    "__version__",
-]
+def __dir__() -> list[str]:
+    return __all__

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import yolotl
-from yolotl.train import config_dir
+from yolotl.api import config_dir
 
 CONF = Path(config_dir())
 

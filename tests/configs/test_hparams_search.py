@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 import yolotl
 from yolotl.models.backbone import TimmBackbone
-from yolotl.train import config_dir
+from yolotl.api import config_dir
 
 CONF = Path(config_dir())
 SEARCHED = ["strategy", "model.module.lr", "search.backbone_lr_mult", "search.freeze_stages", "augment"]
@@ -116,7 +116,7 @@ def test_two_trial_optuna_sweep_on_cpu_writes_best_params(tmp_path):
     """A real sweep through the CLI (about 50 s on 2 CPU cores): fails if the Optuna sweeper does not run."""
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "yolotl.train", "-m", _search_override(), *TINY,
+        [sys.executable, "-m", "yolotl.cli.train", "-m", _search_override(), *TINY,
          f"hydra.sweep.dir={sweep}", f"data.root={tmp_path}/synthetic"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )

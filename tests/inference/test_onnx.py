@@ -17,10 +17,11 @@ from torchvision.ops import box_iou
 import yolotl
 from tests.data.helpers import shared_datasets
 from yolotl.errors import CheckpointError, ConfigError, YolotlError
-from yolotl.export import export, parity_summary, run_cli
+from yolotl.api import export, parity_summary
+from yolotl.cli.export import run as run_cli
 from yolotl.inference import OnnxDetector, export_onnx
 from yolotl.ops import postprocess
-from yolotl.train import config_dir
+from yolotl.api import config_dir
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -222,7 +223,7 @@ def test_trained_detector_predicts_the_same_through_onnx_runtime(trained_run, tm
 @pytest.mark.slow
 def test_export_cli_writes_only_the_model_and_prints_parity(trained_run, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "yolotl.export", f"ckpt={trained_run.checkpoint}", "output=model.onnx", "nms=true"],
+        [sys.executable, "-m", "yolotl.cli.export", f"ckpt={trained_run.checkpoint}", "output=model.onnx", "nms=true"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from yolotl.data import collate_detections
 from yolotl.models import create_detector
-from yolotl.training import DetectionModule
+from yolotl.training import DetectionModule, TransferStrategy
 
 IMAGE = 64
 
@@ -48,6 +48,12 @@ def make_module():
 
 
 def fit(module, callbacks, epochs: int = 2, ckpt: str | None = None, **trainer_kwargs) -> pl.Trainer:
+    """Fit on the squares; a TransferStrategy among ``callbacks`` becomes the module's strategy
+    (shorthand for ``DetectionModule(detector, strategy=...)``, which hands it to the Trainer)."""
+    strategies = [c for c in callbacks if isinstance(c, TransferStrategy)]
+    if strategies:
+        (module.strategy,) = strategies
+        callbacks = [c for c in callbacks if c not in strategies]
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=epochs,

@@ -42,15 +42,15 @@ def main() -> None:
     out = Path(sys.argv[1])
     pl.seed_everything(0)
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=IMAGE, neck_width=16)
-    module = DetectionModule(detector, lr=1e-2, warmup_epochs=0, class_weights=None)
     strategy = TransferStrategy(freeze=["backbone"], backbone_lr_mult=0.5,
                                 schedule=[{"epoch": 1, "unfreeze": ["stage:-1", "stage:-2"], "lr_mult": 0.2}])
+    module = DetectionModule(detector, lr=1e-2, warmup_epochs=0, class_weights=None, strategy=strategy)
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy=DDPStrategy(process_group_backend="gloo",
                                                            find_unused_parameters=True),
         max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        callbacks=[strategy, SaveRankState(out, {k: v.clone() for k, v in detector.state_dict().items()})],
+        callbacks=[SaveRankState(out, {k: v.clone() for k, v in detector.state_dict().items()})],
     )
     # different data on each rank (DistributedSampler): gradients must be averaged to stay equal
     loader = DataLoader(SquaresDataset(8), batch_size=2, shuffle=True, collate_fn=collate_detections)

@@ -10,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from yolotl.data.datamodule import multi_scale_size, resize_batch
-from yolotl.train import config_dir, train
+from yolotl.api import config_dir, train
 
 
 def test_fit_with_every_data_option(tmp_path):

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from lightning.pytorch.strategies import DDPStrategy
 
 from yolotl import ConfigError, TransferStrategy
 
@@ -42,11 +41,23 @@ def test_two_ranks_hold_identical_weights_and_trainable_sets_after_a_milestone(t
     assert ranks[0]["groups"] == ranks[1]["groups"]
 
 
-def test_ddp_without_find_unused_parameters_is_refused_with_the_fix():
-    # In-process: the check runs in the strategy's setup, before any process group exists.
-    strategy = TransferStrategy(freeze=["backbone"])
-    trainer = SimpleNamespace(strategy=DDPStrategy(process_group_backend="gloo"))
-    with pytest.raises(ConfigError, match="trainer.strategy=ddp_find_unused_parameters_true"):
-        strategy._check_ddp(trainer)
-    strategy._check_ddp(SimpleNamespace(strategy=DDPStrategy(find_unused_parameters=True)))
-    TransferStrategy()._check_ddp(trainer)  # nothing frozen, nothing to check
+def test_ddp_without_find_unused_parameters_is_refused_with_the_fix(tmp_path):
+    # In-process, on a one-rank gloo group: the check reads the wrapped model (public DDP attributes)
+    # at on_fit_start, after Lightning's DDP wrap and before anything is frozen.
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/group", rank=0, world_size=1)
+    try:
+        def trainer(find_unused: bool) -> SimpleNamespace:
+            wrapped = DistributedDataParallel(torch.nn.Linear(2, 2), find_unused_parameters=find_unused)
+            return SimpleNamespace(strategy=SimpleNamespace(model=wrapped))
+
+        strategy = TransferStrategy(freeze=["backbone"])
+        with pytest.raises(ConfigError, match="trainer.strategy=ddp_find_unused_parameters_true"):
+            strategy._check_ddp(trainer(find_unused=False))
+        strategy._check_ddp(trainer(find_unused=True))
+        TransferStrategy()._check_ddp(trainer(find_unused=False))  # nothing frozen, nothing to check
+        strategy._check_ddp(SimpleNamespace(strategy=SimpleNamespace(model=torch.nn.Linear(2, 2))))  # no DDP
+    finally:
+        dist.destroy_process_group()

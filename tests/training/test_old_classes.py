@@ -34,10 +34,16 @@ def source_ckpt(tmp_path_factory):
     return save_detector(source, tmp_path_factory.mktemp("src") / "source.ckpt")
 
 
+def _module(detector, data, **kwargs):
+    """The module as train() builds it: the data's classes and counts, a strategy."""
+    return DetectionModule(detector, data_class_names=data.class_names, train_class_counts=data.class_counts("train"),
+                           strategy=Finetune(freeze_stages=5, backbone_lr_mult=0.1), **kwargs)
+
+
 def _fit(module, data, epochs=1):
     trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=1, callbacks=[Finetune(freeze_stages=5, backbone_lr_mult=0.1)])
+                         limit_val_batches=1)
     trainer.fit(module, datamodule=data)
     return trainer
 
@@ -51,7 +57,7 @@ def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source
     detector = _kept(source_ckpt, data)
     assert detector.class_names == ["star", "circle", "square", "triangle"]
     before = [(b[-1].weight.detach().clone(), b[-1].bias.detach().clone()) for b in detector.head.cls_branches]
-    module = DetectionModule(detector, lr=1e-2, warmup_epochs=0, old_classes="frozen")
+    module = _module(detector, data, lr=1e-2, warmup_epochs=0, old_classes="frozen")
     trainer = _fit(module, data)
     assert module._label_map.tolist() == [1, 2, 3]  # circle, square, triangle -> detector classes
     assert module.loss.class_keep.tolist() == [0.0, 1.0, 1.0, 1.0]  # star: no BCE on unlabelled images
@@ -62,7 +68,7 @@ def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source
 
 
 def test_distilling_old_classes_from_the_source(source_ckpt, data):
-    module = DetectionModule(_kept(source_ckpt, data), lr=1e-2, warmup_epochs=0, old_classes="distill")
+    module = _module(_kept(source_ckpt, data), data, lr=1e-2, warmup_epochs=0, old_classes="distill")
     trainer = _fit(module, data)
     assert module.distiller is not None and module.distiller.class_pairs == [(0, 0)]
     assert float(trainer.callback_metrics["train/kd_cls"]) > 0 and "train/kd_box" in trainer.callback_metrics
@@ -73,6 +79,6 @@ def test_old_classes_need_a_kept_detector(data):
     detector = create_detector("efficientnet_lite0", class_names=data.class_names, pretrained=False, image_size=64,
                                neck_width=16)
     with pytest.raises(ConfigError, match="old_classes=frozen needs a detector built with init_from"):
-        _fit(DetectionModule(detector, old_classes="frozen"), data)
+        _module(detector, data, old_classes="frozen")
     with pytest.raises(ConfigError, match="old_classes='keep'; choose one of"):
         DetectionModule(detector, old_classes="keep")

@@ -46,7 +46,7 @@ def test_no_runs_no_summary(tmp_path):
 @pytest.mark.slow
 def test_multirun_over_strategies_writes_the_summary(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "yolotl.train", "-m", "strategy=feature_extract,end_to_end", "debug=fast",
+        [sys.executable, "-m", "yolotl.cli.train", "-m", "strategy=feature_extract,end_to_end", "debug=fast",
          "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
          "data.synthetic.num_train=16", "data.synthetic.num_val=4", "data.synthetic.num_test=4",
          f"data.root={tmp_path}/synthetic", f"hydra.sweep.dir={tmp_path}/sweep", "logger=csv"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from yolotl.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
+from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.errors import ConfigError
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
@@ -21,7 +22,7 @@ from yolotl.models.transfer import match_class_rows
 from yolotl.ops import DetectionLoss, LossOutput, postprocess
 from yolotl.training.distillation import Distiller
 from yolotl.training.param_groups import build_param_groups, check_layer_decay
-from yolotl.training.strategies import find_strategy
+from yolotl.training.strategies import TransferStrategy
 
 log = logging.getLogger("yolotl.train")
 CLASS_WEIGHTING = ("inverse_sqrt",)
@@ -91,7 +92,19 @@ class DetectionModule(pl.LightningModule):
         old_classes: str | None = None,
         old_class_distill_weight: float = 1.0,
         distiller: Distiller | None = None,
+        strategy: TransferStrategy | None = None,
+        data_class_names: Sequence[str] | None = None,
+        train_class_counts: Mapping[str, int | Mapping[str, int]] | None = None,
     ) -> None:
+        """Everything the module uses comes in here (nothing is looked up on the Trainer later):
+
+        - ``strategy``: the transfer strategy; its plan fixes the parameter groups, and the module
+          hands it to the Trainer (:meth:`configure_callbacks`). ``None``: everything trains at ``lr``.
+        - ``data_class_names``: the data's classes in label order, when they differ from the
+          detector's (``keep_old_classes``): labels are mapped to detector classes by name.
+        - ``train_class_counts``: training boxes per data class name, for ``class_weights="inverse_sqrt"``:
+          ``{name: boxes}``, or ``DetectionDataModule.class_counts("train")`` as it is.
+        """
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
@@ -99,66 +112,72 @@ class DetectionModule(pl.LightningModule):
         check_layer_decay(layer_decay)
         if old_classes not in OLD_CLASS_MODES:
             raise ConfigError(f"old_classes={old_classes!r}; choose one of {list(OLD_CLASS_MODES)}")
-        self.save_hyperparameters(ignore=["detector", "distiller"])
-        self.distiller = distiller
-        self._label_map: torch.Tensor | None = None
-        self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
+        if strategy is not None and not isinstance(strategy, TransferStrategy):
+            raise ConfigError(f"strategy must be a TransferStrategy (yolotl.Finetune(), ...), got {type(strategy).__name__}")
+        self.save_hyperparameters(ignore=["detector", "distiller", "strategy"])
         self.detector = detector
+        self.distiller = distiller
+        self.strategy = strategy
         self.loss = DetectionLoss(
             detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight
         )
         self.val_metrics = DetectionMetrics(detector.class_names)
         self.test_metrics = DetectionMetrics(detector.class_names)
+        self._label_map = self._make_label_map(list(data_class_names or []))
+        self.class_weights = self._resolve_class_weights(class_weights, train_class_counts)
+        self.loss.set_class_weights(self.class_weights)
+        self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
+        self._protect_old_classes()
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The strategy is this module's: the Trainer gets it from here (replacing one of its type)."""
+        return [self.strategy] if self.strategy is not None else []
 
     def setup(self, stage: str) -> None:
-        """Resolve ``class_weights="inverse_sqrt"`` (the default) from the datamodule's training class
-        counts. Without a :class:`DetectionDataModule` (plain dataloaders) there are no counts: the
-        loss stays unweighted and the fit says so once. Only ``fit`` resolves them (the weights only
-        change the loss); a lone validate/test keeps what the module holds."""
-        self._set_label_map()
-        weights = self.hparams.class_weights
-        if stage != "fit":
-            return
-        self._protect_old_classes()
+        if stage == "fit" and self.class_weights is None and self.hparams.class_weights is not None:
+            log.warning("class_weights='%s' needs the training class counts (train_class_counts=, e.g. "
+                        "DetectionDataModule.class_counts('train')); training with unweighted classes "
+                        "(class_weights=None silences this).", self.hparams.class_weights)
+
+    def _resolve_class_weights(self, weights: str | list[float] | None,
+                               train_counts: Mapping[str, Any] | None) -> list[float] | None:
+        """``class_weights`` as one number per detector class (None: unweighted)."""
         if weights is None:
-            self.loss.set_class_weights(None)
-            return
-        if isinstance(weights, str):
-            datamodule = getattr(self.trainer, "datamodule", None)
-            if datamodule is None or not hasattr(datamodule, "class_counts"):
-                log.warning("class_weights='%s' needs the training class counts of a DetectionDataModule "
-                            "passed as Trainer.fit(datamodule=...); training with unweighted classes "
-                            "(class_weights=None silences this).", weights)
-                self.loss.set_class_weights(None)
-                return
-            counts = [0] * self.detector.num_classes  # classes the data lacks: none seen
-            for data_label, c in enumerate(datamodule.class_counts("train").values()):
-                model_label = data_label if self._label_map is None else int(self._label_map[data_label])
-                counts[model_label] = c["boxes"]
-            weights = inverse_sqrt_weights(counts)
-        self.loss.set_class_weights(weights)
-        names = self.detector.class_names or [str(i) for i in range(len(weights))]
-        log.info("class weights (positive BCE term): %s",
-                 ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights)))
+            return None
+        if not isinstance(weights, str):
+            return [float(w) for w in weights]
+        if train_counts is None:
+            return None  # said once, when a fit starts (setup)
+        names = list(self.hparams.data_class_names or self.detector.class_names)
+        unknown = sorted(set(train_counts) - set(names))
+        if unknown:
+            raise ConfigError(f"train_class_counts has classes {unknown} that are not the data's classes {names}")
+        counts = [0] * self.detector.num_classes  # classes the data lacks: none seen
+        for data_label, name in enumerate(names):
+            model_label = data_label if self._label_map is None else int(self._label_map[data_label])
+            count = train_counts.get(name, 0)
+            counts[model_label] = int(count["boxes"] if isinstance(count, Mapping) else count)
+        resolved = inverse_sqrt_weights(counts)
+        shown = self.detector.class_names or [str(i) for i in range(len(resolved))]
+        log.info("class weights (positive BCE term): %s", ", ".join(f"{n} {w:.2f}" for n, w in zip(shown, resolved)))
+        return resolved
 
     # ---- classes of the data vs classes of the detector ----------------------------------
 
-    def _set_label_map(self) -> None:
+    def _make_label_map(self, data_names: list[str]) -> torch.Tensor | None:
         """Data label -> detector class, by name, when the detector has other classes (keep_old_classes)."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        data_names = list(getattr(datamodule, "class_names", None) or [])
         if not data_names or data_names == self.detector.class_names:
-            self._label_map = None
-            return
+            return None
         transfer = self.detector.class_transfer
         rows = match_class_rows(data_names, self.detector.class_names, transfer.class_map if transfer else None)
         missing = [n for i, n in enumerate(data_names) if i not in rows]
         if missing:
             raise ConfigError(f"the data's classes {missing} (of {data_names}) are not among the detector's classes "
                               f"{self.detector.class_names}; build the detector from this data's class_names")
-        self._label_map = torch.tensor([rows[i] for i in range(len(data_names))], dtype=torch.long)
+        label_map = torch.tensor([rows[i] for i in range(len(data_names))], dtype=torch.long)
         log.info("data classes -> detector classes: %s",
-                 ", ".join(f"{n}->{self.detector.class_names[int(i)]}" for n, i in zip(data_names, self._label_map)))
+                 ", ".join(f"{n}->{self.detector.class_names[int(i)]}" for n, i in zip(data_names, label_map)))
+        return label_map
 
     def _map_targets(self, targets: list[dict]) -> list[dict]:
         if self._label_map is None:
@@ -174,7 +193,6 @@ class DetectionModule(pl.LightningModule):
         mode = self.hparams.old_classes
         transfer = self.detector.class_transfer
         old = list(transfer.old_only) if transfer is not None else []
-        self._frozen_rows = []
         if not old:
             if mode is not None:
                 raise ConfigError(f"old_classes={mode} needs a detector built with init_from=<checkpoint> and "
@@ -184,7 +202,6 @@ class DetectionModule(pl.LightningModule):
         if mode is None:
             log.warning("old classes %s have no labels in this data and are trained as background (they will be "
                         "forgotten); model.module.old_classes=frozen or distill keeps them", old)
-            self.loss.set_ignored_classes(None)
             return
         self.loss.set_ignored_classes(indices)
         if mode == "frozen":
@@ -269,7 +286,7 @@ class DetectionModule(pl.LightningModule):
         self.log(f"{stage}/map_50", values["map_50"], prog_bar=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        strategy = find_strategy(self._trainer)
+        strategy = self.strategy
         groups = build_param_groups(
             self.detector, self.hparams.lr, self.hparams.weight_decay,
             lr_mults=strategy.lr_multipliers(self.detector) if strategy is not None else None,

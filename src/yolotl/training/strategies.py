@@ -1,6 +1,6 @@
 """Transfer strategies as data: what is frozen, the norm policy, and an unfreezing schedule.
 
-A strategy is a Lightning ``BaseFinetuning`` callback, but declarative: the frozen set at epoch
+A strategy is a plain Lightning ``Callback``, declarative: the frozen set at epoch
 ``e`` is a pure function of the configuration and ``e`` (``freeze`` minus everything the
 milestones up to ``e`` unfroze), re-applied at every epoch start. So a run resumed from a
 checkpoint in the middle of the schedule lands in exactly the state of an uninterrupted one, with
@@ -9,13 +9,17 @@ nothing to restore (Lightning issues 20340, 21901).
 The optimizer never changes either: every parameter is in a parameter group from the start, each
 group with its fixed learning-rate multiplier (:meth:`TransferStrategy.lr_multipliers`); frozen
 parameters simply have no gradient. Unfreezing adds no group, so the optimizer and scheduler
-states of a checkpoint always fit.
+states of a checkpoint always fit. (So nothing of Lightning's ``BaseFinetuning``, which adds
+parameter groups as it unfreezes, is used.) The strategy belongs to its ``DetectionModule``
+(``DetectionModule(detector, strategy=...)``), which builds its parameter groups from the plan and
+hands the strategy to the Trainer through ``configure_callbacks``.
 
 Under DDP, every parameter must be trainable when Lightning wraps the model, or DDP leaves the
 frozen ones out of its gradient synchronisation for good and the ranks drift apart after an
 unfreeze. So ``setup`` (before the wrap) only checks the configuration, and the freezing starts at
 ``on_fit_start`` (after it); DDP must then be told that some parameters get no gradient
-(``find_unused_parameters=True``: ``trainer.strategy=ddp_find_unused_parameters_true``).
+(``find_unused_parameters=True``: ``trainer.strategy=ddp_find_unused_parameters_true``), which
+``on_fit_start`` checks on the wrapped model.
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import BaseFinetuning
-from torch.optim import Optimizer
+from lightning.pytorch.callbacks import Callback
 
 from yolotl.errors import ConfigError
 from yolotl.models.freezing import (
@@ -80,7 +83,7 @@ class _Resolved:
     milestones: list[tuple[Milestone, set[str]]] = field(default_factory=list)
 
 
-class TransferStrategy(BaseFinetuning):
+class TransferStrategy(Callback):
     """Freeze what ``freeze`` names, unfreeze along ``schedule``, pin norms per ``norm``.
 
     Args:
@@ -180,35 +183,40 @@ class TransferStrategy(BaseFinetuning):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Before DDP wraps the model: check the plan, freeze nothing yet (see the module docstring).
+        if stage != "fit":  # validate/test on a fitted module: nothing to plan or freeze
+            return
+        if getattr(pl_module, "strategy", None) is not self:
+            raise ConfigError(
+                f"the transfer strategy '{self.name}' is a Trainer callback but not the module's: its learning-rate "
+                "plan would be ignored. Give it to the module instead: DetectionModule(detector, strategy=...)")
         self._resolved = self.resolve(pl_module.detector)
         apply_freeze(pl_module.detector, set(), self.norm)
+        # The module hands the strategy over through configure_callbacks, which appends it; move it
+        # to the front so every other callback sees the epoch's frozen set at its epoch start.
+        if trainer.callbacks and trainer.callbacks[0] is not self and self in trainer.callbacks:
+            trainer.callbacks.remove(self)
+            trainer.callbacks.insert(0, self)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the DDP wrap. Parameter groups never change, so nothing needs restoring; the
+        # epoch's state is (re-)applied at every epoch start.
         self._check_ddp(trainer)
+        self.apply(pl_module, trainer.current_epoch)
 
     def _check_ddp(self, trainer: pl.Trainer) -> None:
-        from lightning.pytorch.strategies import DDPStrategy
+        """Frozen parameters get no gradient: DDP must have been told (find_unused_parameters)."""
+        from torch.nn.parallel import DistributedDataParallel
 
-        strategy = getattr(trainer, "strategy", None)
-        if not isinstance(strategy, DDPStrategy) or not (self.freeze or self.schedule):
+        wrapped = getattr(trainer.strategy, "model", None)
+        if not isinstance(wrapped, DistributedDataParallel) or not (self.freeze or self.schedule):
             return
-        if not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+        if not wrapped.find_unused_parameters:
             raise ConfigError(
                 f"strategy '{self.name}' freezes parameters, so under DDP some get no gradient: use "
                 "trainer.strategy=ddp_find_unused_parameters_true (Trainer(strategy='ddp_find_unused_parameters_true'))")
 
-    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
-        self.apply(pl_module, epoch=0)
-
-    def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
-        self.apply(pl_module, epoch)
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # After the DDP wrap. Parameter groups never change, so nothing of BaseFinetuning's needs
-        # restoring; the epoch's state is (re-)applied at every epoch start.
-        self.apply(pl_module, trainer.current_epoch)
-
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for optimizer in trainer.optimizers:
-            self.finetune_function(pl_module, trainer.current_epoch, optimizer)
+        self.apply(pl_module, trainer.current_epoch)
 
     def state_dict(self) -> dict[str, Any]:
         return {"frozen": sorted(self._applied[1]) if self._applied else None}
@@ -296,14 +304,4 @@ def freeze_report(pl_module: pl.LightningModule, strategy: str, epoch: int) -> d
     }
 
 
-def find_strategy(trainer: pl.Trainer | None) -> TransferStrategy | None:
-    if trainer is None:
-        return None
-    found = [cb for cb in trainer.callbacks if isinstance(cb, TransferStrategy)]
-    if len(found) > 1:
-        raise ConfigError(f"more than one transfer strategy callback: {[type(c).__name__ for c in found]}")
-    return found[0] if found else None
-
-
-__all__ = ["EndToEnd", "FeatureExtract", "Finetune", "Milestone", "TransferStrategy", "find_strategy",
-           "freeze_report", "select"]
+__all__ = ["EndToEnd", "FeatureExtract", "Finetune", "Milestone", "TransferStrategy", "freeze_report", "select"]

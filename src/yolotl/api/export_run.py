@@ -1,4 +1,4 @@
-"""Export entry point: ``export(checkpoint)`` is a plain function; ``main()`` is the Hydra shell ``yolotl-export``.
+"""``export(checkpoint)``: a trained detector as an ONNX file; ``yolotl-export`` (:mod:`yolotl.cli.export`) is its shell.
 
     yolotl-export ckpt=outputs/<run>/checkpoints/best.ckpt                 # -> best.onnx next to it
     yolotl-export ckpt=best.ckpt nms=true output=model.onnx
@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
-from yolotl.checkpoint import load
+from yolotl.models.checkpoint import load
 from yolotl.errors import ConfigError
 from yolotl.inference.onnx_export import DEFAULT_OPSET, export_onnx
 from yolotl.models.detector import YoloDetector
@@ -62,37 +61,3 @@ def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, see
         f"parity on a random batch of {batch} at {size}x{size}: max |box diff| {box_diff:.2e} px, "
         f"max |score diff| {score_diff:.2e} (ONNX Runtime vs PyTorch)"
     )
-
-
-def run_cli(cfg: DictConfig) -> None:
-    """Hydra task: export, print the path and the parity line; user errors exit with one clear line."""
-    from yolotl.train import cli_errors
-
-    with cli_errors():
-        if OmegaConf.is_missing(cfg, "ckpt"):
-            raise ConfigError("no checkpoint given: yolotl-export ckpt=<run>/checkpoints/best.ckpt")
-        path = export(
-            cfg.ckpt,
-            format=cfg.format,
-            output=cfg.output,
-            nms=cfg.nms,
-            dynamic=cfg.dynamic,
-            opset=cfg.opset,
-            exporter=cfg.exporter,
-        )
-        summary = parity_summary(load(cfg.ckpt), path)
-    print(f"wrote {path}")
-    print(summary)
-
-
-def main() -> None:
-    """Console script ``yolotl-export``."""
-    import hydra
-
-    from yolotl.train import config_dir
-
-    hydra.main(config_path=config_dir(), config_name="export", version_base="1.3")(run_cli)()
-
-
-if __name__ == "__main__":
-    main()

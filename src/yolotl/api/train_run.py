@@ -1,23 +1,24 @@
-"""Training entry point: ``train(cfg)`` is a plain, testable function; ``main()`` is the Hydra shell."""
+"""``train(cfg)``: one training run from a composed config, as a plain function that returns metrics.
+
+Data first (it knows the classes), then the detector, the strategy and the Lightning module,
+which receives everything it uses through its constructor; then fit, and the best checkpoint
+scored on val and test. ``yolotl-train`` (:mod:`yolotl.cli.train`) is its Hydra shell.
+"""
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import lightning.pytorch as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from yolotl.errors import YolotlError
 from yolotl.training.callbacks import Throughput
+from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
 from yolotl.training.run import clean_metrics, write_metrics
 from yolotl.training.strategies import TransferStrategy, freeze_report
@@ -25,19 +26,21 @@ from yolotl.training.strategies import TransferStrategy, freeze_report
 log = logging.getLogger("yolotl.train")
 
 
-def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, TransferStrategy]:
-    """Data first (it knows the classes), then the detector and module, then the strategy."""
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, TransferStrategy]:
+    """The DataModule (set up: every split read and checked), the module and its strategy."""
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()  # every split now: a bad test split must stop us before training, not after
-    detector = instantiate(
-        cfg.model.detector, num_classes=datamodule.num_classes, class_names=list(datamodule.class_names), _convert_="all"
-    )
+    class_names = list(datamodule.class_names)
+    detector = instantiate(cfg.model.detector, num_classes=len(class_names), class_names=class_names,
+                           _convert_="all")
     distiller = None
     if cfg.get("distill"):
         distiller = instantiate(cfg.distill, student_class_names=list(detector.class_names), _convert_="all")
-    module = instantiate(cfg.model.module, detector=detector, distiller=distiller, _convert_="all")
     strategy = instantiate(cfg.strategy, _convert_="all")
+    train_counts = {name: counts["boxes"] for name, counts in datamodule.class_counts("train").items()}
+    module = instantiate(cfg.model.module, detector=detector, distiller=distiller, strategy=strategy,
+                         data_class_names=class_names, train_class_counts=train_counts, _convert_="all")
     return datamodule, module, strategy
 
 
@@ -65,25 +68,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("training instances per class: %s",
              ", ".join(f"{name} {c['boxes']} ({c['images']} images)" for name, c in class_counts.items()))
     throughput = Throughput()
-    callbacks = [strategy, throughput, *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
+    # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
+    callbacks = [throughput, *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     wall = time.perf_counter() - start
+    detector = module.detector
     metrics = {
         "run_dir": str(run_dir),
         "strategy": strategy.name,
-        "backbone": module.detector.config.backbone,
+        "backbone": detector.config.backbone,
         "pretrained": str(cfg.get("pretrained")),
-        "weights": module.detector.load_report.summary(),
-        "class_transfer": module.detector.class_transfer.to_dict() if module.detector.class_transfer else None,
+        "weights": detector.load_report.summary(),
+        "class_transfer": detector.class_transfer.to_dict() if detector.class_transfer else None,
         "teacher": str(cfg.distill.teacher) if cfg.get("distill") else None,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "wall_time_s": round(wall, 1),
         "images_per_s": round(throughput.images_per_second, 2),
         "trainable_params": strategy.last_report.get("trainable_params"),
-        "total_params": count_parameters(module.detector),
+        "total_params": count_parameters(detector),
         "freeze": strategy.last_report or freeze_report(module, strategy.name, trainer.current_epoch),
         "data_defects": {"policy": datamodule.policy, "counts": datamodule.health.totals(),
                          "actions": datamodule.health.actions()},
@@ -93,18 +98,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_images": len(datamodule.split("train").records),
         "augment": datamodule.augment.to_dict(),
         "balance": datamodule.balance,
-        "class_weights": _class_weights(module),
+        "class_weights": None if module.class_weights is None else [round(w, 4) for w in module.class_weights],
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
-
-
-def _class_weights(module: pl.LightningModule) -> list[float] | None:
-    """The per-class loss weights the fit used (None: unweighted)."""
-    weights = getattr(getattr(module, "loss", None), "class_weights", None)
-    return None if weights is None else [round(float(w), 4) for w in weights]
 
 
 def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any) -> dict:
@@ -128,65 +127,3 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
         return result
     result["test"] = clean_metrics(evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "test")
     return result
-
-
-def _report(metrics: dict[str, Any]) -> None:
-    final = metrics.get("test") or metrics.get("val") or {}
-    split = "test" if metrics.get("test") else "val"
-    print(f"\nrun folder: {metrics['run_dir']}")
-    print(
-        f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
-        f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
-        f"{metrics['epochs']} epochs, {metrics['wall_time_s']} s)"
-    )
-
-
-def run_cli(cfg: DictConfig) -> float:
-    """Hydra task: train, print the run folder and final mAP; user errors exit with one clear line."""
-    # Frozen norm layers are in eval mode on purpose (see TimmBackbone.freeze).
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    with cli_errors():
-        metrics = train(cfg)
-    _report(metrics)
-    return float(metrics.get("val", {}).get("map", 0.0))
-
-
-@contextmanager
-def cli_errors() -> Iterator[None]:
-    """For console scripts: a user error (YolotlError, also inside Hydra instantiation) prints one
-    ``yolotl: error: ...`` line and exits with status 2 instead of a traceback."""
-    try:
-        yield
-    except YolotlError as err:
-        _fail(err)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, YolotlError):
-            _fail(err.__cause__)
-        raise
-
-
-def _fail(err: Exception) -> NoReturn:
-    print(f"yolotl: error: {err}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def config_dir() -> str:
-    """The packaged configs (wheel) or the repository's conf/ (source checkout, editable install)."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    if (packaged / "train.yaml").is_file():
-        return str(packaged)
-    source = Path(__file__).resolve().parents[2] / "conf"
-    if (source / "train.yaml").is_file():
-        return str(source)
-    raise FileNotFoundError(f"yolotl configs not found in {packaged} or {source}; reinstall yolotl")
-
-
-def main() -> None:
-    """Console script ``yolotl-train``."""
-    import hydra
-
-    hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")(run_cli)()
-
-
-if __name__ == "__main__":
-    main()

@@ -10,17 +10,20 @@ image, and prints a table of what is wrong per split; ``data_health.json`` lists
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from yolotl.data.formats import SplitNotFoundError, read_split
-from yolotl.data.health import HealthReport, check_dataset
-from yolotl.data.synthetic import make_synthetic_dataset
-from yolotl.train import cli_errors, config_dir
+from yolotl.cli.shell import cli_errors, hydra_command
+
+if TYPE_CHECKING:
+    from yolotl.data.health import HealthReport
 
 
 def check_from_config(cfg: DictConfig) -> HealthReport:
     """:func:`~yolotl.check_dataset` on ``cfg.data`` (the synthetic dataset is written first)."""
+    from yolotl.data import check_dataset, make_synthetic_dataset
+
     data = cfg.data
     if str(data.format).lower() == "synthetic":
         make_synthetic_dataset(data.root, **OmegaConf.to_container(data.get("synthetic") or {}))
@@ -38,6 +41,8 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
 def configured_splits(data: DictConfig) -> list[str]:
     """The splits training would read: ``data.train_split`` and ``val_split``, and ``test_split``
     when the dataset has it, each once."""
+    from yolotl.data import SplitNotFoundError, read_split
+
     fmt = "yolo" if str(data.format).lower() == "synthetic" else str(data.format).lower()
     names = [data.get("train_split", "train"), data.get("val_split", "val")]
     test = data.get("test_split", "test")
@@ -50,8 +55,8 @@ def configured_splits(data: DictConfig) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-def run_cli(cfg: DictConfig) -> None:
-    """Hydra task: check, print the table, write ``data_health.json``; exit 1 on problems if strict."""
+def run(cfg: DictConfig) -> None:
+    """Check, print the table, write ``data_health.json``; exit 1 on problems if strict."""
     with cli_errors():
         report = check_from_config(cfg)
         path = report.write_json(Path(cfg.out or _run_dir()) / "data_health.json")
@@ -67,11 +72,7 @@ def _run_dir() -> str:
     return HydraConfig.get().runtime.output_dir
 
 
-def main() -> None:
-    """Console script ``yolotl-check-data``."""
-    import hydra
-
-    hydra.main(config_path=config_dir(), config_name="check_data", version_base="1.3")(run_cli)()
+main = hydra_command("check_data", run)
 
 
 if __name__ == "__main__":

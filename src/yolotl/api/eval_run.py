@@ -1,6 +1,6 @@
-"""``yolotl-eval``: score a trained checkpoint on a dataset split and write metrics, COCO JSON and a report.
+"""``evaluate(...)``: score a trained checkpoint on a dataset split; write metrics, COCO JSON and a report.
 
-``evaluate(...)`` is the plain function (notebooks, tests); ``main()`` is the Hydra shell::
+A plain function (notebooks, tests); ``yolotl-eval`` (:mod:`yolotl.cli.eval`) is its Hydra shell::
 
     yolotl-eval ckpt=outputs/<run>/checkpoints/best.ckpt                 # the run's own data, test split
     yolotl-eval ckpt=best.ckpt data=voc data.root=../shared/datasets/bccd split=val score_threshold=0.4
@@ -16,7 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from yolotl.checkpoint import load
+from yolotl.api.run_folder import run_dir_of
+from yolotl.models.checkpoint import load
 from yolotl.errors import ConfigError
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
 from yolotl.evaluation.evaluator import (
@@ -105,14 +106,6 @@ def _write(
     return files
 
 
-def run_dir_of(checkpoint: Path | None) -> Path | None:
-    """The ``yolotl-train`` run folder of ``<run>/checkpoints/<name>.ckpt``, if the file sits in one."""
-    if checkpoint is None:
-        return None
-    run = checkpoint.resolve().parent.parent
-    return run if (run / "config.yaml").is_file() else None
-
-
 def _default_output(checkpoint: Path | None, split: str) -> Path:
     run = run_dir_of(checkpoint)
     if run is not None:
@@ -137,47 +130,3 @@ def _datamodule(data: Any, checkpoint: Path | None) -> Any:
         data = instantiate(data, _convert_="all")
     data.prepare_data()
     return data
-
-
-def run_cli(cfg: DictConfig) -> None:
-    """Hydra task of ``yolotl-eval``: evaluate, print the headline numbers and where the files are."""
-    from yolotl.train import cli_errors
-
-    logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its summary table duplicates ours
-    with cli_errors():
-        result = evaluate(
-            cfg.ckpt,
-            data=cfg.get("data"),
-            split=cfg.split,
-            output_dir=cfg.output_dir,
-            score_threshold=cfg.score_threshold,
-            iou_threshold=cfg.iou_threshold,
-            report=cfg.report,
-            batch_size=cfg.batch_size,
-            device=cfg.device,
-            max_grid_images=cfg.max_grid_images,
-        )
-    _print_summary(result)
-
-
-def _print_summary(result: dict[str, Any]) -> None:
-    m = result["metrics"]
-    print(
-        f"{result['split']}: mAP50-95 {m['map']:.4f}  mAP50 {m['map_50']:.4f}  mAP75 {m['map_75']:.4f}  "
-        f"P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f} at best-F1 confidence {m['confidence']:.3f}"
-    )
-    for key, path in result["files"].items():
-        print(f"{key:>13}: {path}")
-
-
-def main() -> None:
-    """Console script ``yolotl-eval``."""
-    import hydra
-
-    from yolotl.train import config_dir
-
-    hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")(run_cli)()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
-"""``yolotl-predict``: detect objects in an image, a folder or a glob; save annotated images and a JSON.
+"""``predict_source(...)``: detect objects in an image, a folder or a glob; save annotated images and a JSON.
 
-``predict_source(...)`` is the plain function; ``main()`` is the Hydra shell::
+A plain function; ``yolotl-predict`` (:mod:`yolotl.cli.predict`) is its Hydra shell::
 
     yolotl-predict ckpt=outputs/<run>/checkpoints/best.ckpt source=photos/ score_threshold=0.4
     yolotl-predict ckpt=model.onnx source='images/*.jpg' classes=[WBC]
@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.run_folder import run_dir_of
 from yolotl.data.dataset import read_image
 from yolotl.data.formats._common import IMAGE_SUFFIXES
 from yolotl.errors import DatasetError
-from yolotl.evaluate import run_dir_of
-from yolotl.inference.draw import draw_detections
+from yolotl.data.draw import draw_detections
 from yolotl.inference.loading import load_predictor
 
 log = logging.getLogger("yolotl.predict")
@@ -121,44 +120,3 @@ def _unique(out: Path, path: Path) -> Path:
 def _default_output(checkpoint: Path) -> Path:
     run = run_dir_of(checkpoint)
     return run / "predict" if run is not None else Path("predictions")
-
-
-def run_cli(cfg: DictConfig) -> None:
-    """Hydra task of ``yolotl-predict``."""
-    from yolotl.train import cli_errors
-
-    classes = cfg.classes
-    if classes is not None and not isinstance(classes, (str, int)):
-        classes = list(OmegaConf.to_container(classes))
-    with cli_errors():
-        result = predict_source(
-            cfg.ckpt,
-            cfg.source,
-            output_dir=cfg.output_dir,
-            score_threshold=cfg.score_threshold,
-            iou_threshold=cfg.iou_threshold,
-            max_detections=cfg.max_detections,
-            classes=classes,
-            save_images=cfg.save_images,
-            batch_size=cfg.batch_size,
-            device=cfg.device,
-        )
-    boxes = sum(len(entry["detections"]) for entry in result["images"])
-    print(f"{len(result['images'])} images, {boxes} detections -> {result['output_dir']}/predictions.json")
-    if result["skipped"]:
-        print(f"skipped {len(result['skipped'])} unreadable files (listed in predictions.json):")
-        for item in result["skipped"]:
-            print(f"  {item['image']}")
-
-
-def main() -> None:
-    """Console script ``yolotl-predict``."""
-    import hydra
-
-    from yolotl.train import config_dir
-
-    hydra.main(config_path=config_dir(), config_name="predict", version_base="1.3")(run_cli)()
-
-
-if __name__ == "__main__":
-    main()

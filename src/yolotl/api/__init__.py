@@ -1,0 +1,42 @@
+"""The library's workflows as plain functions: ``train(cfg)``, ``evaluate``, ``predict_source``, ``export``
+(and ``config_dir()``, the packaged Hydra configs ``train(cfg)`` composes from).
+
+Each is what one ``yolotl-*`` command runs, callable from a notebook or a test. Imported on first
+use, so ``yolotl.api.evaluate`` does not load Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yolotl.api.configs import config_dir
+    from yolotl.api.eval_run import evaluate
+    from yolotl.api.export_run import export, parity_summary
+    from yolotl.api.predict_run import find_images, predict_source
+    from yolotl.api.run_folder import run_dir_of
+    from yolotl.api.train_run import build, train
+
+_HOMES = {
+    "build": "yolotl.api.train_run",
+    "config_dir": "yolotl.api.configs",
+    "train": "yolotl.api.train_run",
+    "evaluate": "yolotl.api.eval_run",
+    "export": "yolotl.api.export_run",
+    "parity_summary": "yolotl.api.export_run",
+    "find_images": "yolotl.api.predict_run",
+    "predict_source": "yolotl.api.predict_run",
+    "run_dir_of": "yolotl.api.run_folder",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,17 @@
+"""Where yolotl's Hydra configs live: packaged in the wheel, or ``conf/`` of a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config_dir() -> str:
+    """The packaged configs (wheel) or the repository's conf/ (source checkout, editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    if (packaged / "train.yaml").is_file():
+        return str(packaged)
+    source = package.parents[1] / "conf"
+    if (source / "train.yaml").is_file():
+        return str(source)
+    raise FileNotFoundError(f"yolotl configs not found in {packaged} or {source}; reinstall yolotl")

@@ -1,0 +1,51 @@
+"""The one Hydra shell every ``yolotl-*`` command shares: config folder, one-line user errors.
+
+A command module is ``main = hydra_command("<config name>", task, about)``; its ``task`` imports
+the library API inside the function, so ``--help`` and shell completion load Hydra only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from omegaconf import DictConfig
+
+from yolotl.api.configs import config_dir
+from yolotl.errors import YolotlError
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """A user error (YolotlError, also inside Hydra instantiation) prints one ``yolotl: error: ...``
+    line and exits with status 2 instead of a traceback."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except YolotlError as err:
+        fail(err)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, YolotlError):
+            fail(err.__cause__)
+        raise
+
+
+def fail(err: Exception) -> NoReturn:
+    """Print ``yolotl: error: <err>`` to stderr and exit with status 2."""
+    print(f"yolotl: error: {err}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def hydra_command(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], None]:
+    """The console-script ``main()`` running ``task`` under Hydra with ``conf/<config_name>.yaml``."""
+
+    def main() -> None:
+        import hydra
+
+        hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")(task)()
+
+    main.__doc__ = f"Console script for conf/{config_name}.yaml: {task.__doc__ or ''}".strip()
+    return main
