@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from yolotl.train import config_dir, train
+from yolotl.api import config_dir, train
 
 RARE = ("starfish", "stingray")
 _OFF = ["data.balance=null", "model.module.class_weights=null"]

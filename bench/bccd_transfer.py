@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from yolotl.train import config_dir, train
+from yolotl.api import config_dir, train
 
 VARIANTS: dict[str, list[str]] = {
     "finetune": ["strategy=finetune", "pretrained=auto"],

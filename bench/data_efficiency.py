@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from yolotl.train import config_dir, train
+from yolotl.api import config_dir, train
 
 EXPERIMENTS = {"bccd": "experiment=bccd", "aquarium": "experiment=aquarium"}
 STARTS = {"imagenet": "pretrained=auto", "random": "pretrained=false"}

@@ -33,7 +33,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from yolotl import evaluate
-from yolotl.train import config_dir, train
+from yolotl.api import config_dir, train
 
 
 def _train(name: str, overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:

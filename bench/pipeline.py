@@ -81,7 +81,7 @@ def fit_wait_share(dm: yolotl.DetectionDataModule, module: yolotl.DetectionModul
     profiler = SimpleProfiler()
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[yolotl.Finetune()], profiler=profiler)
+                         profiler=profiler)
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     wall = time.perf_counter() - start
@@ -113,8 +113,9 @@ def main() -> None:
     del loader
     detector = yolotl.create_detector("efficientnet_lite0", num_classes=dm.num_classes, class_names=dm.class_names,
                                       pretrained=False, image_size=args.image_size)
-    module = yolotl.DetectionModule(detector)
-    yolotl.Finetune().freeze_before_training(module)
+    strategy = yolotl.Finetune()
+    module = yolotl.DetectionModule(detector, strategy=strategy)
+    strategy.apply(module, epoch=0)
     train_rate = step_rate(module, batches)
     wait_share, wall = fit_wait_share(dm, module, args.fit_batches)
     print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "

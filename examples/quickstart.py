@@ -67,12 +67,17 @@ def main(output: str | Path = "runs/quickstart", epochs: int = EPOCHS, min_map50
 
     # 3. Train: Finetune freezes the first two backbone stages and trains the rest at 0.1x the LR,
     #    EMA averages the weights, ModelCheckpoint keeps the best epoch by val mAP50-95.
-    module = yolotl.DetectionModule(detector, lr=4e-3)  # twice the default LR: a short schedule
+    module = yolotl.DetectionModule(
+        detector,
+        lr=4e-3,  # twice the default LR: a short schedule
+        strategy=yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1),
+        train_class_counts=datamodule.class_counts("train"),  # rare classes weigh more (class_weights)
+    )
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/map", mode="max")
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
-        callbacks=[yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1), yolotl.EMA(), checkpoint],
+        callbacks=[yolotl.EMA(), checkpoint],
         logger=CSVLogger(run_dir, name="logs", version=""),  # -> run/logs/metrics.csv
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -47,10 +47,11 @@ def main() -> None:
     print(detector.load_report.summary())
 
     # 3. Train with a transfer strategy and EMA, then score the test split.
-    module = yolotl.DetectionModule(detector, lr=2e-3)
+    module = yolotl.DetectionModule(detector, lr=2e-3, strategy=yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1),
+                                    train_class_counts=datamodule.class_counts("train"))
     trainer = L.Trainer(
         max_epochs=args.epochs,
-        callbacks=[yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1), yolotl.EMA()],
+        callbacks=[yolotl.EMA()],
         logger=False,
         enable_checkpointing=False,
     )
