@@ -125,7 +125,8 @@ class OnnxDetector:
         classes: Sequence[int | str] | None = None,
         batch_size: int = 16,
     ) -> Detections:
-        """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
+        """Detect objects in image files, PIL images, NumPy arrays or tensors (read as
+        :data:`yolotl.inference.preprocess.ImageInput` says; unreadable forms raise ConfigError).
 
         Exactly :meth:`yolotl.YoloDetector.predict`: boxes xyxy in original-image pixels, one dict per image.
         """

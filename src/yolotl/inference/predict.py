@@ -1,10 +1,12 @@
 """The ``predict()`` contract every yolotl runtime shares.
 
-Inputs: one image or a list of them, each a file path, a HWC uint8 RGB numpy array, a PIL image or a
-CHW tensor (a 4-D tensor is a batch). Each image is letterboxed exactly as the eval data pipeline
-does, a runtime-specific ``detect_fn`` finds boxes in network-input pixels, and the boxes are mapped
-back to the original image. Output: one ``dict(boxes, scores, labels)`` per image (the torchvision
-detection contract), boxes xyxy in original pixels, sorted by decreasing score.
+Inputs: one image or a list of them, each a file path, a PIL image, a NumPy array or a tensor (a 4-D
+array or tensor is a batch); :data:`yolotl.inference.preprocess.ImageInput` says how each form is read
+(layout, channels, value range, EXIF orientation) and which are refused with a ConfigError. Each image
+is letterboxed exactly as the eval data pipeline does, a runtime-specific ``detect_fn`` finds boxes in
+network-input pixels, and the boxes are mapped back to the original image. Output: one
+``dict(boxes, scores, labels)`` per image (the torchvision detection contract), boxes xyxy in original
+pixels, sorted by decreasing score.
 """
 
 from __future__ import annotations
@@ -75,9 +77,9 @@ def _filter(det: dict[str, torch.Tensor], keep: list[int] | None) -> dict[str, t
 
 
 def is_image_batch(images: Any) -> bool:
-    """True for a list/tuple of images or a 4-D tensor; False for one image."""
-    if isinstance(images, (str, Path, np.ndarray)):
+    """True for a list/tuple of images or a 4-D array / tensor; False for one image."""
+    if isinstance(images, (str, Path)):
         return False
-    if isinstance(images, torch.Tensor):
-        return images.dim() == 4
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return images.ndim == 4
     return isinstance(images, Sequence)

@@ -149,7 +149,8 @@ class YoloDetector(nn.Module):
         classes: Sequence[int | str] | None = None,
         batch_size: int = 16,
     ) -> Detections:
-        """Detect objects in image files, numpy arrays (HWC RGB uint8), PIL images or CHW tensors.
+        """Detect objects in image files, PIL images, numpy arrays or tensors (every form and value
+        range that :data:`yolotl.inference.preprocess.ImageInput` lists is read right or refused).
 
         One image or a list (or a 4-D tensor) of them (see ``yolotl.inference.preprocess.ImageInput``).
         ``classes`` keeps only these class ids or names. Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
