@@ -103,3 +103,16 @@ def test_errors_name_the_file(make_coco, tmp_path) -> None:
 def test_zero_images_is_an_error(make_coco) -> None:
     with pytest.raises(DatasetError, match="zero images"):
         read_coco_split(make_coco("train", _coco([], images=0)), "train")
+
+
+def test_negative_width_or_height_is_its_own_finding_and_the_box_is_dropped(make_coco) -> None:
+    anns = [_ann(1, 10, 1, [10, 10, 20, 20]), _ann(2, 10, 1, [30, 10, -5, 20]),
+            _ann(3, 10, 2, [2, 10, -10, 20]), _ann(4, 10, 2, [40, 50, 10, -30])]
+    split = read_coco_split(make_coco("train", _coco(anns, names={1: "cat", 2: "dog"}, images=1)), "train")
+    assert split.findings.counts() == {"negative_size_box": 3}
+    np.testing.assert_array_equal(split.records[0].boxes, [[10, 10, 30, 30]])
+    texts = [row["detail"] for row in split.findings.to_rows()]
+    assert any("annotation 2" in t and "negative width" in t and "[30, 10, -5, 20]" in t for t in texts)
+    assert any("annotation 4" in t and "negative height" in t for t in texts)
+    rows = split.findings.to_rows()
+    assert {(row["severity"], row["action"]) for row in rows} == {("warning", "dropped box")}

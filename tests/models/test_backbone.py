@@ -65,6 +65,19 @@ def test_unknown_backbone_names_close_matches():
         TimmBackbone("efficientnet_lit0")
 
 
+@pytest.mark.parametrize(
+    ("typo", "wanted"),
+    [("resnet_999", "resnet50"), ("resnet", "resnet18"), ("rsnet50", "resnet50"),
+     ("efficientnet_lit0", "efficientnet_lite0"), ("EfficientNet_Lite0", "efficientnet_lite0"),
+     ("vit_tiny", "vit_tiny_patch16_224"), ("convnxt_tiny", "convnext_tiny")],
+)
+def test_unknown_backbone_suggestions_include_the_family(typo, wanted):
+    with pytest.raises(BackboneError, match="Did you mean") as err:
+        TimmBackbone(typo)
+    suggested = str(err.value).split("Did you mean: ")[1].split("?")[0].split(", ")
+    assert wanted in suggested and len(suggested) <= 6
+
+
 def test_backbone_without_detection_strides_is_rejected():
     # a plain ViT has one stride-16 feature map: no pyramid for the neck
     with pytest.raises(BackboneError, match="strides"):

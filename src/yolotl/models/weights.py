@@ -23,7 +23,7 @@ import timm
 import torch
 from torch import nn
 
-from yolotl.errors import PretrainedWeightsError
+from yolotl.errors import PretrainedWeightsError, first_line
 
 log = logging.getLogger("yolotl.weights")
 
@@ -108,6 +108,12 @@ def offline_weights_path(backbone: str) -> Path | None:
     return path if path.is_file() else None
 
 
+_EXPECTED_WEIGHTS = (
+    "expected a .pt/.pth/.ckpt/.bin file written by torch.save(model.state_dict(), path) (or a checkpoint "
+    "holding one under state_dict/model), or a .safetensors file"
+)
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a local file without executing pickled code."""
     path = Path(path).expanduser()
@@ -123,14 +129,40 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or foreign file: say which and why
-        raise PretrainedWeightsError(f"could not read weights from {path}: {err}") from err
+    except Exception as err:  # corrupt or foreign file: say which, what it holds and what would work
+        raise PretrainedWeightsError(
+            f"{path} is not a PyTorch state dict or checkpoint: {_describe_file(path, err)}; {_EXPECTED_WEIGHTS}"
+        ) from err
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PretrainedWeightsError(f"{path} does not hold a state dict of tensors")
+        found = f"a {type(state).__name__}"
+        if isinstance(state, dict):
+            odd = next(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+            found = f"a dict whose entry {str(odd)[:60]!r} is of type {type(state[odd]).__name__}, not a tensor"
+        raise PretrainedWeightsError(f"{path} does not hold a state dict of tensors (it holds {found}); "
+                                     f"{_EXPECTED_WEIGHTS}")
     return {_strip_prefix(k): v for k, v in state.items()}
+
+
+def _describe_file(path: Path, err: Exception) -> str:
+    """What a file that torch.load / safetensors refused looks like, in a few words (with the loader's
+    complaint where it says more than the content does)."""
+    reason = f" ({type(err).__name__}: {first_line(err, limit=120)})"
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a ZIP archive that torch.save did not write, or a truncated one" + reason
+    if head.startswith(b"\x80"):
+        return "it is a Python pickle holding more than tensors, refused by torch.load(weights_only=True)" + reason
+    text = head.decode("utf-8", errors="replace")
+    text = text[:-4] if len(head) == 512 else text  # the last bytes may cut a character in two
+    if "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
+        return f"it is a text file starting {text.strip()[:40]!r}"
+    return f"it holds {path.stat().st_size} bytes of an unknown format" + reason
 
 
 def _strip_prefix(key: str) -> str:

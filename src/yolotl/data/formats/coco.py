@@ -7,7 +7,8 @@ dropped and logged. ``bbox`` is ``[x, y, w, h]`` in absolute 0-based pixels.
 Per-file problems in one big JSON are counted skips, not errors: an image listed but missing on
 disk, an annotation of an unknown image, and ``iscrowd=1`` annotations are skipped and logged;
 an image with an annotation of an unknown ``category_id`` or a malformed ``bbox`` is skipped
-whole (a partly labelled image teaches that objects are background). Files in the image folder
+whole (a partly labelled image teaches that objects are background). A ``bbox`` with a negative
+width or height is dropped as ``negative_size_box`` (not clipped). Files in the image folder
 that the JSON does not list are logged. If *no* listed image can be found the split raises
 DatasetError listing the folders tried.
 """
@@ -246,6 +247,7 @@ def _record(
         width = height = 0
     if width <= 0 or height <= 0:
         width, height = image_size(image_path)
+    objects = _drop_negative_sizes(objects, path, log)
     xywh = torch.as_tensor(np.array([o[0] for o in objects], dtype=np.float64).reshape(-1, 4))
     boxes = box_convert(xywh, "xywh", "xyxy").numpy()  # float64, as written
     labels = np.array([o[1] for o in objects], dtype=np.int64)
@@ -254,3 +256,26 @@ def _record(
     if len(labels) == 0:
         log.add("background_image", path, f"image {image['file_name']} has no objects")
     return ImageRecord(image_path, boxes, labels, width, height, path)
+
+
+def _drop_negative_sizes(
+    objects: list[tuple[list[float], int, str]], path: Path, log: FindingLog
+) -> list[tuple[list[float], int, str]]:
+    """The objects whose bbox width and height are not negative; the others are logged and dropped.
+
+    A negative ``w`` or ``h`` is not a box crossing the border (no clip repairs it): the annotation
+    tool wrote something other than ``[x, y, w, h]``, so the box is dropped as such."""
+    kept = []
+    for bbox, label, where in objects:
+        sides = [name for name, value in (("width", bbox[2]), ("height", bbox[3])) if value < 0]
+        if sides:
+            log.add("negative_size_box", path,
+                    f"{where}: bbox [x, y, w, h] = {_fmt_bbox(bbox)} has a negative {' and '.join(sides)}; "
+                    f"COCO boxes need w, h >= 0; box dropped")
+            continue
+        kept.append((bbox, label, where))
+    return kept
+
+
+def _fmt_bbox(bbox: list[float]) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in bbox) + "]"
