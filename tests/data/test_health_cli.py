@@ -60,3 +60,11 @@ def test_console_entry_point_writes_into_the_hydra_run_folder(make_yolo, tmp_pat
                              capture_output=True, text=True, timeout=300, check=False)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "yolotl: error:" in missing.stderr and "absent" in missing.stderr
+
+
+def test_a_class_missing_from_train_is_named_in_the_table(make_yolo, tmp_path, capsys) -> None:
+    train = {f"t{i}.jpg": "0 0.3 0.3 0.2 0.2" for i in range(5)}
+    root = make_yolo({"train": train, "val": {"v.jpg": "2 0.5 0.2 0.1 0.1"}})
+    run_cli(_cfg("data=yolo", f"data.root={root}", f"out={tmp_path}/report"))
+    out = capsys.readouterr().out
+    assert "class_missing_in_train" in out and "val: class 'c' has 1 box in val but none in train" in out

@@ -161,3 +161,26 @@ def test_read_split_dispatch(make_yolo) -> None:
     assert len(read_split("yolo", root / "data.yaml", "train")) == 1
     with pytest.raises(ConfigError, match=r"'xml'.*\['yolo', 'voc', 'coco'\]"):
         read_split("xml", root, "train")
+
+
+def test_windows_paths_and_a_valid_folder_resolve_next_to_the_yaml(make_yolo) -> None:
+    # tree_counting's data.yaml: absolute Windows paths, and the val split's folder is valid/
+    splits = {"train": {"a.jpg": BOX}, "valid": {"b.jpg": BOX}, "test": {"c.jpg": BOX}}
+    root = make_yolo(splits, {"train": "C:\\Users\\me\\Downloads\\Trees\\train\\images",
+                              "val": "C:\\Users\\me\\Downloads\\Trees\\valid\\images",
+                              "test": "/home/someone/trees/test/images", "names": ["a", "b", "c"]})
+    for name, expected in (("train", "a.jpg"), ("val", "b.jpg"), ("valid", "b.jpg"),
+                           ("test", "c.jpg")):
+        split = read_yolo_split(root, name)
+        assert [r.image_path.name for r in split.records] == [expected]
+        [row] = split.findings.to_rows()
+        assert row["kind"] == "resolved_path" and "does not resolve" in row["detail"]
+        assert "next to data.yaml" in row["detail"]
+
+
+def test_a_val_entry_pointing_nowhere_falls_back_to_the_valid_folder(make_yolo) -> None:
+    root = make_yolo({"train": {"a.jpg": BOX}, "valid": {"b.jpg": BOX}},
+                     {"train": "train/images", "val": "val/images", "names": ["a", "b", "c"]})
+    split = read_yolo_split(root, "val")
+    assert [r.image_path.name for r in split.records] == ["b.jpg"]
+    assert str(root / "valid" / "images") in split.findings.to_rows()[0]["detail"]

@@ -15,7 +15,18 @@ from yolotl.training.module import check_class_weights, inverse_sqrt_weights
 
 
 def test_inverse_sqrt_weights() -> None:
-    assert inverse_sqrt_weights([100, 25, 4, 0]) == pytest.approx([1.0, 2.0, 5.0, 10.0])
+    assert inverse_sqrt_weights([100, 25, 16]) == pytest.approx([1.0, 2.0, 2.5])
+
+
+def test_absent_and_rare_classes_get_bounded_weights() -> None:
+    # no training box: nothing to up-weight (was the largest weight: sqrt(n_max))
+    assert inverse_sqrt_weights([497, 0, 100]) == pytest.approx([1.0, 1.0, math.sqrt(4.97)])
+    # a handful of boxes counts as 5, and no weight exceeds 4 (a class 16x rarer than the top one)
+    assert inverse_sqrt_weights([40, 1, 2]) == pytest.approx([1.0, math.sqrt(8), math.sqrt(8)])
+    assert inverse_sqrt_weights([100, 25, 4, 0]) == pytest.approx([1.0, 2.0, 4.0, 1.0])
+    assert max(inverse_sqrt_weights([10_000, 1, 30])) == 4.0
+    # a dataset where every class has only a few boxes: nothing up-weighted
+    assert inverse_sqrt_weights([3, 1, 0]) == [1.0, 1.0, 1.0]
 
 
 def test_bad_class_weights_are_config_errors() -> None:

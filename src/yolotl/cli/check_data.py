@@ -35,7 +35,14 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
         tiny_box_px=cfg.tiny_box_px,
         near_duplicate_iou=cfg.near_duplicate_iou,
         area_outlier_ratio=cfg.area_outlier_ratio,
+        **_layout(data),
+        train_split=data.get("train_split", "train"),
     )
+
+
+def _layout(data: DictConfig) -> dict[str, str | None]:
+    """VOC folder options (``data.image_dir``, ``data.annotation_dir``) where the format has them."""
+    return {key: data.get(key) for key in ("image_dir", "annotation_dir") if data.get(key) is not None}
 
 
 def configured_splits(data: DictConfig) -> list[str]:
@@ -48,7 +55,8 @@ def configured_splits(data: DictConfig) -> list[str]:
     test = data.get("test_split", "test")
     if test:
         try:  # optional, as in training (reading the labels is cheap; images are decoded later)
-            read_split(fmt, data.root, test, list(data.class_names) if data.get("class_names") else None)
+            read_split(fmt, data.root, test, list(data.class_names) if data.get("class_names") else None,
+                       **_layout(data))
             names.append(test)
         except SplitNotFoundError:
             pass
@@ -59,17 +67,23 @@ def run(cfg: DictConfig) -> None:
     """Check, print the table, write ``data_health.json``; exit 1 on problems if strict."""
     with cli_errors():
         report = check_from_config(cfg)
-        path = report.write_json(Path(cfg.out or _run_dir()) / "data_health.json")
+        path = report.write_json(Path(_out_dir(cfg)) / "data_health.json")
     print(report.table(cfg.examples))
     print(f"\nevery finding: {path}")
     if cfg.strict and report.problems():
         raise SystemExit(1)
 
 
-def _run_dir() -> str:
+def _out_dir(cfg: DictConfig) -> str:
+    """``out=`` when given; else Hydra's run folder (``hydra.run.dir``, which defaults to ``out``)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return HydraConfig.get().runtime.output_dir
+    if not HydraConfig.initialized():
+        return str(cfg.out)
+    hydra = HydraConfig.get()
+    given = any(o.split("=", 1)[0].lstrip("+~") == "out" for o in hydra.overrides.task)
+    output_dir = hydra.runtime.get("output_dir")
+    return str(cfg.out) if given or not output_dir else str(output_dir)
 
 
 main = hydra_command("check_data", run)

@@ -65,6 +65,11 @@ class DetectionDataModule(L.LightningDataModule):
     - ``health_cache``: where the health check keeps its decode results across processes:
       ``"auto"`` (default) ``<yolotl cache>/health`` (``$YOLOTL_CACHE``, ``$XDG_CACHE_HOME/yolotl``
       or ``~/.cache/yolotl``), a folder, or None (decode in every process).
+    - ``image_dir``/``annotation_dir`` (VOC only): the folders of the images and the XML files,
+      relative to ``root`` or absolute; None (default) finds them among common names
+      (``JPEGImages``/``images``, ``Annotations``/``annotations``, ...) and logs a non-standard choice.
+    - ``root``: relative to the current working folder; a missing one is a DatasetError naming
+      the folder it was resolved from and ``YOLOTL_DATASETS``.
 
     ``prepare_data`` (Lightning runs it on one process per node, before ``setup`` everywhere)
     decodes and hashes every image once, filling the health cache (and, with ``cache="ram"``, the
@@ -99,6 +104,8 @@ class DetectionDataModule(L.LightningDataModule):
         persistent_workers: bool | None = None,
         policy: str = "fix",
         health_cache: str | None = "auto",
+        image_dir: str | None = None,
+        annotation_dir: str | None = None,
     ) -> None:
         super().__init__()
         num_workers = resolve_num_workers(num_workers)
@@ -106,6 +113,7 @@ class DetectionDataModule(L.LightningDataModule):
         _check_balance(balance)
         check_fold(fold, num_folds)
         check_fraction(train_fraction)
+        _check_folders(format, image_dir, annotation_dir)
         self.save_hyperparameters(logger=False)
         self.root = str(root)
         self.format = format.lower()
@@ -127,7 +135,8 @@ class DetectionDataModule(L.LightningDataModule):
             self.format, self.root, {"train": train_split, "val": val_split, "test": test_split},
             class_names, policy,
             store=ImageInfoStore(store_dir, self.root) if store_dir is not None else None,
-            pixels=self.cache.put if self.cache.mode == "ram" else None)
+            pixels=self.cache.put if self.cache.mode == "ram" else None,
+            image_dir=image_dir, annotation_dir=annotation_dir)
         self.policy = self._checked.policy
         self._split_names = self._checked.split_names
         self._splits = self._checked.splits  # role -> checked split (shared, filled by setup)
@@ -342,6 +351,13 @@ def _check_args(fmt: str, image_size: int, batch_size: int, num_workers: int) ->
         raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1.")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers={num_workers!r} must be an integer >= 0.")
+
+
+def _check_folders(fmt: str, image_dir: str | None, annotation_dir: str | None) -> None:
+    if str(fmt).lower() != "voc" and (image_dir is not None or annotation_dir is not None):
+        raise ConfigError(f"image_dir/annotation_dir apply to format=voc only (format is '{fmt}'); "
+                          f"set them to null (YOLO folders come from data.yaml, COCO's from the "
+                          f"annotation file's place).")
 
 
 def _check_balance(balance: str | None) -> None:

@@ -51,9 +51,12 @@ class CheckedSplits:
         options: _health.CheckOptions | None = None,
         store: ImageInfoStore | None = None,
         pixels: PixelSink | None = None,
+        image_dir: str | Path | None = None,
+        annotation_dir: str | Path | None = None,
     ) -> None:
         self.format = str(format).lower()
         self.root = str(root)
+        self.folders = {"image_dir": image_dir, "annotation_dir": annotation_dir}  # VOC only
         self.split_names = {role: split_names.get(role) for role in ROLES}
         self.policy = _health.check_policy(policy)
         self.options = options or _health.CheckOptions()
@@ -84,7 +87,7 @@ class CheckedSplits:
             if name is None or role in self.splits or name in self._read_ahead:
                 continue
             try:
-                split = read_split(self._reader_format, self.root, name, names)
+                split = read_split(self._reader_format, self.root, name, names, **self.folders)
             except SplitNotFoundError:
                 continue
             self._read_ahead[name] = (names, split)  # read() reuses it when it asks the same
@@ -138,7 +141,7 @@ class CheckedSplits:
             split = ahead[1]
         else:
             try:
-                split = read_split(self._reader_format, self.root, name, names)
+                split = read_split(self._reader_format, self.root, name, names, **self.folders)
             except SplitNotFoundError:
                 if not optional:
                     raise
@@ -175,7 +178,8 @@ class CheckedSplits:
         self._inspect(r.image_path for name in names for r in splits[name].records)
         checked = _health.inspect_splits(splits, self.options, self.infos, names, rank)
         if not self._dataset_checked:  # files outside every split (VOC JPEGImages), once
-            checked += _health.dataset_findings(self.format, self.splits[fresh[0]].root)
+            checked += _health.dataset_findings(self.format, self.splits[fresh[0]].root,
+                                                **self.folders)
         before = list(self.findings)
         self.findings += _health.reader_findings({n: splits[n] for n in names}) + checked
         self.seconds += time.perf_counter() - start
@@ -185,17 +189,34 @@ class CheckedSplits:
                 raise error
             fixed_of = {id(split): self._fixed(split, checked) for split in splits.values()}
             fixed = {role: fixed_of[id(self.splits[role])] for role in held}  # twins stay one split
+            classes = self._class_findings(fixed, fresh)  # counted on what training will see
+            self.findings += classes
+            error = _health.strict_error(self.report) if self.policy == "strict" else None
+            if error is not None:
+                raise error
         except DatasetError:
             unchecked = [self.splits[role] for role in fresh]
             for role in [r for r, split in self.splits.items() if any(split is u for u in unchecked)]:
                 del self.splits[role]  # with any twin role (test_split="val") sharing the split
             self.findings = before
             raise
+        checked += classes
         for split in fixed_of.values():
             split.findings.extend(f for f in checked if f.split == split.name)
         self.splits.update(fixed)
         self._dataset_checked = True
+        for finding in classes:
+            _LOG.warning("%s (%s): %s", finding.kind, finding.split, finding.detail)
         return checked
+
+    def _class_findings(self, fixed: Mapping[str, DatasetSplit], fresh: list[str]) -> list[Finding]:
+        """Classes of val/test missing from train, and rare in train, counted after the fix."""
+        if "train" not in fixed:
+            return []
+        splits = {split.name: split.records for split in fixed.values()}
+        names = list(self.class_names or fixed["train"].class_names)
+        return _health.class_findings(splits, names, fixed["train"].name, self.root,
+                                      [fixed[role].name for role in fresh])
 
     def _fixed(self, split: DatasetSplit, findings: list[Finding]) -> DatasetSplit:
         """``split`` with the fix policy applied; DatasetError if no image is left."""
@@ -233,8 +254,11 @@ def load_checked_splits(
     options: _health.CheckOptions | None = None,
     store: ImageInfoStore | None = None,
     optional: Iterable[str] = ("test",),
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
 ) -> CheckedSplits:
     """Read, check and fix every configured split at once (roles in ``optional`` may be absent)."""
-    checked = CheckedSplits(format, root, split_names, class_names, policy, options, store)
+    checked = CheckedSplits(format, root, split_names, class_names, policy, options, store,
+                            image_dir=image_dir, annotation_dir=annotation_dir)
     checked.read(ROLES, optional)
     return checked

@@ -29,10 +29,32 @@ CLASS_WEIGHTING = ("inverse_sqrt",)
 OLD_CLASS_MODES = (None, "frozen", "distill")
 
 
+# inverse_sqrt weights: counts under MIN_WEIGHTED_BOXES are read as that many, no weight exceeds
+# MAX_CLASS_WEIGHT (see inverse_sqrt_weights).
+MIN_WEIGHTED_BOXES = 5
+MAX_CLASS_WEIGHT = 4.0
+
+
 def inverse_sqrt_weights(counts: list[int]) -> list[float]:
-    """``sqrt(n_max / n_c)`` per class (the most common class gets 1; an absent class the max)."""
+    """``sqrt(n_max / n_c)`` per class, bounded: the most common class gets 1, rarer ones more.
+
+    The weight multiplies a class's positive BCE term, so it only acts through that class's
+    training boxes, and the fewer they are, the less a large weight can be trusted:
+
+    - a class with **no** training box gets 1: there is nothing to up-weight (an unbounded rule
+      gave it the largest weight of all, 9.95 and 22.3 in two real datasets);
+    - a count under ``MIN_WEIGHTED_BOXES`` (5) is read as 5: a weight estimated from one or two
+      boxes (a stray category) would make the model memorise those few boxes;
+    - no weight exceeds ``MAX_CLASS_WEIGHT`` (4.0, the weight of a class 16x rarer than the most
+      common one), so no class's few boxes dominate the classification loss; class-balanced
+      sampling (``balance="repeat_factor"``) is the tool for rarer classes.
+
+    The data health check names the same classes (``class_missing_in_train``, ``rare_class``).
+    """
     largest = max(max(counts, default=1), 1)
-    return [math.sqrt(largest / max(count, 1)) for count in counts]
+    return [1.0 if count <= 0 else
+            min(MAX_CLASS_WEIGHT, max(1.0, math.sqrt(largest / max(count, MIN_WEIGHTED_BOXES))))
+            for count in counts]
 
 
 def check_class_weights(class_weights: Any, num_classes: int) -> None:

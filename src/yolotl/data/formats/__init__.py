@@ -30,20 +30,48 @@ def read_split(
     root: str | Path,
     split: str,
     class_names: list[str] | None = None,
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
 ) -> DatasetSplit:
-    """Read ``split`` of the dataset at ``root`` with the reader for ``format``."""
-    readers = {"yolo": read_yolo_split, "voc": read_voc_split, "coco": read_coco_split}
-    reader = readers.get(str(format).lower())
-    if reader is None:
-        raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
+    """Read ``split`` of the dataset at ``root`` with the reader for ``format``.
+
+    ``image_dir`` and ``annotation_dir`` (VOC only; None: found automatically) name the folders
+    of the images and the XML files, relative to ``root`` or absolute."""
+    fmt = _check_format(format, image_dir, annotation_dir)
+    if fmt == "voc":
+        return read_voc_split(root, split, class_names, image_dir, annotation_dir)
+    reader = {"yolo": read_yolo_split, "coco": read_coco_split}[fmt]
     return reader(root, split, class_names)
 
 
-def available_splits(format: str, root: str | Path) -> list[str]:  # noqa: A002 - config name
+def available_splits(
+    format: str,  # noqa: A002 - config name
+    root: str | Path,
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
+) -> list[str]:
     """Names of the splits the dataset at ``root`` has in ``format`` (as its files spell them)."""
-    lister = {"yolo": yolo.split_names, "voc": voc.split_names, "coco": coco.split_names}.get(
-        str(format).lower())
-    if lister is None:
-        raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
+    fmt = _check_format(format, image_dir, annotation_dir)
     path = Path(root)
-    return lister(path if format.lower() == "yolo" else check_root(path))
+    if fmt == "voc":
+        return voc.split_names(check_root(path), image_dir, annotation_dir)
+    if fmt == "yolo":
+        return yolo.split_names(path)
+    return coco.split_names(check_root(path))
+
+
+def _check_format(
+    format: str,  # noqa: A002 - config name
+    image_dir: str | Path | None,
+    annotation_dir: str | Path | None,
+) -> str:
+    """The format, lower case; ConfigError if unknown or given folder options it does not take."""
+    fmt = str(format).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
+    if fmt != "voc" and (image_dir is not None or annotation_dir is not None):
+        raise ConfigError(
+            f"image_dir/annotation_dir apply to format=voc only (format is '{format}'); remove "
+            f"them (YOLO folders come from data.yaml, COCO's from the annotation file's place)."
+        )
+    return fmt

@@ -81,14 +81,34 @@ def split_aliases(split: str) -> list[str]:
 
 
 def check_root(root: str | Path) -> Path:
-    """Return ``root`` as a Path, or raise DatasetError if the folder does not exist."""
+    """Return ``root`` as a Path, or raise DatasetError if the folder does not exist.
+
+    A relative root is relative to the current working folder (Hydra 1.3 does not change it), so
+    the message names the path as given, the absolute path it resolved to, the working folder,
+    and both fixes: ``YOLOTL_DATASETS`` (the experiment configs' dataset folder) or an absolute
+    ``data.root``.
+    """
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise DatasetError(
-            f"Dataset folder {path} does not exist (or is not a folder); "
-            f"pass data.root=<folder> pointing at the dataset."
-        )
+        raise DatasetError(missing_root_message(root))
     return path
+
+
+def missing_root_message(root: str | Path) -> str:
+    """Why the dataset folder ``root`` was not found and the two ways to point at it."""
+    given = str(root)
+    resolved = Path(root).expanduser().absolute()
+    what = "is not a folder" if resolved.exists() else "does not exist"
+    cwd = Path.cwd()
+    relative = "" if Path(given).expanduser().is_absolute() else (
+        f", resolved from the current folder {cwd}; dataset paths are relative to the folder "
+        f"you run from")
+    return (
+        f"Dataset folder '{given}' {what} (looked at {resolved}{relative}). Set "
+        f"YOLOTL_DATASETS=<folder holding the datasets> (the experiment configs read "
+        f"${{YOLOTL_DATASETS}}/<dataset>, default ../shared/datasets) or pass "
+        f"data.root=<absolute path to the dataset>."
+    )
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -113,23 +113,36 @@ def split_image_paths(layout: YoloLayout, split: str, log: FindingLog) -> list[P
 
 
 def _resolve_entry(layout: YoloLayout, alias: str, entry: str, log: FindingLog) -> Path:
-    """The folder or list file a split entry names, trying Roboflow-style fallbacks in order."""
+    """The folder or list file a split entry names, trying fallbacks next to data.yaml in order.
+
+    As written (absolute, or relative to the base folder), then without its ``..``/``.`` parts
+    (Roboflow's ``../train/images``), then its trailing parts under the dataset folder (a Windows
+    or foreign absolute path such as ``C:\\data\\trees\\valid\\images`` -> ``valid/images``),
+    then ``<split>/images`` and ``images/<split>`` under every alias of the split (``val`` <->
+    ``valid``). A fallback taken is logged as ``resolved_path``.
+    """
     written = Path(entry).expanduser()
+    parts = [p for p in entry.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    parts = parts[1:] if parts and parts[0].endswith(":") else parts  # a drive letter
     if written.is_absolute():
         tried = [written]
     else:
         stripped = Path(*[p for p in written.parts if p not in ("..", ".")] or ["."])
         tried = [layout.base / written, layout.base / stripped, layout.root / stripped]
-    tried.append(layout.root / alias / "images")
+    tried += [layout.root / Path(*parts[i:]) for i in range(len(parts) - 1) if len(parts) - i >= 2]
+    for name in split_aliases(alias):
+        tried += [layout.root / name / "images", layout.root / "images" / name]
     for candidate in dict.fromkeys(tried):
         if candidate.exists():
             if candidate != tried[0]:
-                detail = f"'{entry}' does not resolve from {layout.base}; using {candidate}"
+                detail = (f"'{entry}' does not resolve from {layout.base}; using {candidate} "
+                          f"(found next to data.yaml)")
                 log.add("resolved_path", layout.yaml_path or layout.root, f"{alias}: {detail}")
             return candidate
     raise DatasetError(
         f"{layout.yaml_path}: {alias}: '{entry}' not found; tried "
-        f"{[str(p) for p in dict.fromkeys(tried)]}. Fix the '{alias}:' entry in the yaml."
+        f"{[str(p) for p in dict.fromkeys(tried)]}. Fix the '{alias}:' entry in the yaml "
+        f"(a path relative to the yaml's folder, e.g. {alias}/images)."
     )
 
 

@@ -1,4 +1,5 @@
-"""Reader for Pascal VOC datasets (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main``).
+"""Reader for Pascal VOC datasets (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main``, or
+renamed and split-by-folder variants: see :mod:`yolotl.data.formats._voc_layout`).
 
 VOC pixel indices are 1-based and inclusive, so ``xmin..xmax`` becomes the continuous 0-based
 interval ``[xmin - 1, xmax]``. A box with ``xmax <= xmin`` or ``ymax <= ymin`` *as written* is a
@@ -13,95 +14,86 @@ from pathlib import Path
 
 import numpy as np
 
+from yolotl.data.formats import _voc_layout as _layout
 from yolotl.data.formats._common import (
     SkippedImage,
-    SplitNotFoundError,
     check_class_names,
     check_root,
     image_size,
     read_each,
     require_images,
     sanitize_boxes,
-    split_aliases,
 )
+from yolotl.data.formats._voc_layout import VocSplit, find_split, layout_folders, xml_files
 from yolotl.data.findings import FindingLog
 from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.errors import DatasetError
 
-__all__ = ["read_voc_split"]
+__all__ = ["layout_folders", "read_voc_split", "referenced_images", "split_names"]
 
 
 def read_voc_split(
-    root: str | Path, split: str, class_names: list[str] | None = None
+    root: str | Path,
+    split: str,
+    class_names: list[str] | None = None,
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
 ) -> DatasetSplit:
-    """Read one split (``ImageSets/Main/<split>.txt``) of a VOC dataset into records.
+    """Read one split of a VOC dataset into records.
 
-    Images come from ``JPEGImages/<filename>`` (``<id>.jpg`` if ``<filename>`` is absent; the
-    absolute ``<path>`` element is ignored). Without ``class_names`` the classes are collected
-    over every split file's XMLs, sorted by id, in order of first appearance, so every split
-    gets the same list. ``difficult`` objects are kept and counted. An image whose XML is
-    missing, unparseable or malformed, whose file is missing, or that names an unknown class is
-    skipped and logged (the whole image: a partly labelled image teaches that objects are
-    background). A missing root, split file or class list raises DatasetError.
+    The folders are ``image_dir`` and ``annotation_dir`` (relative to ``root`` or absolute) when
+    given, else found among common names (``JPEGImages``/``images``/``imgs``/``img`` and
+    ``Annotations``/``annotations``/``xml``/``labels``, any case; the ones holding images / XML
+    files; a non-standard choice is logged). The split is ``ImageSets/Main/<split>.txt``, else a
+    split folder (``annotations/<split>`` + ``images/<split>``, or ``<split>/`` with the images
+    and XMLs), else, for ``split="all"`` in a dataset without splits, every XML file.
+
+    Images come from the image folder's ``<filename>`` (``<id>.jpg`` if ``<filename>`` is absent;
+    the absolute ``<path>`` element is ignored). Without ``class_names`` the classes are collected
+    over every split's XMLs, sorted by id, in order of first appearance, so every split gets the
+    same list. ``difficult`` objects are kept and counted. An image whose XML is missing,
+    unparseable or malformed, whose file is missing, or that names an unknown class is skipped and
+    logged (the whole image: a partly labelled image teaches that objects are background). A
+    missing root, split or class list raises DatasetError naming the folders seen.
     """
     root = check_root(root)
     given = check_class_names(class_names)
-    split_file = _split_file(root, split)
-    ids = _read_ids(split_file)
-    names = given if given is not None else _collect_class_names(root)
+    found = find_split(root, split, image_dir, annotation_dir)
+    names = given if given is not None else _collect_class_names(root, image_dir, annotation_dir)
     log = FindingLog(split, dataset=root.name)
-    records = read_each(ids, lambda image_id: _read_record(root, image_id, names, log), log)
-    require_images(len(records), split, split_file, log)
+    records = read_each(found.ids, lambda image_id: _read_record(found, image_id, names, log), log)
+    require_images(len(records), split, found.source, log)
     return DatasetSplit(split, root, records, names, log)
 
 
-def _split_file(root: Path, split: str) -> Path:
-    """``ImageSets/Main/<split>.txt`` (or an alias); raise listing the splits that exist."""
-    main = root / "ImageSets" / "Main"
-    for alias in split_aliases(split):
-        if (main / f"{alias}.txt").is_file():
-            return main / f"{alias}.txt"
-    available = _listed_splits(main)
-    raise SplitNotFoundError(
-        f"Split '{split}' not found: no {main / (split + '.txt')}. Splits that exist: "
-        f"{available}; pick one of them or write the id list file."
-    )
+def split_names(
+    root: Path, image_dir: str | Path | None = None, annotation_dir: str | Path | None = None
+) -> list[str]:
+    """Names of the splits: ``ImageSets/Main`` list files, else split folders, else ``all``."""
+    return _layout.split_names(root, image_dir, annotation_dir)
 
 
-def split_names(root: Path) -> list[str]:
-    """Names of the split id files in ``<root>/ImageSets/Main``."""
-    return _listed_splits(root / "ImageSets" / "Main")
-
-
-def _listed_splits(main: Path) -> list[str]:
-    """Split names with a list file in ImageSets/Main (per-class files like 'cat_train' skipped)."""
-    if not main.is_dir():
-        return []
-    return sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem)
-
-
-def _read_ids(split_file: Path) -> list[str]:
-    """Image ids of a split file: the first word of each non-empty line."""
-    lines = split_file.read_text(encoding="utf-8").splitlines()
-    return [line.split()[0] for line in lines if line.strip()]
-
-
-def _collect_class_names(root: Path) -> list[str]:
-    """Class names over all split files' XMLs, ids sorted, in order of first appearance."""
-    main = root / "ImageSets" / "Main"
-    ids: set[str] = set()
-    for name in _listed_splits(main):
-        ids.update(_read_ids(main / f"{name}.txt"))
+def _collect_class_names(
+    root: Path, image_dir: str | Path | None, annotation_dir: str | Path | None
+) -> list[str]:
+    """Class names over every split's XMLs, ids sorted, in order of first appearance."""
+    xml_paths: dict[Path, str] = {}
+    for name in _layout.split_names(root, image_dir, annotation_dir):
+        found = find_split(root, name, image_dir, annotation_dir)
+        xml_paths.update({found.annotation_dir / f"{i}.xml": i for i in found.ids})
     names: dict[str, None] = {}
-    for image_id in sorted(ids):
-        xml_path = root / "Annotations" / f"{image_id}.xml"
+    for xml_path in sorted(xml_paths, key=lambda p: (xml_paths[p], str(p))):
         try:  # a broken file is reported (and skipped) when its split is read
             for obj in _parse_xml(xml_path).iter("object"):
                 names.setdefault(_text(obj, "name", xml_path), None)
         except SkippedImage:
             continue
     if not names:
-        raise DatasetError(f"No objects found in {root / 'Annotations'}; pass class_names.")
+        folders = sorted({str(p.parent) for p in xml_paths}) or [str(root)]
+        raise DatasetError(
+            f"No objects found in the {len(xml_paths)} XML files the splits list (in {folders}); "
+            f"pass class_names, or set data.annotation_dir if the annotations are elsewhere."
+        )
     return list(names)
 
 
@@ -126,11 +118,11 @@ def _text(element: ET.Element, tag: str, path: Path) -> str:
     return child.text.strip()
 
 
-def _read_record(root: Path, image_id: str, names: list[str], log: FindingLog) -> ImageRecord:
+def _read_record(found: VocSplit, image_id: str, names: list[str], log: FindingLog) -> ImageRecord:
     """One image's record from its XML, with the box rule applied."""
-    xml_path = root / "Annotations" / f"{image_id}.xml"
+    xml_path = found.annotation_dir / f"{image_id}.xml"
     annotation = _parse_xml(xml_path)
-    image_path = root / "JPEGImages" / image_filename(annotation, image_id)
+    image_path = found.image_dir / image_filename(annotation, image_id)
     if not image_path.is_file():
         raise SkippedImage("skipped_missing_image", image_path,
                            f"Image {image_path} (from {xml_path}) is missing; restore it or "
@@ -149,10 +141,10 @@ def image_filename(annotation: ET.Element, image_id: str) -> str:
     return annotation.findtext("filename", default="").strip() or f"{image_id}.jpg"
 
 
-def referenced_images(root: Path) -> set[str]:
-    """File names in JPEGImages that some ``Annotations/*.xml`` refers to (broken XMLs: by id)."""
+def referenced_images(annotation_dir: Path) -> set[str]:
+    """File names that some ``<annotation_dir>/*.xml`` refers to (broken XMLs: by id)."""
     names = set()
-    for xml_path in (root / "Annotations").glob("*.xml"):
+    for xml_path in xml_files(annotation_dir):
         try:
             names.add(image_filename(_parse_xml(xml_path), xml_path.stem))
         except SkippedImage:

@@ -17,6 +17,7 @@ from yolotl.data.health.check import (
     reader_findings,
 )
 from yolotl.data.findings import DATASET_SCOPE, Finding
+from yolotl.data.health.classes import RARE_CLASS_BOXES, class_findings
 from yolotl.data.health.images import ImageInfo, inspect_image, inspect_images
 from yolotl.data.health.policy import POLICIES, apply_fix, check_policy, strict_error
 from yolotl.data.health.report import HealthReport, SplitStats, summarise
@@ -25,6 +26,7 @@ from yolotl.data.health.store import ImageInfoStore, default_store_dir
 __all__ = [
     "DATASET_SCOPE",
     "POLICIES",
+    "RARE_CLASS_BOXES",
     "CheckOptions",
     "Finding",
     "HealthReport",
@@ -34,6 +36,7 @@ __all__ = [
     "apply_fix",
     "check_dataset",
     "check_policy",
+    "class_findings",
     "default_store_dir",
     "dataset_findings",
     "inspect_image",

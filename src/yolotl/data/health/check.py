@@ -8,11 +8,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from yolotl.data.formats import FORMATS, available_splits, read_split
 from yolotl.data.formats._common import IMAGE_SUFFIXES, split_aliases
-from yolotl.data.formats.voc import referenced_images
+from yolotl.data.formats.voc import layout_folders, referenced_images
+from yolotl.data.formats._voc_layout import xml_files
 from yolotl.data.health.boxes import area_outliers, box_findings
+from yolotl.data.health.classes import class_findings
 from yolotl.data.health.duplicates import duplicate_image_findings
 from yolotl.data.findings import DATASET_SCOPE, Finding
 from yolotl.data.health.images import ImageInfo, image_findings, inspect_images
@@ -79,14 +82,25 @@ def inspect_splits(
     return findings
 
 
-def dataset_findings(format: str, root: str | Path) -> list[Finding]:  # noqa: A002
-    """Findings about files outside every split: VOC JPEGImages no XML refers to."""
+def dataset_findings(
+    format: str,  # noqa: A002
+    root: str | Path,
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
+) -> list[Finding]:
+    """Findings about files outside every split: VOC images (in the image folder, next to a flat
+    annotation folder) that no XML refers to."""
     root = Path(root)
-    if format != "voc" or not (root / "JPEGImages").is_dir():
+    if format != "voc":
         return []
-    referenced = referenced_images(root)
-    return [Finding(DATASET_SCOPE, "unlisted_image", str(path), "no Annotations/*.xml refers to it")
-            for path in sorted((root / "JPEGImages").iterdir())
+    images, annotations = layout_folders(root, image_dir, annotation_dir)
+    if images is None or annotations is None or root in (images, annotations) or (
+            images == annotations or not xml_files(annotations)):
+        return []  # split folders or images beside their XMLs: nothing lies outside a split
+    referenced = referenced_images(annotations)
+    detail = f"no {annotations.name}/*.xml refers to it"
+    return [Finding(DATASET_SCOPE, "unlisted_image", str(path), detail)
+            for path in sorted(images.iterdir())
             if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in referenced]
 
 
@@ -99,25 +113,37 @@ def check_dataset(
     near_duplicate_iou: float = 0.9,
     area_outlier_ratio: float | None = 10.0,
     threads: int | None = None,
+    image_dir: str | Path | None = None,
+    annotation_dir: str | Path | None = None,
+    train_split: str | None = None,
 ) -> HealthReport:
     """Check a YOLO, VOC or COCO dataset and report what is wrong, per split; nothing is changed.
 
     ``splits=None`` checks train, val and test (under any alias) where they exist, else every
-    split found. Every image is decoded once. Statistics count what ``policy="fix"`` would keep.
-    A missing root, split or class list raises DatasetError; per-file problems are findings.
+    split found. Every image is decoded once. Statistics count what ``policy="fix"`` would keep;
+    classes missing from the train split, or with only a handful of boxes there, are reported
+    (``class_missing_in_train``, ``rare_class``). ``image_dir``/``annotation_dir``: the VOC folders
+    (None: found automatically). ``train_split``: the split the class counts are judged on (None:
+    the one named train, under any alias, or trainval). A missing root, split or class list raises DatasetError;
+    per-file problems are findings.
     """
     start = time.perf_counter()
     options = CheckOptions(tiny_box_px, near_duplicate_iou, area_outlier_ratio, threads)
     fmt = _reader_format(format)
-    names = list(splits) if splits is not None else _default_splits(fmt, root)
+    folders = {"image_dir": image_dir, "annotation_dir": annotation_dir}
+    names = list(splits) if splits is not None else _default_splits(fmt, root, folders)
     read: dict[str, DatasetSplit] = {}
     for name in names:
         given = class_names or (next(iter(read.values())).class_names if read else None)
-        read[name] = read_split(fmt, root, name, given)
+        read[name] = read_split(fmt, root, name, given, **folders)
     findings = reader_findings(read) + inspect_splits(read, options, {})
-    findings += dataset_findings(fmt, read[names[0]].root)
+    findings += dataset_findings(fmt, read[names[0]].root, **folders)
     fixed = {name: apply_fix(split, findings) for name, split in read.items()}
     class_list = read[names[0]].class_names
+    train = train_split if train_split in names else next(
+        (n for n in names if n.lower() in (*split_aliases("train"), "trainval")), None)
+    findings += class_findings({n: s.records for n, s in fixed.items()}, class_list, train,
+                               str(read[names[0]].root))
     return HealthReport(
         root=str(read[names[0]].root), format=fmt, class_names=class_list, splits=names,
         findings=findings, stats={n: SplitStats.of(s.records, class_list) for n, s in fixed.items()},
@@ -132,9 +158,9 @@ def _reader_format(format: str) -> str:  # noqa: A002
     return fmt
 
 
-def _default_splits(fmt: str, root: str | Path) -> list[str]:
+def _default_splits(fmt: str, root: str | Path, folders: Mapping[str, Any]) -> list[str]:
     """train, val, test as the dataset spells them (first alias found), else every split found."""
-    found = available_splits(fmt, root)
+    found = available_splits(fmt, root, **folders)
     chosen = [next((a for a in split_aliases(role) if a in found), None) for role in _CANONICAL]
     chosen = [name for name in chosen if name is not None] or found
     if not chosen:

@@ -104,7 +104,8 @@ def _examples(report: HealthReport, examples: int) -> list[str]:
         for finding in found[:examples]:
             detail = finding.detail if len(finding.detail) <= _MAX_DETAIL else (
                 finding.detail[:_MAX_DETAIL - 3] + "...")
-            lines.append(f"  {finding.split}: {_short(finding.file, report.root)}: {detail}")
+            where = _short(finding.file, report.root)  # a finding about the whole dataset: none
+            lines.append(f"  {finding.split}: {where + ': ' if where != '.' else ''}{detail}")
     return lines
 
 
