@@ -3,12 +3,21 @@
 Data first (it knows the classes), then the detector, the strategy and the Lightning module,
 which receives everything it uses through its constructor; then fit, and the best checkpoint
 scored on val and test. ``yolotl-train`` (:mod:`yolotl.cli.train`) is its Hydra shell.
+
+What it tells: a start summary (data, classes, weights, strategy, image size, epochs, device, run
+folder), one line per validation and the final scores, all at INFO on the ``yolotl.train`` and
+``yolotl.training`` loggers (``logging.basicConfig(level=logging.INFO)`` shows them in a
+notebook). A run that fails before its first checkpoint removes its folder; one that fails later
+gets a ``FAILED`` file in it (:func:`yolotl.training.run.discard_failed_run`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +26,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from yolotl.training.callbacks import Throughput
+from yolotl.training.callbacks import Throughput, ValidationLog
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
-from yolotl.training.run import clean_metrics, write_metrics
+from yolotl.training.run import clean_metrics, discard_failed_run, write_metrics
 from yolotl.training.strategies import TransferStrategy, freeze_report
 
 log = logging.getLogger("yolotl.train")
@@ -57,20 +66,54 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, pick the best checkpoint on val, evaluate it on test; returns (and writes) metrics.json."""
-    pl.seed_everything(cfg.seed, workers=True)
+    """Fit, pick the best checkpoint on val, evaluate it on test; returns (and writes) metrics.json.
+
+    On failure the run folder (``cfg.paths.output_dir``) is removed when it holds nothing but what
+    the run wrote before its first checkpoint, else marked with a ``FAILED`` file; the error is
+    raised again.
+    """
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet_third_party():
+            return _train(cfg, run_dir)
+    except BaseException as err:
+        if isinstance(err, SystemExit) and not err.code:
+            raise
+        outcome = discard_failed_run(run_dir, err)
+        if outcome == "removed":
+            log.info("run failed before its first checkpoint: removed its folder %s", run_dir)
+        elif outcome == "marked":
+            log.info("run failed: %s marks %s as failed", run_dir / "FAILED", run_dir)
+        raise
+
+
+@contextmanager
+def _quiet_third_party() -> Iterator[None]:
+    """For the run only: faster_coco_eval's per-evaluation summary (about 40 INFO lines per
+    validation, the numbers are in metrics.csv) off the log."""
+    coco = logging.getLogger("faster_coco_eval")
+    level = coco.level
+    coco.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        coco.setLevel(level)
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    pl.seed_everything(cfg.seed, workers=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
     datamodule.write_health(run_dir)  # data_health.json + skipped.csv: every finding and action
     class_counts = datamodule.class_counts("train")
-    log.info("training instances per class: %s",
-             ", ".join(f"{name} {c['boxes']} ({c['images']} images)" for name, c in class_counts.items()))
     throughput = Throughput()
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
-    callbacks = [throughput, *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
+    callbacks = [throughput, ValidationLog(),
+                 *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
+    for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
+        log.info(line)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     wall = time.perf_counter() - start
@@ -106,6 +149,87 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def start_summary(cfg: DictConfig, datamodule: Any, module: DetectionModule, strategy: TransferStrategy,
+                  trainer: pl.Trainer, run_dir: Path) -> list[str]:
+    """The lines a run starts with: data, classes, weights, strategy, schedule and device, run folder."""
+    detector = module.detector
+    sizes = []
+    for role in ("train", "val", "test"):
+        if role == "test" and not getattr(datamodule, "has_test_split", True):
+            continue
+        records = datamodule.split(role).records
+        sizes.append(f"{role} {len(records)} images / {sum(len(r.labels) for r in records)} boxes")
+    counts = datamodule.class_counts("train")
+    classes = ", ".join(f"{name} {c['boxes']}" for name, c in counts.items())
+    selection = []
+    if getattr(datamodule, "fold", None) is not None:
+        selection.append(f"fold {datamodule.fold} of {datamodule.num_folds}")
+    if getattr(datamodule, "train_fraction", 1.0) < 1.0:
+        selection.append(f"train fraction {datamodule.train_fraction:g}")
+    epochs = cfg.trainer.get("max_epochs")
+    steps = cfg.trainer.get("max_steps")
+    length = f"{epochs} epochs" + (f" (at most {steps} steps)" if steps and steps > 0 else "")
+    lines = [
+        f"data      {datamodule.format} at {datamodule.root}: {', '.join(sizes)}"
+        + (f" ({', '.join(selection)})" if selection else ""),
+        f"classes   {len(counts)}, training boxes: {classes}",
+        f"model     {detector.config.backbone}, {detector.load_report.summary()}",
+        f"strategy  {_strategy_line(strategy, detector)}",
+        f"training  {datamodule.image_size} px, batch {datamodule.batch_size}, {length}, "
+        f"device {_device(trainer)}",
+        f"run       {run_dir}",
+    ]
+    return lines
+
+
+def _strategy_line(strategy: TransferStrategy, detector: Any) -> str:
+    """``finetune: frozen backbone.conv_stem, backbone.blocks.0 (1.2k of 3.4M parameters); ...``"""
+    frozen = strategy.frozen_at(detector, 0)
+    params = dict(detector.named_parameters())
+    backbone = detector.backbone
+    groups: dict[str, list[str]] = {}
+    for name in params:
+        if name.startswith("backbone.body."):
+            label = f"backbone.{backbone.stage_names[backbone.stage_of(name[len('backbone.body.'):])]}"
+        else:
+            label = name.split(".", 1)[0]
+        groups.setdefault(label, []).append(name)
+    wholly = [label for label, names in groups.items() if all(n in frozen for n in names)]
+    partly = [label for label, names in groups.items() if label not in wholly and any(n in frozen for n in names)]
+    count = sum(params[n].numel() for n in frozen)
+    total = sum(p.numel() for p in params.values())
+    text = f"{strategy.name}: "
+    if not frozen:
+        text += "nothing frozen"
+    else:
+        text += "frozen " + ", ".join(wholly + [f"part of {label}" for label in partly])
+        text += f" ({_count(count)} of {_count(total)} parameters)"
+    for milestone, _names in strategy.resolve(detector).milestones:
+        text += f"; epoch {milestone.epoch}: unfreeze {', '.join(milestone.unfreeze)}"
+        if milestone.lr_mult is not None:
+            text += f" at {milestone.lr_mult:g} x LR"
+    if strategy.backbone_lr_mult != 1.0:
+        text += f"; backbone LR {strategy.backbone_lr_mult:g} x"
+    return text
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def _device(trainer: pl.Trainer) -> str:
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        import torch
+
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
 def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any) -> dict:
     """Val and test metrics of the best checkpoint (EMA weights when EMA ran), on a clean Trainer."""
     checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
@@ -119,11 +243,28 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
         limit_test_batches=cfg.trainer.get("limit_test_batches"),
     )
     result: dict[str, Any] = {"checkpoint": checkpoint or "last weights"}
-    result["val"] = clean_metrics(evaluator.validate(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "val")
-    if not cfg.get("test_after_fit"):
-        return result
-    if not getattr(datamodule, "has_test_split", True):
-        log.warning("the dataset has no test split: reporting val metrics only")
-        return result
-    result["test"] = clean_metrics(evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0], "test")
+    with warnings.catch_warnings():
+        # The evaluator leaves the training callbacks out on purpose (EMA must not swap weights in).
+        warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
+        result["val"] = clean_metrics(
+            evaluator.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0], "val")
+        log.info("best checkpoint (%s): %s", Path(checkpoint).name if checkpoint else "last weights",
+                 _scores("val", result["val"]))
+        if not cfg.get("test_after_fit"):
+            return result
+        if not getattr(datamodule, "has_test_split", True):
+            log.warning("the dataset has no test split: reporting val metrics only")
+            return result
+        result["test"] = clean_metrics(
+            evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0], "test")
+        log.info("best checkpoint (%s): %s", Path(checkpoint).name if checkpoint else "last weights",
+                 _scores("test", result["test"]))
     return result
+
+
+def _scores(split: str, values: dict[str, float]) -> str:
+    """``val mAP50-95 0.4121  mAP50 0.8350  mAP75 0.4012  P 0.81  R 0.77  F1 0.79``"""
+    names = [("map", "mAP50-95", 4), ("map_50", "mAP50", 4), ("map_75", "mAP75", 4), ("precision", "P", 2),
+             ("recall", "R", 2), ("f1", "F1", 2)]
+    return f"{split} " + "  ".join(f"{label} {values[key]:.{digits}f}" for key, label, digits in names
+                                   if key in values)

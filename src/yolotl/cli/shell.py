@@ -1,6 +1,7 @@
-"""The one Hydra shell every ``yolotl-*`` command shares: config folder, one-line user errors.
+"""The one Hydra shell every ``yolotl-*`` command shares: config folder, config-typo check
+(:mod:`yolotl.cli.overrides`), one-line user errors.
 
-A command module is ``main = hydra_command("<config name>", task, about)``; its ``task`` imports
+A command module is ``main = hydra_command("<config name>", task)``; its ``task`` imports
 the library API inside the function, so ``--help`` and shell completion load Hydra only.
 """
 
@@ -45,6 +46,12 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], Any]) -> Callab
     def main() -> None:
         import hydra
 
+        from yolotl.cli.overrides import check_overrides
+
+        try:
+            check_overrides(config_dir(), config_name, sys.argv[1:])  # "did you mean", before Hydra's "+" advice
+        except YolotlError as err:
+            fail(err)
         hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")(task)()
 
     main.__doc__ = f"Console script for conf/{config_name}.yaml: {task.__doc__ or ''}".strip()

@@ -6,34 +6,71 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from yolotl.cli.console import console_to_hydra_logging
 from yolotl.cli.shell import cli_errors, hydra_command
 
 
 def run(cfg: DictConfig) -> float:
-    """Train, print the run folder and the final mAP; returns val mAP50-95 (the sweep objective)."""
+    """Train, print the run folder and the final mAP; returns val mAP50-95 (the sweep objective).
+
+    The console shows yolotl's own lines, warnings and the progress bar; everything else goes to
+    ``<run>/train.log`` (``conf/hydra/job_logging/yolotl.yaml``). A failed run's folder is removed
+    or marked ``FAILED`` (:func:`yolotl.train`); a finished single run becomes ``outputs/latest``.
+    """
     from yolotl.api import train
 
+    console_to_hydra_logging()
     # Frozen norm layers are in eval mode on purpose (see TimmBackbone.freeze).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # Lightning's own use of a torch.utils._pytree name torch deprecated: nothing for a user to change.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     with cli_errors():
         metrics = train(cfg)
-    _report(metrics)
+    latest = _link_latest(metrics["run_dir"])
+    _report(metrics, latest)
     return float(metrics.get("val", {}).get("map", 0.0))
 
 
-def _report(metrics: dict[str, Any]) -> None:
+def _link_latest(run_dir: str) -> Path | None:
+    """``latest`` -> the run folder, in the top folder of a run folder under the working folder
+    (``outputs/latest``), else beside the run folder; sweeps (``-m``) keep their own folders."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from yolotl.training.run import link_latest
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return None
+    run = Path(run_dir).resolve()
+    try:
+        inside = run.relative_to(Path.cwd().resolve()).parts
+    except ValueError:
+        inside = ()
+    home = Path.cwd() / inside[0] if len(inside) > 1 else run.parent
+    return link_latest(run, home)
+
+
+def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
     final = metrics.get("test") or metrics.get("val") or {}
     split = "test" if metrics.get("test") else "val"
-    print(f"\nrun folder: {metrics['run_dir']}")
+    print(f"\nrun folder: {metrics['run_dir']}" + (f"  (also {_shown(latest)})" if latest else ""))
     print(
         f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
         f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
         f"{metrics['epochs']} epochs, {metrics['wall_time_s']} s)"
     )
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 main = hydra_command("train", run)

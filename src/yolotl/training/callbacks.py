@@ -1,4 +1,5 @@
-"""Training callbacks: EMA of the weights and throughput measurement (strategies: ``strategies.py``)."""
+"""Training callbacks: EMA of the weights, throughput measurement and the one-line validation log
+(strategies: ``strategies.py``)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,39 @@ class Throughput(pl.Callback):
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+class ValidationLog(pl.Callback):
+    """One INFO line per validation of a fit: epoch, val mAP50-95 and mAP50, the best so far.
+
+    ``epoch 3/6  val mAP50-95 0.4121  mAP50 0.8350  (best 0.4121 at epoch 3)``; "best" follows
+    ``monitor`` (``val/map``, higher is better, as the checkpoint callback picks ``best.ckpt``).
+    """
+
+    def __init__(self, monitor: str = "val/map", logger: logging.Logger | None = None) -> None:
+        self.monitor = monitor
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self._log = logger or log
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            return
+        score = float(metrics[self.monitor])
+        epoch = trainer.current_epoch + 1
+        if math.isfinite(score) and (self.best is None or score > self.best):
+            self.best, self.best_epoch = score, epoch
+        map_50 = float(metrics.get("val/map_50", float("nan")))
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        best = "" if self.best is None else f"  (best {self.best:.4f} at epoch {self.best_epoch})"
+        self._log.info("epoch %d%s  val mAP50-95 %.4f  mAP50 %.4f%s", epoch, total, score, map_50, best)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+        self.best_epoch = state_dict.get("best_epoch")

@@ -1,13 +1,72 @@
-"""Run outputs: the metrics.json every run leaves, and the summary of a sweep."""
+"""Run outputs: the metrics.json every run leaves, the summary of a sweep, and what becomes of a
+run folder when the run fails (removed, or marked ``FAILED``) or succeeds (``latest`` points at it)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.json"
+FAILED_FILE = "FAILED"
+LATEST_LINK = "latest"
+
+# What a run writes before its first checkpoint: a folder holding nothing else is removed on failure.
+_RUN_FILES = {".hydra", "config.yaml", "data_health.json", "skipped.csv", "logs", "tensorboard", "checkpoints",
+              FAILED_FILE}
+
+
+def discard_failed_run(run_dir: str | Path, error: BaseException | str) -> str | None:
+    """After a failed run: remove ``run_dir`` when it holds nothing but what a run writes before its
+    first checkpoint (config.yaml, .hydra/, the log file, data_health.json, empty logs); else write
+    ``FAILED`` (the error) into it, so that no one takes it for a finished run.
+
+    Returns ``"removed"``, ``"marked"`` or None (no such folder).
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        return None
+    if _only_run_files(run):
+        shutil.rmtree(run, ignore_errors=True)
+        if not run.exists():
+            return "removed"
+    message = str(error) or type(error).__name__
+    (run / FAILED_FILE).write_text(f"{type(error).__name__}: {message}\n")
+    return "marked"
+
+
+def _only_run_files(run: Path) -> bool:
+    for entry in run.iterdir():
+        if entry.name in _RUN_FILES or (entry.suffix == ".log" and entry.is_file()):
+            if entry.name == "checkpoints" and any(entry.rglob("*.ckpt")):
+                return False
+            continue
+        return False
+    return True
+
+
+def link_latest(run_dir: str | Path, home: str | Path) -> Path | None:
+    """Point ``<home>/latest`` at ``run_dir`` (a relative symlink, replaced atomically).
+
+    Nothing is done (None) where ``latest`` exists and is not a symlink, or where the file system
+    has no symlinks.
+    """
+    link = Path(home) / LATEST_LINK
+    if link.exists() and not link.is_symlink():
+        return None
+    target = os.path.relpath(Path(run_dir).resolve(), Path(home).resolve())
+    temporary = link.with_name(f".{LATEST_LINK}.{os.getpid()}")
+    try:
+        if temporary.is_symlink():
+            temporary.unlink()
+        temporary.symlink_to(target, target_is_directory=True)
+        os.replace(temporary, link)
+    except OSError:
+        return None
+    return link
 
 
 def clean_metrics(values: dict[str, Any], prefix: str) -> dict[str, float]:
