@@ -41,6 +41,17 @@ def test_a_run_with_checkpoints_or_foreign_files_is_marked_failed(tmp_path, extr
     assert (run / "FAILED").read_text() == "ValueError: out of memory\n"
 
 
+def test_a_folder_the_run_did_not_make_is_never_removed(tmp_path):
+    # the user's own folder as paths.output_dir: no .hydra/, existed before the run
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "train.log").write_text("the user's own log\n")
+    (run / "logs").mkdir()
+    assert discard_failed_run(run, ValueError("bad data")) == "marked"
+    assert (run / "train.log").read_text() == "the user's own log\n"
+    assert discard_failed_run(tmp_path / "mine", ValueError("bad data"), created=True) == "removed"
+
+
 def test_no_folder_nothing_to_do(tmp_path):
     assert discard_failed_run(tmp_path / "absent", ValueError("x")) is None
 

@@ -73,6 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     raised again.
     """
     run_dir = Path(cfg.paths.output_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with _quiet_third_party():
@@ -80,7 +81,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except BaseException as err:
         if isinstance(err, SystemExit) and not err.code:
             raise
-        outcome = discard_failed_run(run_dir, err)
+        outcome = discard_failed_run(run_dir, err, created=created)
         if outcome == "removed":
             log.info("run failed before its first checkpoint: removed its folder %s", run_dir)
         elif outcome == "marked":

@@ -19,17 +19,19 @@ _RUN_FILES = {".hydra", "config.yaml", "data_health.json", "skipped.csv", "logs"
               FAILED_FILE}
 
 
-def discard_failed_run(run_dir: str | Path, error: BaseException | str) -> str | None:
-    """After a failed run: remove ``run_dir`` when it holds nothing but what a run writes before its
+def discard_failed_run(run_dir: str | Path, error: BaseException | str, created: bool = False) -> str | None:
+    """After a failed run: remove ``run_dir`` when it is this run's own folder (``created`` by it, or
+    Hydra's run folder, which holds ``.hydra/``) and holds nothing but what a run writes before its
     first checkpoint (config.yaml, .hydra/, the log file, data_health.json, empty logs); else write
-    ``FAILED`` (the error) into it, so that no one takes it for a finished run.
+    ``FAILED`` (the error) into it, so that no one takes it for a finished run. A folder the user
+    named that existed before is never removed.
 
     Returns ``"removed"``, ``"marked"`` or None (no such folder).
     """
     run = Path(run_dir)
     if not run.is_dir():
         return None
-    if _only_run_files(run):
+    if (created or (run / ".hydra").is_dir()) and _only_run_files(run):
         shutil.rmtree(run, ignore_errors=True)
         if not run.exists():
             return "removed"
