@@ -29,32 +29,27 @@ CLASS_WEIGHTING = ("inverse_sqrt",)
 OLD_CLASS_MODES = (None, "frozen", "distill")
 
 
-# inverse_sqrt weights: counts under MIN_WEIGHTED_BOXES are read as that many, no weight exceeds
-# MAX_CLASS_WEIGHT (see inverse_sqrt_weights).
+# inverse_sqrt weights: a class with fewer training boxes than this is "rare" (see inverse_sqrt_weights).
 MIN_WEIGHTED_BOXES = 5
-MAX_CLASS_WEIGHT = 4.0
 
 
 def inverse_sqrt_weights(counts: list[int]) -> list[float]:
-    """``sqrt(n_max / n_c)`` per class, bounded: the most common class gets 1, rarer ones more.
+    """``sqrt(n_max / n_c)`` per class (the most common class gets 1, rarer ones more), with two bounds
+    that only touch classes whose weight could not be trusted:
 
-    The weight multiplies a class's positive BCE term, so it only acts through that class's
-    training boxes, and the fewer they are, the less a large weight can be trusted:
-
-    - a class with **no** training box gets 1: there is nothing to up-weight (an unbounded rule
+    - a class with **no** training box gets 1: there is nothing to up-weight (the unbounded rule
       gave it the largest weight of all, 9.95 and 22.3 in two real datasets);
-    - a count under ``MIN_WEIGHTED_BOXES`` (5) is read as 5: a weight estimated from one or two
-      boxes (a stray category) would make the model memorise those few boxes;
-    - no weight exceeds ``MAX_CLASS_WEIGHT`` (4.0, the weight of a class 16x rarer than the most
-      common one), so no class's few boxes dominate the classification loss; class-balanced
-      sampling (``balance="repeat_factor"``) is the tool for rarer classes.
+    - a class with fewer than ``MIN_WEIGHTED_BOXES`` (5) boxes gets at most the largest weight of
+      the classes that have 5 or more (1 if none has): a stray category's one or two boxes never
+      weigh more than the dataset's real minority classes.
 
-    The data health check names the same classes (``class_missing_in_train``, ``rare_class``).
+    Classes with 5 or more boxes keep ``sqrt(n_max / n_c)`` exactly, as measured on BCCD and
+    Aquarium. The data health check names the rare ones (``class_missing_in_train``, ``rare_class``).
     """
     largest = max(max(counts, default=1), 1)
-    return [1.0 if count <= 0 else
-            min(MAX_CLASS_WEIGHT, max(1.0, math.sqrt(largest / max(count, MIN_WEIGHTED_BOXES))))
-            for count in counts]
+    raw = [math.sqrt(largest / count) if count > 0 else 1.0 for count in counts]
+    ceiling = max((w for w, count in zip(raw, counts) if count >= MIN_WEIGHTED_BOXES), default=1.0)
+    return [min(w, ceiling) if 0 < count < MIN_WEIGHTED_BOXES else w for w, count in zip(raw, counts)]
 
 
 def check_class_weights(class_weights: Any, num_classes: int) -> None:
