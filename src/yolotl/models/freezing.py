@@ -109,8 +109,9 @@ def apply_freeze(detector: nn.Module, frozen: set[str], norm: str = "frozen") ->
     detector.pin_norms(pinned)
 
 
-def frozen_summary(detector: nn.Module) -> dict[str, list[str]]:
-    """Which parts and backbone stages are wholly frozen, partly frozen or trainable."""
+def frozen_summary(detector: nn.Module, frozen: set[str] | None = None) -> dict[str, list[str]]:
+    """Which parts and backbone stages are wholly frozen, partly frozen or trainable: as the
+    parameters are now (``requires_grad``), or as they would be with the ``frozen`` names frozen."""
     params = dict(detector.named_parameters())
     groups: dict[str, list[str]] = {}
     for stage, stage_name in enumerate(detector.backbone.stage_names):
@@ -120,7 +121,7 @@ def frozen_summary(detector: nn.Module) -> dict[str, list[str]]:
         groups[part] = [n for n in params if n.startswith(part + ".")]
     summary: dict[str, list[str]] = {"frozen": [], "partly_frozen": [], "trainable": []}
     for label, names in groups.items():
-        flags = {params[n].requires_grad for n in names}
+        flags = {n not in frozen if frozen is not None else params[n].requires_grad for n in names}
         key = "trainable" if flags == {True} else "frozen" if flags == {False} else "partly_frozen"
         summary[key].append(label)
     return summary
