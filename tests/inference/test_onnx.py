@@ -230,3 +230,14 @@ def test_export_cli_writes_only_the_model_and_prints_parity(trained_run, tmp_pat
     assert "wrote model.onnx" in result.stdout and "max |score diff|" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no outputs/, .hydra/ or log file
     assert OnnxDetector(tmp_path / "model.onnx").has_nms
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_classes_filter_before_the_detection_cap_in_both_graphs(detector, raw_model, nms_model, index):
+    image = np.random.default_rng(1).integers(0, 255, size=(96, 96, 3), dtype=np.uint8)
+    want = detector.predict([image], score_threshold=0.0, max_detections=1, classes=[index])[0]
+    assert want["labels"].tolist() == [index]
+    for model in (raw_model, nms_model):
+        got = OnnxDetector(model).predict([image], score_threshold=0.0, max_detections=1, classes=[index])[0]
+        assert got["labels"].tolist() == [index]
+        torch.testing.assert_close(got["scores"], want["scores"], rtol=0, atol=1e-4)

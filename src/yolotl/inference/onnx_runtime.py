@@ -102,18 +102,24 @@ class OnnxDetector:
         score_threshold: float = 0.25,
         iou_threshold: float = 0.6,
         max_detections: int = 300,
+        classes: Sequence[int] | None = None,
     ) -> Detections:
         """Detections for a batch of input tensors ``[B, 3, H, W]`` in ``[0, 1]``, in input-tensor pixels.
 
-        Per image ``dict(boxes, scores, labels)`` sorted by decreasing score, as ``YoloDetector.detect``.
+        Per image ``dict(boxes, scores, labels)`` sorted by decreasing score, as ``YoloDetector.detect``;
+        only ``classes`` ids when given (the graph's NMS is per class, so filtering its rows before the
+        overall ``max_detections`` cut gives what filtering before NMS would).
         """
         if not self.has_nms:
             boxes, scores = self.boxes_and_scores(images)
             return postprocess(
                 boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold,
-                max_detections=max_detections,
+                max_detections=max_detections, classes=classes,
             )
         index, boxes, scores = self._run(images, _NMS_OUTPUTS, score_threshold, iou_threshold, max_detections)
+        if classes is not None:
+            rows = np.isin(index[:, 1], np.asarray(list(classes), dtype=index.dtype))
+            index, boxes, scores = index[rows], boxes[rows], scores[rows]
         return [_image_detections(index, boxes, scores, i, max_detections) for i in range(images.shape[0])]
 
     def predict(

@@ -23,8 +23,9 @@ from yolotl.inference.preprocess import ImageInput, letterbox, load_image
 from yolotl.ops.postprocess import scale_boxes_to_original
 
 Detections = list[dict[str, torch.Tensor]]
-# float [B, 3, S, S] RGB in [0, 1] -> detections in input pixels (thresholds bound by the caller)
-DetectFn = Callable[[torch.Tensor], Detections]
+# detect_fn(images, classes=ids or None): float [B, 3, S, S] RGB in [0, 1] -> detections in input
+# pixels (thresholds bound by the caller; the class filter applies before NMS and the max-detections cut)
+DetectFn = Callable[..., Detections]
 
 
 def predict_images(
@@ -36,7 +37,7 @@ def predict_images(
     batch_size: int = 16,
     device: torch.device | str = "cpu",
 ) -> Detections:
-    """Letterbox, detect in chunks of ``batch_size``, filter to ``classes``, map boxes back to the originals."""
+    """Letterbox, detect ``classes`` in chunks of ``batch_size``, map boxes back to the originals."""
     batch = list(images) if is_image_batch(images) else [images]
     keep = resolve_classes(classes, class_names)
     results: Detections = []
@@ -44,9 +45,9 @@ def predict_images(
         arrays = [load_image(item) for item in batch[start : start + batch_size]]
         boxed = [letterbox(a, image_size) for a in arrays]
         tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
-        detections = detect_fn(tensor.float() / 255.0)
+        detections = detect_fn(tensor.float() / 255.0, classes=keep)
         for det, b, a in zip(detections, boxed, arrays):
-            det = _filter(det, keep)
+            det = dict(det)
             det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
             results.append(det)
     return results
@@ -67,13 +68,6 @@ def resolve_classes(classes: Sequence[int | str] | None, class_names: Sequence[s
         else:
             raise ConfigError(f"unknown class {item!r} in classes=; the detector's classes are {list(class_names)}")
     return ids
-
-
-def _filter(det: dict[str, torch.Tensor], keep: list[int] | None) -> dict[str, torch.Tensor]:
-    if keep is None:
-        return dict(det)
-    mask = torch.isin(det["labels"], torch.tensor(keep, device=det["labels"].device))
-    return {key: value[mask] for key, value in det.items()}
 
 
 def is_image_batch(images: Any) -> bool:

@@ -137,11 +137,13 @@ class YoloDetector(nn.Module):
         score_threshold: float = 0.25,
         iou_threshold: float = 0.6,
         max_detections: int = 300,
+        classes: Sequence[int] | None = None,
     ) -> Detections:
-        """Detections for a batch of input tensors, in input-tensor pixels."""
+        """Detections for a batch of input tensors, in input-tensor pixels (only ``classes`` ids, if given)."""
         boxes, scores = self.decode(self(images))
         return postprocess(
-            boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections
+            boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,
+            classes=classes,
         )
 
     @torch.no_grad()
@@ -158,7 +160,7 @@ class YoloDetector(nn.Module):
         range that :data:`yolotl.inference.preprocess.ImageInput` lists is read right or refused).
 
         One image or a list (or a 4-D tensor) of them (see ``yolotl.inference.preprocess.ImageInput``).
-        ``classes`` keeps only these class ids or names. Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
+        ``classes`` keeps only these class ids or names (before NMS and ``max_detections``). Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
         and ``labels``, sorted by decreasing score.
         """
         # layering: predict() delegates to inference/ (sanctioned)

@@ -33,13 +33,16 @@ def postprocess(
     max_detections: int = 300,
     max_candidates: int = 10000,
     class_agnostic: bool = False,
+    classes: Sequence[int] | None = None,
 ) -> list[dict[str, Tensor]]:
     """Score filter + NMS per image.
 
     Every (anchor, class) pair with a probability above ``score_threshold`` is a candidate
     (multi-label: one anchor may give boxes of several classes); the ``max_candidates`` best
     go through NMS (per class with :func:`torchvision.ops.batched_nms`, or across classes
-    when ``class_agnostic``); the ``max_detections`` best survivors are returned.
+    when ``class_agnostic``); the ``max_detections`` best survivors are returned. ``classes`` (ids)
+    keeps only those classes, before NMS and the caps, so other classes neither suppress nor crowd
+    them out.
 
     Args:
         boxes: ``[B, A, 4]`` xyxy. scores: ``[B, A, C]`` probabilities.
@@ -50,6 +53,10 @@ def postprocess(
     """
     if boxes.shape[:2] != scores.shape[:2]:
         raise ValueError(f"boxes {tuple(boxes.shape)} and scores {tuple(scores.shape)} disagree on [B, A]")
+    if classes is not None:
+        wanted = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+        wanted[torch.as_tensor(list(classes), dtype=torch.long, device=scores.device)] = True
+        scores = scores * wanted
     return [
         _postprocess_image(
             image_boxes,
