@@ -32,7 +32,7 @@ _HOMES = {
          "read_split", "save_augmentation_grid"], "yolotl.data"),
     **dict.fromkeys(
         ["BackboneError", "CheckpointError", "ConfigError", "DatasetError", "PretrainedWeightsError",
-         "YolotlError"], "yolotl.errors"),
+         "TrainingDivergedError", "YolotlError"], "yolotl.errors"),
     **dict.fromkeys(["evaluate", "export", "predict_source", "train"], "yolotl.api"),
     "DetectionMetrics": "yolotl.evaluation",
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         ConfigError,
         DatasetError,
         PretrainedWeightsError,
+        TrainingDivergedError,
         YolotlError,
     )
     from yolotl.evaluation import DetectionMetrics

@@ -17,6 +17,10 @@ class BackboneError(ConfigError):
     """A backbone name timm does not know, or a model without ``features_only`` support."""
 
 
+class TrainingDivergedError(YolotlError):
+    """The training loss became NaN or infinite: the run stops (its checkpoints so far are kept)."""
+
+
 class PretrainedWeightsError(YolotlError):
     """Pretrained weights that cannot be found, downloaded or mapped onto the backbone."""
 

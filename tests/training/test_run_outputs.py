@@ -9,9 +9,10 @@ import pytest
 from yolotl.training.run import clean_metrics, summarise_runs, write_metrics
 
 
-def test_clean_metrics_keeps_one_stage_and_replaces_nan():
-    values = {"val/map": 0.5, "val/ap/RBC": float("nan"), "test/map": 0.1, "train/loss": 3.0}
-    assert clean_metrics(values, "val") == {"map": 0.5, "ap/RBC": -1.0}
+def test_clean_metrics_keeps_one_stage_and_tells_no_ground_truth_from_a_diverged_loss():
+    values = {"val/map": 0.5, "val/ap/RBC": float("nan"), "val/loss": float("nan"), "val/cls": float("inf"),
+              "test/map": 0.1, "train/loss": 3.0}
+    assert clean_metrics(values, "val") == {"map": 0.5, "ap/RBC": -1.0, "loss": None, "cls": None}
 
 
 def test_summary_table_has_one_row_per_job(tmp_path):

@@ -91,3 +91,19 @@ def test_resume_mid_schedule_restores_the_freeze_state(make_module, tmp_path):
     assert resumed.detector.backbone.frozen_stages == 0
     for (name, a), b in zip(straight.detector.state_dict().items(), resumed.detector.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+
+
+def test_a_non_finite_training_loss_stops_the_run_with_the_fix(make_module, monkeypatch):
+    from yolotl import TrainingDivergedError
+
+    module = make_module()
+    real = module._losses
+
+    def diverging(batch):
+        outputs, losses = real(batch)
+        losses.total = losses.total * float("nan")
+        return outputs, losses
+
+    monkeypatch.setattr(module, "_losses", diverging)
+    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 0, step 0 .*model.module.lr"):
+        fit(module, [], epochs=1)

@@ -14,7 +14,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
-from yolotl.errors import ConfigError
+from yolotl.errors import ConfigError, TrainingDivergedError
 from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
@@ -259,6 +259,13 @@ class DetectionModule(pl.LightningModule):
             total = total + distilled["kd_cls"] + distilled["kd_box"]
             for name, value in distilled.items():
                 self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=size)
+        if not bool(torch.isfinite(total.detach())):
+            parts = ", ".join(f"{name} {float(getattr(losses, name)):.4g}" for name in ("box", "cls", "dfl"))
+            raise TrainingDivergedError(
+                f"the training loss became {float(total):.4g} at epoch {self.current_epoch}, step "
+                f"{self.global_step} ({parts}); lower model.module.lr (now {self.hparams.lr:g}), keep "
+                "trainer.gradient_clip_val on, or check the data for broken boxes (yolotl-check-data)"
+            )
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         for name in ("box", "cls", "dfl"):
             self.log(f"train/{name}", getattr(losses, name), on_step=False, on_epoch=True, batch_size=size)

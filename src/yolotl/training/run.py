@@ -71,14 +71,28 @@ def link_latest(run_dir: str | Path, home: str | Path) -> Path | None:
     return link
 
 
-def clean_metrics(values: dict[str, Any], prefix: str) -> dict[str, float]:
-    """``{"val/map": tensor(0.5)}`` -> ``{"map": 0.5}`` for one stage; NaN becomes None-free -1."""
-    out = {}
+# COCO's value for a score with nothing to score (a class without ground truth in the split).
+NO_GROUND_TRUTH = -1.0
+_LOSS_NAMES = ("loss", "box", "cls", "dfl")
+
+
+def clean_metrics(values: dict[str, Any], prefix: str) -> dict[str, float | None]:
+    """``{"val/map": tensor(0.5)}`` -> ``{"map": 0.5}`` for one stage.
+
+    A NaN score (AP, AR, precision...) had no ground truth to score against and becomes COCO's -1;
+    a non-finite loss is a diverged run and stays visible as None (``null`` in metrics.json), never a
+    number that looks normal.
+    """
+    out: dict[str, float | None] = {}
     for key, value in values.items():
         if not key.startswith(prefix + "/"):
             continue
+        name = key[len(prefix) + 1 :]
         number = float(value)
-        out[key[len(prefix) + 1 :]] = number if math.isfinite(number) else -1.0
+        if math.isfinite(number):
+            out[name] = number
+        else:
+            out[name] = None if name.startswith(_LOSS_NAMES) or name.startswith("kd_") else NO_GROUND_TRUTH
     return out
 
 
