@@ -67,6 +67,8 @@ def test_missing_test_split_raises_clearly(tmp_path: Path) -> None:
     dm.setup()
     with pytest.raises(DatasetError, match="test_split=None"):
         dm.test_dataloader()
+    with pytest.raises(DatasetError, match="tset"):  # a test split the user named must exist
+        _module(tmp_path / "syn", test_split="tset").setup()
 
 
 def test_small_train_set_keeps_last_batch_and_worker_loading(tmp_path: Path) -> None:

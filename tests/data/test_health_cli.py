@@ -9,6 +9,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
+from yolotl import DatasetError
 from yolotl.cli.check_data import check_from_config
 from yolotl.cli.check_data import run as run_cli
 from yolotl.api import config_dir
@@ -41,6 +42,8 @@ def test_the_splits_training_reads_are_checked(make_yolo) -> None:
     report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout",
                                     "data.test_split=spare"))
     assert report.splits == ["train", "holdout", "spare"]
+    with pytest.raises(DatasetError, match="spar"):  # a test split the user named, mistyped: an error, not a skip
+        check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout", "data.test_split=spar"))
 
 
 def test_experiment_and_thresholds_compose() -> None:

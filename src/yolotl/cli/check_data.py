@@ -47,13 +47,15 @@ def _layout(data: DictConfig) -> dict[str, str | None]:
 
 def configured_splits(data: DictConfig) -> list[str]:
     """The splits training would read: ``data.train_split`` and ``val_split``, and ``test_split``
-    when the dataset has it, each once."""
+    (the default ``test`` only when the dataset has it; a test split the user named must exist), each once."""
     from yolotl.data import SplitNotFoundError, read_split
 
     fmt = "yolo" if str(data.format).lower() == "synthetic" else str(data.format).lower()
     names = [data.get("train_split", "train"), data.get("val_split", "val")]
     test = data.get("test_split", "test")
-    if test:
+    if test and test != "test":
+        names.append(test)  # named by the user: a typo must fail, as in training
+    elif test:
         try:  # optional, as in training (reading the labels is cheap; images are decoded later)
             read_split(fmt, data.root, test, list(data.class_names) if data.get("class_names") else None,
                        **_layout(data))

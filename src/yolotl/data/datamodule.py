@@ -37,6 +37,7 @@ __all__ = ["DetectionDataModule"]
 
 _LOG = logging.getLogger("yolotl.data")
 BALANCE_MODES = (None, "repeat_factor")
+DEFAULT_TEST_SPLIT = "test"
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                  "predict": ("test",), None: ("train", "val", "test")}
 
@@ -88,7 +89,7 @@ class DetectionDataModule(L.LightningDataModule):
         class_names: list[str] | None = None,
         train_split: str = "train",
         val_split: str = "val",
-        test_split: str | None = "test",
+        test_split: str | None = DEFAULT_TEST_SPLIT,
         augment: str | dict[str, Any] | AugmentSettings | None = None,
         synthetic: dict[str, Any] | None = None,
         cache: str = "ram",
@@ -167,7 +168,8 @@ class DetectionDataModule(L.LightningDataModule):
         if self.format == "synthetic":
             make_synthetic_dataset(self.root, **self.synthetic)  # a notebook may call setup() alone
         roles = _STAGE_SPLITS.get(stage, _STAGE_SPLITS[None])
-        optional = ("test",) if stage is None else ()
+        # The default test split may be absent; one the user named (test_split=tset) must exist.
+        optional = ("test",) if stage is None and self._split_names["test"] == DEFAULT_TEST_SPLIT else ()
         fresh, new = self._checked.read(roles, optional)
         if not fresh:
             return
