@@ -37,8 +37,8 @@ _HOMES = {
     "DetectionMetrics": "yolotl.evaluation",
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
                     "yolotl.models"),
-    **dict.fromkeys(["EMA", "DetectionModule", "Distiller", "EndToEnd", "FeatureExtract", "Finetune", "Milestone",
-                     "TransferStrategy"], "yolotl.training"),
+    **dict.fromkeys(["EMA", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "FeatureExtract", "Finetune",
+                     "Milestone", "StallWarning", "TransferStrategy"], "yolotl.training"),
     **dict.fromkeys(["OnnxDetector", "export_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
 }
 
@@ -70,10 +70,12 @@ if TYPE_CHECKING:
         EMA,
         DetectionModule,
         Distiller,
+        EarlyStop,
         EndToEnd,
         FeatureExtract,
         Finetune,
         Milestone,
+        StallWarning,
         TransferStrategy,
     )
 

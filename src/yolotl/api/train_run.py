@@ -112,7 +112,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     throughput = Throughput()
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
     callbacks = [throughput, ValidationLog(),
-                 *[instantiate(c) for c in (cfg.get("callbacks") or {}).values()]]
+                 *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
     for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
         log.info(line)

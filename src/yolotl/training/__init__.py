@@ -3,6 +3,7 @@
 from yolotl.training.callbacks import EMA, Throughput
 from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
+from yolotl.training.monitor import EarlyStop, StallWarning
 from yolotl.training.param_groups import build_param_groups, count_parameters
 from yolotl.training.strategies import (
     EndToEnd,
@@ -16,10 +17,12 @@ __all__ = [
     "EMA",
     "DetectionModule",
     "Distiller",
+    "EarlyStop",
     "EndToEnd",
     "FeatureExtract",
     "Finetune",
     "Milestone",
+    "StallWarning",
     "Throughput",
     "TransferStrategy",
     "build_param_groups",

@@ -1,0 +1,54 @@
+"""Early stopping sized to the budget, and the warning when val stalls while the training loss falls."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from tests.training.conftest import fit
+from yolotl import ConfigError, DetectionModule, EarlyStop, StallWarning
+from yolotl.models import create_detector
+from yolotl.training.monitor import budget_patience
+
+
+def test_patience_is_a_quarter_of_the_budget_and_at_least_five():
+    assert [budget_patience(n) for n in (6, 20, 30, 100, None)] == [5, 5, 8, 25, 10]
+    with pytest.raises(ConfigError, match="patience"):
+        EarlyStop(patience=0)
+
+
+def test_a_run_that_stops_improving_stops_after_the_patience(caplog):
+    detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
+    module = DetectionModule(detector, lr=0.0, warmup_epochs=0)  # nothing changes: val mAP never improves
+    stop = EarlyStop()
+    with caplog.at_level(logging.INFO, logger="yolotl.training"):
+        trainer = fit(module, [stop], epochs=20)
+    assert stop.patience == 5 and trainer.current_epoch == 6  # the first validation, then 5 without progress
+    assert "early stop after epoch 6 of 20" in caplog.text
+
+
+def _trainer(epoch: int, score: float, loss: float) -> SimpleNamespace:
+    return SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), max_epochs=30, current_epoch=epoch,
+                           callback_metrics={"val/map": score, "train/loss_epoch": loss})
+
+
+def test_stall_warning_names_the_settings_once(caplog):
+    warn = StallWarning()  # window: half of 8 = 4 validations
+    scores = [0.1, 0.2, 0.19, 0.18, 0.2, 0.19, 0.17, 0.15]
+    losses = [10, 8, 7, 6.5, 6, 5.5, 5, 4.5]
+    with caplog.at_level(logging.WARNING, logger="yolotl.training"):
+        for epoch, (score, loss) in enumerate(zip(scores, losses)):
+            warn.on_validation_end(_trainer(epoch, score, loss), None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "not improved for 4 epochs (best 0.2000 at epoch 2)" in messages[0]
+    assert "augment=heavy" in messages[0] and "strategy=feature_extract" in messages[0]
+
+
+def test_no_warning_while_the_training_loss_is_flat(caplog):
+    warn = StallWarning()
+    with caplog.at_level(logging.WARNING, logger="yolotl.training"):
+        for epoch, score in enumerate([0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]):
+            warn.on_validation_end(_trainer(epoch, score, 5.0), None)
+    assert not caplog.records
