@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from yolotl.models import create_detector
+from yolotl.models.head import class_prior
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,13 @@ def test_forward_returns_raw_maps_per_stride(detector):
     assert float(scores.min()) >= 0 and float(scores.max()) <= 1
 
 
-def test_class_logits_start_at_the_prior(detector):
-    scores = detector.decode(detector(torch.rand(1, 3, 64, 64)))[1]
-    assert float(scores.mean()) == pytest.approx(0.01, abs=0.01)
+def test_class_logits_start_at_the_share_of_points_an_object_covers(detector):
+    """5 objects over 3 classes at 128 px: stride 8 (256 points) 5/3/256, stride 32 (16 points) capped at 0.01."""
+    maps = detector(torch.rand(1, 3, 128, 128)).cls_maps
+    starts = [float(m.sigmoid().mean()) for m in maps]
+    assert starts[0] == pytest.approx(5 / 3 / 256, rel=0.1)
+    assert starts[2] == pytest.approx(0.01, rel=0.1)
+    assert class_prior(80, 52 * 52) == pytest.approx(5 / 80 / 2704) and class_prior(3, None) == 0.01
 
 
 @pytest.mark.parametrize("kind", ["path", "numpy", "pil", "tensor", "gray"])
@@ -61,3 +66,12 @@ def test_reset_classes_swaps_only_the_class_layers():
     assert all(m.shape[1] == 5 for m in out.cls_maps)
     assert all(torch.equal(a, b) for a, b in zip(box_before, detector.head.box_branches.parameters()))
     assert detector.class_names == ["a", "b", "c", "d", "e"] and detector.config.num_classes == 5
+
+
+def test_classes_filter_before_nms_and_the_detection_cap(detector):
+    """With max_detections=1 each class asked for still gets its best box (filtering after the cut would
+    leave most classes empty)."""
+    image = np.random.default_rng(1).integers(0, 255, size=(128, 128, 3), dtype=np.uint8)
+    for name, index in (("0", 0), ("1", 1), ("2", 2)):
+        (det,) = detector.predict([image], score_threshold=0.0, max_detections=1, classes=[name])
+        assert det["labels"].tolist() == [index]

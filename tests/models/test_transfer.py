@@ -7,6 +7,7 @@ import torch
 
 from yolotl import ConfigError, create_detector
 from yolotl.models.checkpoint import checkpoint_entry
+from yolotl.models.head import class_prior
 
 
 def save_detector(detector, path):
@@ -39,8 +40,8 @@ def test_matching_class_rows_are_kept_and_others_start_fresh(source):
     new = create_detector("efficientnet_lite0", class_names=["Dog ", "fish"], init_from=path, image_size=96,
                           neck_width=16)
     assert _same_rows(_cls_rows(new, 0), _cls_rows(detector_src, 1))  # Dog <- dog, whatever the case
-    prior = -math.log((1 - 0.01) / 0.01)
-    assert all(torch.allclose(b, torch.tensor(prior)) for _, b in _cls_rows(new, 1))  # fish: fresh
+    priors = [math.log(class_prior(2, (96 // stride) ** 2)) for stride in new.strides]
+    assert all(torch.allclose(b, torch.tensor(p)) for (_, b), p in zip(_cls_rows(new, 1), priors))  # fish: fresh
     src_state, new_state = detector_src.state_dict(), new.state_dict()
     shared = [k for k in src_state if not k.startswith("head.cls_branches.") or ".2." not in k]
     assert all(torch.equal(src_state[k], new_state[k]) for k in shared)  # backbone, neck, box branch, hidden

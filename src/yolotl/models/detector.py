@@ -74,8 +74,9 @@ class YoloDetector(nn.Module):
         if config.norm_eps is not None:
             set_norm_eps(self.backbone, config.norm_eps)
         self.neck = neck if neck is not None else PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
+        cells = [(config.image_size // stride) ** 2 for stride in self.backbone.strides]
         self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
-                                                                config.reg_max)
+                                                                config.reg_max, level_cells=cells)
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)

@@ -19,6 +19,20 @@ class HeadOutput(NamedTuple):
     cls_maps: list[torch.Tensor]  # [B, num_classes, H_l, W_l]: class logits
 
 
+# Objects per image the class prior assumes (YOLO's and RetinaNet's order of magnitude).
+PRIOR_OBJECTS_PER_IMAGE = 5.0
+# The prior used when the number of anchor points is unknown (RetinaNet's 0.01), and its ceiling.
+MAX_CLASS_PRIOR = 0.01
+
+
+def class_prior(num_classes: int, cells: int | None) -> float:
+    """Start probability of one class at one anchor point of a level with ``cells`` points:
+    ``PRIOR_OBJECTS_PER_IMAGE`` objects spread over the classes and points, at most 0.01."""
+    if not cells:
+        return MAX_CLASS_PRIOR
+    return min(MAX_CLASS_PRIOR, PRIOR_OBJECTS_PER_IMAGE / num_classes / cells)
+
+
 def _branch(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         conv_bn_act(in_channels, hidden, 3),
@@ -35,11 +49,11 @@ class DecoupledHead(nn.Module):
         in_channels: Sequence[int],
         num_classes: int,
         reg_max: int = 16,
-        prior_prob: float = 0.01,
+        level_cells: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.reg_max = reg_max
-        self.prior_prob = prior_prob
+        self.level_cells = list(level_cells) if level_cells is not None else None
         box_hidden = max(16, in_channels[0] // 4, 4 * reg_max)
         self.cls_hidden = max(in_channels[0], min(num_classes, 100))
         self.box_branches = nn.ModuleList(_branch(c, box_hidden, 4 * reg_max) for c in in_channels)
@@ -62,12 +76,15 @@ class DecoupledHead(nn.Module):
         self._init_class_layers()
 
     def _init_class_layers(self) -> None:
-        # Start every class at a low prior probability so early BCE is not swamped by negatives
-        # (Focal Loss paper, section 3.3).
-        cls_bias = -math.log((1 - self.prior_prob) / self.prior_prob)
-        for branch in self.cls_branches:
+        # Every class starts at the probability an anchor point holds one of its objects, so the
+        # first steps are not spent pushing the background down (Focal Loss paper, section 3.3). With
+        # Adam a bias moves about one learning rate per step: a prior 100x too high costs ~2000 steps.
+        for level, branch in enumerate(self.cls_branches):
             nn.init.normal_(branch[-1].weight, std=0.01)
-            nn.init.constant_(branch[-1].bias, cls_bias)
+            nn.init.constant_(branch[-1].bias, math.log(class_prior(self.num_classes, self._cells(level))))
+
+    def _cells(self, level: int) -> int | None:
+        return self.level_cells[level] if self.level_cells is not None else None
 
     def _init_box_layers(self) -> None:
         # Box logits start flat: a uniform distribution over the bins.
