@@ -69,6 +69,9 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, pick the best checkpoint on val, evaluate it on test; returns (and writes) metrics.json.
 
+    Under DDP (``trainer.devices=2 trainer.strategy=ddp``) every process calls it; rank 0 evaluates
+    and writes, the others return ``{"run_dir": ..., "rank": r}``.
+
     On failure the run folder (``cfg.paths.output_dir``) is removed when it holds nothing but what
     the run wrote before its first checkpoint, else marked with a ``FAILED`` file; the error is
     raised again.
@@ -105,20 +108,31 @@ def _quiet_third_party() -> Iterator[None]:
 
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    # Under DDP every process runs this function; only rank 0 writes run files. With Lightning's
+    # subprocess launcher rank 0 builds (and health-checks the data, filling the health cache) before
+    # the other ranks start, so they read the check's results instead of decoding every image again.
+    first = _rank_zero()
+    if first:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
-    datamodule.write_health(run_dir)  # data_health.json + skipped.csv: every finding and action
+    if first:
+        datamodule.write_health(run_dir)  # data_health.json + skipped.csv: every finding and action
     class_counts = datamodule.class_counts("train")
     throughput = Throughput()
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
     callbacks = [throughput, ValidationLog(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
-    for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
-        log.info(line)
+    if trainer.global_rank == 0:
+        for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
+            log.info(line)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     wall = time.perf_counter() - start
+    rank = trainer.global_rank
+    _leave_process_group()
+    if rank != 0:  # rank 0 alone scores the best checkpoint and writes metrics.json
+        return {"run_dir": str(run_dir), "rank": rank}
     detector = module.detector
     metrics = {
         "run_dir": str(run_dir),
@@ -149,6 +163,23 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _leave_process_group() -> None:
+    """After a DDP fit: end the process group, so that rank 0's evaluation (one process, all the data)
+    does not wait for ranks that have finished (torchmetrics syncs whenever a group exists)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _rank_zero() -> bool:
+    """True in the process of global rank 0, and in any process before a distributed launch."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any) -> dict:

@@ -29,8 +29,13 @@ def run(cfg: DictConfig) -> float:
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     # Lightning's own use of a torch.utils._pytree name torch deprecated: nothing for a user to change.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Under DDP the val/test scores come from torchmetrics, which gathers every rank's boxes before it
+    # computes: each rank logs the same number, so Lightning's advice to sync them does not apply.
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)/")
     with cli_errors():
         metrics = train(cfg)
+    if metrics.get("rank"):  # another DDP process: rank 0 reports
+        return 0.0
     latest = _link_latest(metrics["run_dir"])
     _report(metrics, latest)
     return float(metrics.get("val", {}).get("map", 0.0))

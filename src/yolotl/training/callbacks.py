@@ -144,7 +144,7 @@ class ValidationLog(pl.Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         metrics = trainer.callback_metrics
-        if self.monitor not in metrics:
+        if self.monitor not in metrics or trainer.global_rank != 0:
             return
         score = float(metrics[self.monitor])
         epoch = trainer.current_epoch + 1

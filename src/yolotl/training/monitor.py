@@ -40,7 +40,7 @@ class EarlyStop(EarlyStopping):
             self.patience = budget_patience(trainer.max_epochs)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.stopped_epoch:
+        if self.stopped_epoch and trainer.global_rank == 0:
             log.info("early stop after epoch %d of %s: val mAP50-95 had not improved for %d validations "
                      "(best %.4f; patience %d)", self.stopped_epoch + 1, trainer.max_epochs, self.wait_count,
                      float(self.best_score), self.patience)
@@ -82,6 +82,8 @@ class StallWarning(pl.Callback):
             return
         if loss <= self.loss_at_best * (1.0 - self.loss_drop):
             self.warned = True
+            if getattr(trainer, "global_rank", 0) != 0:
+                return
             log.warning(
                 "val mAP50-95 has not improved for %d epochs (best %.4f at epoch %d) while the training loss "
                 "fell from %.3f to %.3f: the detector is fitting its training images, not the task. Try "
