@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from yolotl.api.eval_run import evaluate
     from yolotl.api.export_run import export, parity_summary
     from yolotl.api.predict_run import find_images, predict_source
+    from yolotl.api.resume import resume_point, resumed_config
     from yolotl.api.run_folder import run_dir_of
     from yolotl.api.train_run import build, train
 
@@ -28,6 +29,8 @@ _HOMES = {
     "find_images": "yolotl.api.predict_run",
     "predict_source": "yolotl.api.predict_run",
     "run_dir_of": "yolotl.api.run_folder",
+    "resume_point": "yolotl.api.resume",
+    "resumed_config": "yolotl.api.resume",
 }
 __all__ = sorted(_HOMES)
 

@@ -112,7 +112,8 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # subprocess launcher rank 0 builds (and health-checks the data, filling the health cache) before
     # the other ranks start, so they read the check's results instead of decoding every image again.
     first = _rank_zero()
-    if first:
+    resume = cfg.get("resume")  # a checkpoint of this run (yolotl.api.resume): its config.yaml stays
+    if first and not resume:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
     if first:
@@ -126,8 +127,10 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.global_rank == 0:
         for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
             log.info(line)
+    if resume and trainer.global_rank == 0:
+        log.info("resuming %s from %s", run_dir, resume)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
     wall = time.perf_counter() - start
     rank = trainer.global_rank
     _leave_process_group()

@@ -40,6 +40,24 @@ def fail(err: Exception) -> NoReturn:
     raise SystemExit(2)
 
 
+def register_resolvers() -> None:
+    """``${yolotl_run_dir:<resume>,<default>}``: the folder of the run ``resume=`` names, else the
+    default (conf/hydra/default.yaml); a bad ``resume`` is reported by the command, not here."""
+    from omegaconf import OmegaConf
+
+    def run_dir(resume: Any, default: str) -> str:
+        if resume in (None, "", "null", "None"):
+            return default
+        from yolotl.api.resume import resume_point
+
+        try:
+            return str(resume_point(resume)[0])
+        except YolotlError:
+            return default
+
+    OmegaConf.register_new_resolver("yolotl_run_dir", run_dir, replace=True)
+
+
 def hydra_command(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], None]:
     """The console-script ``main()`` running ``task`` under Hydra with ``conf/<config_name>.yaml``."""
 
@@ -52,6 +70,7 @@ def hydra_command(config_name: str, task: Callable[[DictConfig], Any]) -> Callab
             check_overrides(config_dir(), config_name, sys.argv[1:])  # "did you mean", before Hydra's "+" advice
         except YolotlError as err:
             fail(err)
+        register_resolvers()
         hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")(task)()
 
     main.__doc__ = f"Console script for conf/{config_name}.yaml: {task.__doc__ or ''}".strip()

@@ -33,6 +33,12 @@ def run(cfg: DictConfig) -> float:
     # computes: each rank logs the same number, so Lightning's advice to sync them does not apply.
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)/")
     with cli_errors():
+        if cfg.get("resume"):
+            from hydra.core.hydra_config import HydraConfig
+
+            from yolotl.api.resume import resumed_config
+
+            cfg, _ = resumed_config(cfg, list(HydraConfig.get().overrides.task))
         metrics = train(cfg)
     if metrics.get("rank"):  # another DDP process: rank 0 reports
         return 0.0

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, get_worker_info
 from yolotl.data import health as _health
 from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
-from yolotl.data.dataset import DetectionDataset, collate_detections
+from yolotl.data.dataset import DetectionDataset, collate_detections, seed_pipelines
 from yolotl.data.findings import FindingLog
 from yolotl.data.formats import FORMATS
 from yolotl.data.health.store import ImageInfoStore, default_store_dir
@@ -230,7 +230,7 @@ class DetectionDataModule(L.LightningDataModule):
         settings = self.augment
         transform = build_train_transforms(self.image_size, **settings.transforms_kwargs)
         mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True)
-        _share_random_state((transform, mosaic), seed)
+        seed_pipelines((transform, mosaic), seed)
         self.cache.fill([r.image_path for r in split.records], threads=max(1, self.num_workers))
         dataset = DetectionDataset(split.records, transform, self.image_size, mosaic, self.cache)
         sampler = TrainSampler(len(dataset), seed, self._repeat_factors(split), settings.mosaic,
@@ -400,15 +400,5 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
     info = get_worker_info()
     if info is not None:
-        _share_random_state([getattr(info.dataset, name, None) for name in ("transform", "mosaic_transform")],
-                            seed)
+        seed_pipelines([getattr(info.dataset, name, None) for name in ("transform", "mosaic_transform")], seed)
     del worker_id
-
-
-def _share_random_state(pipelines: Any, seed: int) -> None:
-    """Seed albumentations pipelines with ONE generator pair, shared: a generator per pipeline from
-    the same seed would give the plain and the mosaic pipeline the same random draws."""
-    numpy_rng, python_rng = np.random.default_rng(seed), random.Random(seed)
-    for pipeline in pipelines:
-        if pipeline is not None and hasattr(pipeline, "set_random_state"):
-            pipeline.set_random_state(numpy_rng, python_rng)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,13 @@ class DetectionDataset(Dataset):
         key = key if isinstance(key, SampleKey) else SampleKey(int(key))
         if key.mosaic and self.mosaic_transform is None:
             raise ValueError("a mosaic sample was requested but the dataset has no mosaic_transform")
+        if key.seed is not None:
+            seed_pipelines((self.transform, self.mosaic_transform), key.seed)
         image, boxes, labels = self._augmented(key.index, key.mosaic)
         if key.mixup >= 0:
             other, other_boxes, other_labels = self._augmented(key.mixup, ())
-            weight = float(np.random.beta(32.0, 32.0))
+            rng = np.random.default_rng(key.seed) if key.seed is not None else np.random
+            weight = float(rng.beta(32.0, 32.0))
             image = (image.astype(np.float32) * weight + other.astype(np.float32) * (1 - weight))
             image = image.round().clip(0, 255).astype(np.uint8)
             boxes = np.concatenate([boxes, other_boxes])
@@ -139,3 +143,12 @@ def collate_detections(
     """Stack images into ``[B, 3, H, W]`` and keep the targets as a list of dicts."""
     images = torch.stack([image for image, _ in batch])
     return images, [target for _, target in batch]
+
+
+def seed_pipelines(pipelines: Any, seed: int) -> None:
+    """Seed albumentations pipelines with ONE generator pair, shared: a generator per pipeline from
+    the same seed would give the plain and the mosaic pipeline the same random draws."""
+    numpy_rng, python_rng = np.random.default_rng(seed), random.Random(seed)
+    for pipeline in pipelines:
+        if pipeline is not None and hasattr(pipeline, "set_random_state"):
+            pipeline.set_random_state(numpy_rng, python_rng)

@@ -26,12 +26,15 @@ class SampleKey(NamedTuple):
     """What the dataset builds for one training sample.
 
     ``mosaic`` holds the three other images of a mosaic (empty: no mosaic); ``mixup`` the index
-    of the sample blended in (-1: none).
+    of the sample blended in (-1: none); ``seed`` the sample's own random seed (None: the loader
+    worker's generators), derived from (sampler seed, epoch, position) so that a resumed epoch
+    draws the augmentations an unbroken run would have drawn.
     """
 
     index: int
     mosaic: tuple[int, ...] = ()
     mixup: int = -1
+    seed: int | None = None
 
 
 def repeat_factors(image_classes: Sequence[Sequence[int]], threshold: float) -> np.ndarray:
@@ -113,9 +116,10 @@ class TrainSampler(Sampler[SampleKey]):
         rng = np.random.default_rng([self.seed, self.epoch])
         indices = self.epoch_indices(rng)
         use_mosaic = self.mosaic_active
-        for index in indices.tolist():
+        seeds = np.random.SeedSequence([self.seed, self.epoch]).generate_state(len(indices))
+        for index, sample_seed in zip(indices.tolist(), seeds.tolist()):
             others: tuple[int, ...] = ()
             if use_mosaic and rng.random() < self.mosaic:
                 others = tuple(int(i) for i in rng.integers(0, self.num_images, 3))
             partner = int(rng.integers(0, self.num_images)) if rng.random() < self.mixup else -1
-            yield SampleKey(int(index), others, partner)
+            yield SampleKey(int(index), others, partner, int(sample_seed))
