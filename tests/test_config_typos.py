@@ -29,7 +29,7 @@ def test_unknown_keys_name_the_closest_real_key(args, expected):
 @pytest.mark.parametrize("args", [
     ["trainer.max_epochs=1", "experiment=bccd", "data.root=x"],
     ["trainer.limit_train_batches=2", "++trainer.limit_val_batches=2", "+trainer.benchmark=true",
-     "+data.pin_memory=true", "trainer.strategy=ddp", "trainer.num_nodes=2", "trainer.max_time=00:01:00:00"],
+     "data.pin_memory=true", "trainer.strategy=ddp", "trainer.num_nodes=2", "trainer.max_time=00:01:00:00"],
     ["strategy=end_to_end", "strategy.backbone_lr_mult=0.5"],
     ["-m", "strategy=feature_extract,end_to_end", "trainer.max_epochs=1"],  # a sweep is Hydra's to expand
     ["--help"],

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from yolotl.api.run_folder import run_dir_of
+from yolotl.inference.loading import resolve_device
 from yolotl.models.checkpoint import load
 from yolotl.errors import ConfigError
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
@@ -40,7 +41,7 @@ def evaluate(
     iou_threshold: float = 0.6,
     report: bool = True,
     batch_size: int = 8,
-    device: str = "cpu",
+    device: str = "auto",
     max_grid_images: int = 16,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint (or a loaded detector) on ``split`` of ``data``; write and return the results.
@@ -54,7 +55,7 @@ def evaluate(
     ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``.
     """
     start = time.perf_counter()
-    detector = checkpoint if hasattr(checkpoint, "predict") else load(checkpoint, device)
+    detector = checkpoint if hasattr(checkpoint, "predict") else load(checkpoint, resolve_device(device))
     ckpt_path = None if hasattr(checkpoint, "predict") else Path(checkpoint)
     datamodule = _datamodule(data, ckpt_path)
     records = datamodule.split(split).records

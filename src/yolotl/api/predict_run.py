@@ -54,7 +54,7 @@ def predict_source(
     classes: Sequence[int | str] | None = None,
     save_images: bool = True,
     batch_size: int = 8,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Detect in every image of ``source``; write ``predictions.json`` (and annotated copies) to ``output_dir``.
 

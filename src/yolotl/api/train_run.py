@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from yolotl.api.run_summary import start_summary
+from yolotl.errors import ConfigError
 from yolotl.training.callbacks import Throughput, ValidationLog
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
@@ -123,7 +124,8 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
     callbacks = [throughput, ValidationLog(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir),
+                          **_device_settings(cfg.trainer))
     if trainer.global_rank == 0:
         for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
             log.info(line)
@@ -166,6 +168,23 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _device_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """Trainer settings the machine decides: a GPU run on a machine without one stops with one line; bf16
+    on a GPU without bf16 becomes 16-mixed (said in the log)."""
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError("trainer=gpu (trainer.accelerator=gpu), but torch sees no CUDA GPU here "
+                          f"(torch {torch.__version__}); train on the CPU with trainer=default, or install a CUDA "
+                          "build of torch on a GPU machine")
+    precision = str(trainer_cfg.get("precision", "32-true"))
+    if precision.startswith("bf16") and accelerator in ("gpu", "cuda") and not torch.cuda.is_bf16_supported():
+        log.info("this GPU has no bfloat16: precision %s -> 16-mixed", precision)
+        return {"precision": "16-mixed"}
+    return {}
 
 
 def _leave_process_group() -> None:

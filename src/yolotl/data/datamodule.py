@@ -101,7 +101,7 @@ class DetectionDataModule(L.LightningDataModule):
         fold_seed: int = 0,
         train_fraction: float = 1.0,
         fraction_seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | str = "auto",
         persistent_workers: bool | None = None,
         policy: str = "fix",
         health_cache: str | None = "auto",
@@ -121,7 +121,8 @@ class DetectionDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        # auto: pinned host memory when a CUDA GPU is there (faster, non-blocking copies to it)
+        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.persistent_workers = num_workers > 0 if persistent_workers is None else (
             persistent_workers and num_workers > 0)
         self.augment = resolve_augment(augment)
