@@ -9,6 +9,7 @@ from yolotl import (
     ConfigError,
     DetectionDataModule,
     DetectionModule,
+    EMA,
     Finetune,
     create_detector,
 )
@@ -40,10 +41,10 @@ def _module(detector, data, **kwargs):
                            strategy=Finetune(freeze_stages=5, backbone_lr_mult=0.1), **kwargs)
 
 
-def _fit(module, data, epochs=1):
+def _fit(module, data, epochs=1, callbacks=()):
     trainer = pl.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=1)
+                         limit_val_batches=1, callbacks=list(callbacks))
     trainer.fit(module, datamodule=data)
     return trainer
 
@@ -53,12 +54,13 @@ def _kept(source_ckpt, data):
                            keep_old_classes=True, image_size=64, neck_width=16)
 
 
-def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source_ckpt, data):
+@pytest.mark.parametrize("ema", [False, True], ids=["plain", "ema"])
+def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source_ckpt, data, ema):
     detector = _kept(source_ckpt, data)
     assert detector.class_names == ["star", "circle", "square", "triangle"]
     before = [(b[-1].weight.detach().clone(), b[-1].bias.detach().clone()) for b in detector.head.cls_branches]
     module = _module(detector, data, lr=1e-2, warmup_epochs=0, old_classes="frozen")
-    trainer = _fit(module, data)
+    trainer = _fit(module, data, callbacks=[EMA(decay=0.9, ramp_steps=1.0)] if ema else [])  # EMA: its average
     assert module._label_map.tolist() == [1, 2, 3]  # circle, square, triangle -> detector classes
     assert module.loss.class_keep.tolist() == [0.0, 1.0, 1.0, 1.0]  # star: no BCE on unlabelled images
     for (w0, b0), branch in zip(before, detector.head.cls_branches):

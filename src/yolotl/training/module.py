@@ -233,9 +233,10 @@ class DetectionModule(pl.LightningModule):
         log.info("old classes %s: %s", old, "class rows frozen, left out of the BCE" if mode == "frozen"
                  else f"distilled from {transfer.source}, left out of the BCE")
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
         if self._frozen_rows:  # the optimizer (weight decay, momentum) moved them: put them back
-            with torch.no_grad():
+            with torch.no_grad():  # here, before any callback (EMA) sees the step's weights
                 for param, rows, values in self._frozen_rows:
                     param[rows.to(param.device)] = values.to(param.device, param.dtype)
 
