@@ -103,3 +103,23 @@ def test_check_data_with_out_creates_no_outputs_folder(tmp_path):
     assert (tmp_path / "report" / "data_health.json").is_file()
     assert list(work.iterdir()) == []  # no outputs/, no .hydra/, no log file
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["data_health.json"]
+
+
+def test_out_of_memory_names_the_batch_and_image_size_to_lower(tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+    from hydra import compose, initialize_config_dir
+
+    from yolotl import ConfigError
+    from yolotl.api import config_dir, train
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pl.Trainer, "fit", out_of_memory)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            f"paths.output_dir={tmp_path}/run", f"data.root={tmp_path}/synthetic", "data.synthetic.num_train=8",
+            "data.synthetic.num_val=4", "data.synthetic.num_test=4", "pretrained=false", "data.num_workers=0"])
+    with pytest.raises(ConfigError, match=r"out of memory at data.batch_size=16, data.image_size=256 .*"
+                                          r"lower data.batch_size \(e.g. 8.*data.image_size \(e.g. 160\)"):
+        train(cfg)

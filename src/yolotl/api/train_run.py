@@ -31,7 +31,7 @@ from yolotl.errors import ConfigError
 from yolotl.training.callbacks import Throughput, ValidationLog
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
-from yolotl.training.run import clean_metrics, discard_failed_run, write_metrics
+from yolotl.training.run import FAILED_FILE, clean_metrics, discard_failed_run, write_metrics
 from yolotl.training.strategies import TransferStrategy, freeze_report
 
 log = logging.getLogger("yolotl.train")
@@ -132,7 +132,12 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if resume and trainer.global_rank == 0:
         log.info("resuming %s from %s", run_dir, resume)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        if not _out_of_memory(err):
+            raise
+        raise ConfigError(_memory_advice(cfg, err)) from err
     wall = time.perf_counter() - start
     rank = trainer.global_rank
     _leave_process_group()
@@ -165,9 +170,25 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "class_weights": None if module.class_weights is None else [round(w, 4) for w in module.class_weights],
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a resumed run that failed before has now finished
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _memory_advice(cfg: DictConfig, err: BaseException) -> str:
+    """One line for an out-of-memory stop: what ran out, at which batch and image size, what to lower."""
+    batch, size = int(cfg.data.batch_size), int(cfg.data.image_size)
+    return (f"out of memory at data.batch_size={batch}, data.image_size={size} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:120] if str(err) else 'no details'}); lower data.batch_size (e.g. "
+            f"{max(1, batch // 2)}, with trainer.accumulate_grad_batches=2 for the same effective batch) or "
+            f"data.image_size (e.g. {max(32, size - 96) // 32 * 32}); checkpoints so far are kept "
+            "(resume=<run folder>)")
 
 
 def _device_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
