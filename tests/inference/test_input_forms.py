@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 import yolotl
+from tests.inference.helpers import lively_detector
 from yolotl.data.cache import read_image
 from yolotl.errors import ConfigError
 from yolotl.inference.preprocess import load_image
@@ -25,20 +26,7 @@ ORIENTATION = 0x0112
 
 @pytest.fixture(scope="module")
 def detector() -> yolotl.YoloDetector:
-    """Random weights with one batch's norm statistics and a livelier class layer: detections follow the pixels."""
-    torch.manual_seed(0)
-    detector = yolotl.create_detector(
-        "efficientnet_lite0", class_names=["a", "b", "c"], pretrained=False, image_size=128, neck_width=16
-    )
-    for module in detector.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    with torch.no_grad():
-        detector.train()(torch.rand(4, 3, 128, 128))
-    for branch in detector.head.cls_branches:
-        torch.nn.init.normal_(branch[-1].weight, std=0.05)
-    return detector.eval()
+    return lively_detector("efficientnet_lite0", 128)
 
 
 def _photo(height: int = 120, width: int = 200) -> np.ndarray:

@@ -16,6 +16,7 @@ from torchvision.ops import box_iou
 
 import yolotl
 from tests.data.helpers import shared_datasets
+from tests.inference.helpers import lively_detector
 from yolotl.errors import CheckpointError, ConfigError, YolotlError
 from yolotl.api import export, parity_summary
 from yolotl.cli.export import run as run_cli
@@ -32,20 +33,7 @@ CPU = ["CPUExecutionProvider"]
 
 @pytest.fixture(scope="module")
 def detector() -> yolotl.YoloDetector:
-    """Random weights, norm statistics of one batch and a livelier class layer: scores spread over (0, 1)."""
-    torch.manual_seed(0)
-    detector = yolotl.create_detector(
-        "mobilenetv3_small_100", class_names=["a", "b", "c"], pretrained=False, image_size=96, neck_width=16
-    )
-    for module in detector.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average: the statistics of the one batch below
-    with torch.no_grad():
-        detector.train()(torch.rand(4, 3, 96, 96))
-    for branch in detector.head.cls_branches:
-        torch.nn.init.normal_(branch[-1].weight, std=0.05)
-    return detector.eval()
+    return lively_detector("mobilenetv3_small_100", 96)
 
 
 @pytest.fixture(scope="module")
