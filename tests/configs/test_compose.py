@@ -107,3 +107,19 @@ def test_augment_group_and_data_options_reach_the_datamodule(tmp_path):
     assert default.data.balance == "repeat_factor" == inspect.signature(yolotl.DetectionDataModule).parameters["balance"].default
     assert default.model.module.class_weights == "inverse_sqrt" == inspect.signature(yolotl.DetectionModule).parameters["class_weights"].default
     assert _compose().data.augment.mosaic == yolotl.data.AUGMENT_PRESETS["medium"].mosaic  # the default preset
+
+
+def test_slurm_launcher_sizes_the_allocation_from_the_trainer():
+    """hydra/launcher=slurm: one SLURM task per device on each node, as Lightning's SLURM environment expects."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+
+
+def test_parallel_launcher_is_joblib():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True, overrides=["hydra/launcher=parallel"])
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2

@@ -1,6 +1,7 @@
 """metrics.json handling and the sweep summary table."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -45,15 +46,18 @@ def test_no_runs_no_summary(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_over_strategies_writes_the_summary(tmp_path):
+def test_parallel_sweep_over_strategies_writes_the_summary(tmp_path):
+    """Two jobs side by side through the joblib launcher (hydra/launcher=parallel), one summary table."""
     result = subprocess.run(
-        [sys.executable, "-m", "yolotl.cli.train", "-m", "strategy=feature_extract,end_to_end", "debug=fast",
+        [sys.executable, "-m", "yolotl.cli.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+         "strategy=feature_extract,end_to_end", "debug=fast",
          "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
          "data.synthetic.num_train=16", "data.synthetic.num_val=4", "data.synthetic.num_test=4",
          f"data.root={tmp_path}/synthetic", f"hydra.sweep.dir={tmp_path}/sweep", "logger=csv"],
-        capture_output=True, text=True, timeout=400,
+        capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout  # the jobs really went through joblib
     table = (tmp_path / "sweep" / "summary.md").read_text()
     assert "feature_extract" in table and "end_to_end" in table
     runs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
