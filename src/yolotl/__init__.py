@@ -37,7 +37,7 @@ _HOMES = {
     "DetectionMetrics": "yolotl.evaluation",
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
                     "yolotl.models"),
-    **dict.fromkeys(["EMA", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "FeatureExtract", "Finetune",
+    **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "FeatureExtract", "Finetune",
                      "Milestone", "StallWarning", "TransferStrategy"], "yolotl.training"),
     **dict.fromkeys(["OnnxDetector", "export_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
 }
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
     from yolotl.training import (
         EMA,
+        AtomicCheckpointIO,
         DetectionModule,
         Distiller,
         EarlyStop,

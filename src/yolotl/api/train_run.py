@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from yolotl.api.run_summary import start_summary
 from yolotl.errors import ConfigError
 from yolotl.training.callbacks import Throughput, ValidationLog
+from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
 from yolotl.training.run import FAILED_FILE, clean_metrics, discard_failed_run, write_metrics
@@ -125,7 +126,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     callbacks = [throughput, ValidationLog(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir),
-                          **_device_settings(cfg.trainer))
+                          **_device_settings(cfg.trainer), **_checkpoint_io(cfg.trainer))
     if trainer.global_rank == 0:
         for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
             log.info(line)
@@ -134,6 +135,11 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
+    except SystemExit:
+        if trainer.interrupted:  # Ctrl-C: Lightning shut the fit down and exits with 1
+            log.warning("interrupted in epoch %d: the checkpoints are kept; continue with yolotl-train resume=%s",
+                        trainer.current_epoch + 1, run_dir)
+        raise
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
         if not _out_of_memory(err):
             raise
@@ -206,6 +212,14 @@ def _device_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
         log.info("this GPU has no bfloat16: precision %s -> 16-mixed", precision)
         return {"precision": "16-mixed"}
     return {}
+
+
+def _checkpoint_io(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """Checkpoints written beside themselves and renamed into place (a kill or a full disk during a save
+    keeps the previous one); a user's own ``trainer.plugins`` win."""
+    if trainer_cfg.get("plugins"):
+        return {}
+    return {"plugins": [AtomicCheckpointIO()]}
 
 
 def _leave_process_group() -> None:

@@ -1,6 +1,7 @@
 """Training: the Lightning module, parameter groups and strategy callbacks."""
 
 from yolotl.training.callbacks import EMA, Throughput
+from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
 from yolotl.training.monitor import EarlyStop, StallWarning
@@ -15,6 +16,7 @@ from yolotl.training.strategies import (
 
 __all__ = [
     "EMA",
+    "AtomicCheckpointIO",
     "DetectionModule",
     "Distiller",
     "EarlyStop",
