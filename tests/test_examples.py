@@ -91,3 +91,40 @@ def test_quickstart_notebook_runs_and_learns(tmp_path, monkeypatch):
                  "eval/metrics.json", "eval/predictions.json", "eval/ground_truth.json", "eval/report/report.md",
                  "eval/report/pr_curves.png", "eval/report/confusion_matrix.png", "eval/report/predictions.png"):
         assert (run / name).is_file(), name
+
+
+NOTEBOOK_DDP_CELLS = [
+    """import torch, lightning as L, yolotl
+root = yolotl.make_synthetic_dataset("synthetic", num_train=16, num_val=4, num_test=4, image_size=64)
+dm = yolotl.DetectionDataModule(root=root, format="yolo", image_size=64, batch_size=4, num_workers=0)
+dm.setup("fit")
+detector = yolotl.create_detector("mobilenetv3_small_100", class_names=dm.class_names, pretrained=False)
+module = yolotl.DetectionModule(detector, lr=2e-3, strategy=yolotl.Finetune(freeze_stages=1),
+                                train_class_counts=dm.class_counts("train"))
+before = {k: v.clone() for k, v in detector.state_dict().items()}""",
+    """trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_notebook_find_unused_parameters_true", max_epochs=1,
+                    callbacks=[yolotl.EMA()], logger=False, enable_progress_bar=False, default_root_dir="run")
+trainer.fit(module, datamodule=dm)""",
+    """changed = [k for k, v in detector.state_dict().items() if not torch.equal(before[k], v)]
+assert trainer.state.finished and trainer.world_size == 2
+assert len(changed) > len(before) // 2, len(changed)  # the spawned ranks' training came back to this process
+print("boxes", detector.predict(torch.rand(3, 64, 64))[0]["boxes"].shape)""",
+]
+
+
+@pytest.mark.slow
+def test_ddp_notebook_trains_two_processes_from_a_notebook_on_the_cpu(tmp_path, monkeypatch):
+    """Two CPU processes (gloo) from a Jupyter kernel, with nothing but `import yolotl` objects. Lightning
+    refuses ddp_spawn in an interactive session; ddp_notebook is its notebook strategy (fork)."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    kernel = _private_kernel(tmp_path, monkeypatch)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in NOTEBOOK_DDP_CELLS])
+    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=600, resources={"metadata": {"path": str(work)}})
+    client.execute()  # raises CellExecutionError (with the cell's traceback) if any cell fails
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.outputs)
+    assert "boxes torch.Size([" in text

@@ -211,9 +211,12 @@ class TransferStrategy(Callback):
         if not isinstance(wrapped, DistributedDataParallel) or not (self.freeze or self.schedule):
             return
         if not wrapped.find_unused_parameters:
+            launcher = getattr(trainer.strategy, "_start_method", None)  # spawn / fork: ddp_spawn, ddp_notebook
+            name = {"spawn": "ddp_spawn", "fork": "ddp_notebook"}.get(launcher, "ddp")
             raise ConfigError(
                 f"strategy '{self.name}' freezes parameters, so under DDP some get no gradient: use "
-                "trainer.strategy=ddp_find_unused_parameters_true (Trainer(strategy='ddp_find_unused_parameters_true'))")
+                f"trainer.strategy={name}_find_unused_parameters_true "
+                f"(Trainer(strategy='{name}_find_unused_parameters_true'))")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.apply(pl_module, trainer.current_epoch)
