@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.training.conftest import fit
+import lightning.pytorch as pl
+
+from tests.training.conftest import fit, loader
 from yolotl import ConfigError, DetectionModule, EarlyStop, StallWarning
 from yolotl.models import create_detector
 from yolotl.training.monitor import budget_patience
@@ -27,6 +29,16 @@ def test_a_run_that_stops_improving_stops_after_the_patience(caplog):
         trainer = fit(module, [stop], epochs=20)
     assert stop.patience == 5 and trainer.current_epoch == 6  # the first validation, then 5 without progress
     assert "early stop after epoch 6 of 20" in caplog.text
+
+
+def test_a_fit_without_validation_is_not_stopped_and_does_not_fail():
+    """Before: "Early stopping conditioned on metric `val/map` which is not available" at the first epoch end."""
+    detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[EarlyStop()])
+    trainer.fit(DetectionModule(detector, lr=0.0, warmup_epochs=0), train_dataloaders=loader())
+    assert trainer.current_epoch == 2
 
 
 def _trainer(epoch: int, score: float, loss: float) -> SimpleNamespace:

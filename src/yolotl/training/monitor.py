@@ -25,14 +25,16 @@ def budget_patience(max_epochs: int | None) -> int:
 
 class EarlyStop(EarlyStopping):
     """Lightning's EarlyStopping on ``val/map`` (higher is better) with ``patience="auto"``:
-    :func:`budget_patience` of the Trainer's ``max_epochs``, resolved when the fit starts."""
+    :func:`budget_patience` of the Trainer's ``max_epochs``, resolved when the fit starts. Checked
+    after each validation, so a fit without validation (``trainer.limit_val_batches=0``) is not stopped."""
 
     def __init__(self, monitor: str = "val/map", patience: int | str = "auto", min_delta: float = 0.0) -> None:
         if patience != "auto" and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
             raise ConfigError(f"early stopping patience must be 'auto' or a whole number >= 1, got {patience!r}")
         self.auto_patience = patience == "auto"
         super().__init__(monitor=monitor, mode="max", patience=10 if self.auto_patience else patience,
-                         min_delta=min_delta, check_finite=True, verbose=False)
+                         min_delta=min_delta, check_finite=True, verbose=False,
+                         check_on_train_epoch_end=False)  # after each validation; a fit without one runs on
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
