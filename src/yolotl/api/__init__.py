@@ -15,11 +15,15 @@ if TYPE_CHECKING:
     from yolotl.api.eval_run import evaluate
     from yolotl.api.export_run import export, parity_summary
     from yolotl.api.predict_run import find_images, predict_source
+    from yolotl.api.recipe import apply_recipe, choose_recipe, profile_training_split
     from yolotl.api.resume import resume_point, resumed_config
     from yolotl.api.run_folder import run_dir_of
     from yolotl.api.train_run import build, train
 
 _HOMES = {
+    "apply_recipe": "yolotl.api.recipe",
+    "choose_recipe": "yolotl.api.recipe",
+    "profile_training_split": "yolotl.api.recipe",
     "build": "yolotl.api.train_run",
     "config_dir": "yolotl.api.configs",
     "train": "yolotl.api.train_run",

@@ -13,6 +13,7 @@ gets a ``FAILED`` file in it (:func:`yolotl.training.run.discard_failed_run`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -26,6 +27,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.recipe import apply_recipe
 from yolotl.api.run_summary import start_summary
 from yolotl.errors import ConfigError
 from yolotl.training.callbacks import Throughput, ValidationLog
@@ -36,6 +38,7 @@ from yolotl.training.run import FAILED_FILE, clean_metrics, discard_failed_run, 
 from yolotl.training.strategies import TransferStrategy, freeze_report
 
 log = logging.getLogger("yolotl.train")
+RECIPE_FILE = "recipe.json"  # recipe=auto: the profile and the choices, for metrics.json of a resumed run
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, TransferStrategy]:
@@ -115,6 +118,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # the other ranks start, so they read the check's results instead of decoding every image again.
     first = _rank_zero()
     resume = cfg.get("resume")  # a checkpoint of this run (yolotl.api.resume): its config.yaml stays
+    recipe = _recipe(cfg, run_dir, resume, first)
     if first and not resume:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
@@ -174,12 +178,25 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "augment": datamodule.augment.to_dict(),
         "balance": datamodule.balance,
         "class_weights": None if module.class_weights is None else [round(w, 4) for w in module.class_weights],
+        "recipe": recipe,
     }
     metrics.update(_evaluate(cfg, trainer, module, datamodule))
     (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a resumed run that failed before has now finished
     path = write_metrics(run_dir, metrics)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _recipe(cfg: DictConfig, run_dir: Path, resume: Any, first: bool) -> dict[str, Any]:
+    """recipe=auto chooses settings from the data into ``cfg`` (before config.yaml is written) and keeps
+    its choices in recipe.json; a resumed run has them in its config.yaml already, and re-reads the file."""
+    path = run_dir / RECIPE_FILE
+    if resume:
+        return json.loads(path.read_text()) if path.is_file() else {"mode": str(cfg.get("recipe", {}).get("mode", "fixed"))}
+    recipe = apply_recipe(cfg)
+    if first and recipe["mode"] != "fixed":
+        path.write_text(json.dumps(recipe, indent=1))
+    return recipe
 
 
 def _out_of_memory(err: BaseException) -> bool:

@@ -39,12 +39,29 @@ def run(cfg: DictConfig) -> float:
             from yolotl.api.resume import resumed_config
 
             cfg, _ = resumed_config(cfg, list(HydraConfig.get().overrides.task))
+        else:
+            _keep_given_settings(cfg)
         metrics = train(cfg)
     if metrics.get("rank"):  # another DDP process: rank 0 reports
         return 0.0
     latest = _link_latest(metrics["run_dir"])
     _report(metrics, latest)
     return float(metrics.get("val", {}).get("map", 0.0))
+
+
+def _keep_given_settings(cfg: DictConfig) -> None:
+    """recipe=auto: what the command line sets (``data.image_size=512``, ``strategy=finetune``) is the
+    user's, so the recipe keeps it (``recipe.keep``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    if not cfg.get("recipe") or cfg.recipe.get("mode") != "auto" or not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    groups = set(hydra.runtime.choices) - {"strategy"}  # data=coco chooses a reader, not data.image_size
+    given = [key for key in (o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task) if key not in groups]
+    with open_dict(cfg):
+        cfg.recipe.keep = sorted({*(cfg.recipe.get("keep") or []), *given} - {"recipe", "recipe.mode"})
 
 
 def _link_latest(run_dir: str) -> Path | None:

@@ -21,6 +21,7 @@ from yolotl.data.formats import (
     read_yolo_split,
 )
 from yolotl.data.health import HealthReport, check_dataset
+from yolotl.data.profile import DatasetProfile, profile_records
 from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.selection import fraction_indices, kfold_assignment
@@ -38,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AUGMENT_PRESETS",
     "AugmentSettings",
+    "DatasetProfile",
     "ImageCache",
+    "profile_records",
     "SampleKey",
     "TrainSampler",
     "kfold_assignment",

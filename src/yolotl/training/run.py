@@ -16,13 +16,13 @@ LATEST_LINK = "latest"
 
 # What a run writes before its first checkpoint: a folder holding nothing else is removed on failure.
 _RUN_FILES = {".hydra", "config.yaml", "data_health.json", "skipped.csv", "logs", "tensorboard", "checkpoints",
-              FAILED_FILE}
+              "recipe.json", FAILED_FILE}
 
 
 def discard_failed_run(run_dir: str | Path, error: BaseException | str, created: bool = False) -> str | None:
     """After a failed run: remove ``run_dir`` when it is this run's own folder (``created`` by it, or
     Hydra's run folder, which holds ``.hydra/``) and holds nothing but what a run writes before its
-    first checkpoint (config.yaml, .hydra/, the log file, data_health.json, empty logs); else write
+    first checkpoint (config.yaml, .hydra/, the log file, data_health.json, recipe.json, empty logs); else write
     ``FAILED`` (the error) into it, so that no one takes it for a finished run. A folder the user
     named that existed before is never removed.
 
