@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from yolotl.data import (
@@ -122,6 +123,30 @@ def test_mixup_keeps_boxes_of_both_samples(tmp_path: Path) -> None:
     inside = ((image >= low - 1e-3) & (image <= high + 1e-3))[differs]
     assert inside.float().mean() > 0.99
     assert (image - alone).abs()[differs].mean() > 0.1
+
+
+def test_ignore_flags_follow_their_boxes_through_mosaic_and_mixup(tmp_path: Path) -> None:
+    """Odd labels are the difficult objects: whatever boxes the augmentation keeps, drops or
+    reorders, ``iscrowd`` stays on exactly those."""
+    records = []
+    for i in range(4):
+        path = write_image(tmp_path / f"{i}.png", 120, 90, seed=i)
+        boxes = np.array([[5, 5, 60, 45], [70, 10, 110, 80], [2, 60, 30, 88]], np.float32)
+        records.append(ImageRecord(path, boxes, np.array([2 * i, 2 * i + 1, 2 * i]), 120, 90,
+                                   difficult=np.array([False, True, False])))
+    settings = AUGMENT_PRESETS["heavy"]
+    dataset = DetectionDataset(records, build_train_transforms(SIZE, **settings.transforms_kwargs), SIZE,
+                               build_train_transforms(SIZE, **settings.transforms_kwargs, mosaic=True))
+    counts = []
+    for seed in range(6):
+        for key in (SampleKey(0, seed=seed), SampleKey(1, mosaic=(0, 2, 3), seed=seed),
+                    SampleKey(2, mosaic=(1, 3, 0), mixup=3, seed=seed)):
+            _, target = dataset[key]
+            labels = target["labels"]
+            assert target["iscrowd"].dtype == torch.bool
+            assert target["iscrowd"].tolist() == (labels % 2 == 1).tolist()
+            counts.append(len(labels))
+    assert min(counts) < 6 < max(counts)  # some boxes were dropped, a mosaic kept many
 
 
 def test_mosaic_key_without_mosaic_transform_is_an_error(tmp_path: Path) -> None:

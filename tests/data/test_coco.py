@@ -49,7 +49,14 @@ def test_crowd_orphan_and_degenerate_are_logged(make_coco) -> None:
     assert split.findings.counts() == {"category_id_gap": 1, "skipped_orphan_annotation": 1,
                                       "skipped_crowd_annotation": 1,
                                       "dropped_degenerate_box": 1, "clipped_box": 1}
-    np.testing.assert_array_equal(split.records[0].boxes, [[90, 70, 100, 80]])
+    record = split.records[0]
+    np.testing.assert_array_equal(record.boxes, [[10, 10, 30, 30], [90, 70, 100, 80]])
+    # the crowd region is kept, flagged: evaluation ignores it, training leaves it out
+    assert record.crowd.tolist() == [True, False] and record.ignored.tolist() == [True, False]
+    assert record.difficult.tolist() == [False, False]
+    [crowd] = [f for f in split.findings if f.kind == "skipped_crowd_annotation"]
+    assert "kept as a region evaluation ignores" in crowd.detail and crowd.action == "kept"
+    np.testing.assert_array_equal(record.for_training().boxes, [[90, 70, 100, 80]])
 
 
 def test_roboflow_layout_drops_unused_parent_category(make_coco) -> None:

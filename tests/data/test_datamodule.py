@@ -141,3 +141,24 @@ def test_stale_annotated_size_rescales_boxes(tmp_path: Path) -> None:
     record = ImageRecord(path, np.array([[0, 0, 64, 32]], np.float32), np.array([0]), 64, 32)
     _, target = DetectionDataset([record], None, 128)[0]
     np.testing.assert_allclose(target["boxes"].numpy(), [[0, 32, 128, 96]], atol=1e-4)
+
+
+def test_crowd_regions_are_left_out_of_training_and_scored_as_ignored(make_coco) -> None:
+    """A crowd region is no training target, but validation targets carry it, flagged, in input pixels."""
+    data = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 80}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20]},
+                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 30, 40, 40],
+                             "iscrowd": 1}]}
+    make_coco("train", data)
+    root = make_coco("val", data)
+    dm = DetectionDataModule(str(root), format="coco", image_size=64, batch_size=1, num_workers=0,
+                             augment="none", cache="none", test_split=None, health_cache=None)
+    dm.setup("fit")
+    _, [train] = next(iter(dm.train_dataloader()))
+    assert train["labels"].tolist() == [0] and train["iscrowd"].tolist() == [False]
+    _, [val] = next(iter(dm.val_dataloader()))
+    assert val["iscrowd"].tolist() == [False, True]
+    scale, pad_x, pad_y = val["scale"], *val["pad"].tolist()
+    original = (val["boxes"] - torch.tensor([pad_x, pad_y] * 2)) / scale
+    np.testing.assert_allclose(original.numpy(), [[10, 10, 40, 30], [50, 30, 90, 70]], atol=1.0)

@@ -179,7 +179,9 @@ def test_coco_bad_bbox_and_unknown_category_skip_their_image(make_coco, tmp_path
 def test_coco_crowd_annotation_is_information(make_coco, tmp_path) -> None:
     root = _coco(make_coco, [_ann(1, 0), _ann(2, 1), _ann(3, 1, crowd=1)])
     dm = check_case(root, "coco", "skipped_crowd_annotation", "instances_train.json", tmp_path / "run")
-    assert dm.split("train").num_boxes == 2
+    # kept (same box as object 2, yet no duplicate: a region is not a second copy of an object)
+    assert dm.split("train").num_boxes == 3
+    assert [r.crowd.tolist() for r in dm.split("train").records] == [[False], [False, True]]
 
 
 def test_coco_category_id_gap_is_reported_and_mapped(make_coco, tmp_path) -> None:

@@ -71,3 +71,18 @@ def test_records_are_frozen_and_split_counts() -> None:
         record.width = 3  # type: ignore[misc]
     split = DatasetSplit("train", Path("."), [record, _record(0)], ["a"], FindingLog())
     assert len(split) == 2 and split.num_boxes == 2 and record.num_objects == 2
+
+
+def test_object_flags_default_to_none_and_follow_selections() -> None:
+    assert _record(2).crowd.tolist() == [False, False] and _record(2).ignored.tolist() == [False, False]
+    boxes = np.array([[0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 6, 6]], np.float32)
+    record = ImageRecord(Path("x.jpg"), boxes, np.array([0, 1, 2]), 10, 10,
+                         crowd=np.array([False, True, False]), difficult=np.array([0, 0, 1]))
+    assert record.ignored.tolist() == [False, True, True]
+    training = record.for_training()  # the crowd region goes, the difficult object stays
+    assert training.labels.tolist() == [0, 2] and training.difficult.tolist() == [False, True]
+    assert not training.crowd.any() and training.for_training() is training
+    picked = record.select(np.array([False, True, True]))
+    assert picked.boxes.tolist() == boxes[1:].tolist() and picked.ignored.tolist() == [True, True]
+    with pytest.raises(ValueError, match="crowd has 1 flags for 3 boxes"):
+        ImageRecord(Path("x.jpg"), boxes, np.array([0, 1, 2]), 10, 10, crowd=np.array([True]))

@@ -47,7 +47,7 @@ def test_box_rule_and_difficult(make_voc) -> None:
     objects = [("cat", (504, 33, 504, 33), 0),    # zero-area as written -> dropped
                ("cat", (5, 5, 5, 9), 0),          # zero width as written -> dropped
                ("cat", (90, 70, 130, 95), 0),     # out of bounds -> clipped
-               ("dog", (10, 10, 20, 20), 1)]      # difficult -> kept and counted
+               ("dog", (10, 10, 20, 20), 1)]      # difficult -> kept, flagged and counted
     root = make_voc({"test": {"z": voc_xml("z.jpg", objects),
                               "e": voc_xml("e.jpg", [])}})
     split = read_voc_split(root, "test")
@@ -55,6 +55,11 @@ def test_box_rule_and_difficult(make_voc) -> None:
                                       "difficult_object": 1, "background_image": 1}
     z = split.records[0]
     np.testing.assert_array_equal(z.boxes, [[89, 69, 100, 80], [9, 9, 20, 20]])
+    # flags follow the boxes the box rule kept: evaluation ignores the difficult dog, training keeps it
+    assert z.difficult.tolist() == [False, True] and z.ignored.tolist() == [False, True]
+    assert z.crowd.tolist() == [False, False] and z.for_training() is z
+    [difficult] = [f for f in split.findings if f.kind == "difficult_object"]
+    assert "ignored by evaluation" in difficult.detail
     assert len(split.records[1].labels) == 0
     assert "z.xml" in split.findings.summary()
 

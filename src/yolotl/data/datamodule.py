@@ -21,7 +21,7 @@ from yolotl.data.dataset import DetectionDataset, collate_detections, seed_pipel
 from yolotl.data.findings import FindingLog
 from yolotl.data.formats import FORMATS
 from yolotl.data.health.store import ImageInfoStore, default_store_dir
-from yolotl.data.records import DatasetSplit
+from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.selection import check_fold, check_fraction, fold_split, fraction_split
 from yolotl.data.splits import CheckedSplits
@@ -232,17 +232,18 @@ class DetectionDataModule(L.LightningDataModule):
         transform = build_train_transforms(self.image_size, **settings.transforms_kwargs)
         mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True)
         seed_pipelines((transform, mosaic), seed)
-        self.cache.fill([r.image_path for r in split.records], threads=max(1, self.num_workers))
-        dataset = DetectionDataset(split.records, transform, self.image_size, mosaic, self.cache)
-        sampler = TrainSampler(len(dataset), seed, self._repeat_factors(split), settings.mosaic,
+        records = [record.for_training() for record in split.records]  # crowd regions left out
+        self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
+        dataset = DetectionDataset(records, transform, self.image_size, mosaic, self.cache)
+        sampler = TrainSampler(len(dataset), seed, self._repeat_factors(records), settings.mosaic,
                                settings.mixup, self._mosaic_until())
         drop_last = len(sampler) > self.batch_size
         return self._loader(dataset, sampler=sampler, drop_last=drop_last)
 
-    def _repeat_factors(self, split: DatasetSplit) -> np.ndarray | None:
+    def _repeat_factors(self, records: list[ImageRecord]) -> np.ndarray | None:
         if self.balance != "repeat_factor":
             return None
-        factors = repeat_factors([r.labels.tolist() for r in split.records], self.repeat_threshold)
+        factors = repeat_factors([r.labels.tolist() for r in records], self.repeat_threshold)
         _LOG.info("repeat-factor sampling (threshold %g): %d images -> %d samples per epoch",
                   self.repeat_threshold, len(factors), round(float(factors.sum())))
         return factors

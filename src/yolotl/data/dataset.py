@@ -29,7 +29,8 @@ class DetectionDataset(Dataset):
 
     ``dataset[i]`` returns ``(image, target)``: ``image`` float32 ``[3, H, W]`` in [0, 1]
     (not normalised: the detector normalises) and ``target`` with ``boxes`` float32 ``[N, 4]``
-    xyxy in input pixels, ``labels`` int64 ``[N]``, ``image_id`` (the index), ``orig_size``
+    xyxy in input pixels, ``labels`` int64 ``[N]``, ``iscrowd`` bool ``[N]`` (the objects
+    evaluation ignores: :attr:`ImageRecord.ignored`), ``image_id`` (the index), ``orig_size``
     int64 ``[h, w]``, ``scale`` and ``pad`` ``[pad_x, pad_y]`` of the eval letterbox (for eval
     samples original pixels are ``(input - pad) / scale``; for train samples they are only
     informative) and ``path``. ``transform=None`` means the eval letterbox.
@@ -38,6 +39,9 @@ class DetectionDataset(Dataset):
     ``key.mosaic`` names three more images for ``mosaic_transform``, ``key.mixup`` a sample
     blended in (weight ~ Beta(32, 32), boxes of both kept). ``cache`` (an :class:`ImageCache`)
     serves decoded images; without one every access decodes the file.
+
+    Targets hold every object of the records, crowd regions included (evaluation needs them in
+    input pixels); to train, pass :meth:`ImageRecord.for_training` records, as the DataModule does.
     """
 
     def __init__(
@@ -64,16 +68,17 @@ class DetectionDataset(Dataset):
             raise ValueError("a mosaic sample was requested but the dataset has no mosaic_transform")
         if key.seed is not None:
             seed_pipelines((self.transform, self.mosaic_transform), key.seed)
-        image, boxes, labels = self._augmented(key.index, key.mosaic)
+        image, boxes, labels, ignored = self._augmented(key.index, key.mosaic)
         if key.mixup >= 0:
-            other, other_boxes, other_labels = self._augmented(key.mixup, ())
+            other, other_boxes, other_labels, other_ignored = self._augmented(key.mixup, ())
             rng = np.random.default_rng(key.seed) if key.seed is not None else np.random
             weight = float(rng.beta(32.0, 32.0))
             image = (image.astype(np.float32) * weight + other.astype(np.float32) * (1 - weight))
             image = image.round().clip(0, 255).astype(np.uint8)
             boxes = np.concatenate([boxes, other_boxes])
             labels = np.concatenate([labels, other_labels])
-        return self._pack(key.index, image, boxes, labels)
+            ignored = np.concatenate([ignored, other_ignored])
+        return self._pack(key.index, image, boxes, labels, ignored)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Decoded (possibly cached, downsized) image with its boxes in that image's pixels."""
@@ -89,17 +94,31 @@ class DetectionDataset(Dataset):
         """(height, width) of the decoded original image (the cache knows it without decoding)."""
         return self.cache.original_size(self.records[index].image_path)
 
-    def _augmented(self, index: int, mosaic: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        image, boxes, labels = self.load(index)
-        if not mosaic:
-            out = self.transform(image=image, bboxes=boxes, labels=labels)
-        else:
-            others = [dict(zip(("image", "bboxes", "labels"), self.load(i))) for i in mosaic]
-            out = self.mosaic_transform(image=image, bboxes=boxes, labels=labels, mosaic_metadata=others)
-        return (out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4),
-                np.asarray(out["labels"], np.int64).reshape(-1))
+    def _augmented(
+        self, index: int, mosaic: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Transformed image, boxes, labels and ignore flags of ``index`` (mosaicked with ``mosaic``).
 
-    def _pack(self, index: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, Target]:
+        The transform's ``labels`` field carries each box's position among the objects of the
+        images taken, so labels and flags follow whichever boxes it keeps, in its order."""
+        indices = (index, *mosaic)
+        loaded = [self.load(i) for i in indices]
+        labels = np.concatenate([item[2] for item in loaded]).astype(np.int64)
+        ignored = np.concatenate([self.records[i].ignored for i in indices])
+        starts = np.cumsum([0] + [len(item[2]) for item in loaded])
+        positions = [np.arange(start, end) for start, end in zip(starts[:-1], starts[1:])]
+        image, boxes, _ = loaded[0]
+        if not mosaic:
+            out = self.transform(image=image, bboxes=boxes, labels=positions[0])
+        else:
+            others = [{"image": other, "bboxes": other_boxes, "labels": where}
+                      for (other, other_boxes, _), where in zip(loaded[1:], positions[1:])]
+            out = self.mosaic_transform(image=image, bboxes=boxes, labels=positions[0], mosaic_metadata=others)
+        kept = np.asarray(out["labels"], np.int64).reshape(-1)
+        return out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4), labels[kept], ignored[kept]
+
+    def _pack(self, index: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+              ignored: np.ndarray) -> tuple[torch.Tensor, Target]:
         record = self.records[index]
         height, width = self.original_size(index)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -107,6 +126,7 @@ class DetectionDataset(Dataset):
         target = {
             "boxes": torch.as_tensor(boxes),
             "labels": torch.as_tensor(labels),
+            "iscrowd": torch.as_tensor(ignored, dtype=torch.bool),
             "image_id": index,
             "orig_size": torch.tensor([height, width], dtype=torch.int64),
             "scale": float(scale),

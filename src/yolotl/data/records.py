@@ -3,6 +3,7 @@ reader's :class:`~yolotl.data.findings.FindingLog` into a :class:`DatasetSplit`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,12 @@ class ImageRecord:
     original image; ``labels`` is int64 ``[N]``; ``width``/``height`` are the original size.
     ``label_file`` is the annotation file the boxes came from (YOLO txt, VOC XML, COCO JSON), so
     a report can name it; None when unknown.
+
+    ``crowd`` and ``difficult`` are bool ``[N]`` flags aligned with ``boxes`` (empty, the default,
+    means none is flagged). Both are objects evaluation ignores (:attr:`ignored`), as their
+    protocols score them: a COCO ``iscrowd=1`` region (one box around many objects) is no
+    training target (see :meth:`for_training`); a VOC ``difficult`` object still trains as an
+    ordinary one.
     """
 
     image_path: Path
@@ -29,11 +36,38 @@ class ImageRecord:
     width: int
     height: int
     label_file: Path | None = None
+    crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    difficult: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        """Flags as bool ``[N]``: empty (the default) means all False; another length is an error."""
+        for name in ("crowd", "difficult"):
+            flags = np.asarray(getattr(self, name), dtype=bool).reshape(-1)
+            if flags.size == 0:
+                flags = np.zeros(self.num_objects, dtype=bool)
+            elif flags.size != self.num_objects:
+                raise ValueError(f"{name} has {flags.size} flags for {self.num_objects} boxes")
+            object.__setattr__(self, name, flags)
 
     @property
     def num_objects(self) -> int:
         """Number of boxes (0 for a background image)."""
         return int(self.labels.shape[0])
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """bool ``[N]``: the objects evaluation ignores (crowd regions and difficult objects)."""
+        return self.crowd | self.difficult
+
+    def select(self, keep: np.ndarray) -> ImageRecord:
+        """A copy with only the objects ``keep`` (bool mask ``[N]``) selects, flags included."""
+        return dataclasses.replace(self, boxes=self.boxes[keep], labels=self.labels[keep],
+                                   crowd=self.crowd[keep], difficult=self.difficult[keep])
+
+    def for_training(self) -> ImageRecord:
+        """This record without its crowd regions: a box around many objects is no object to learn
+        (detectors usually leave them out of the targets); difficult objects stay."""
+        return self.select(~self.crowd) if self.crowd.any() else self
 
 
 @dataclass

@@ -147,13 +147,13 @@ def sanitize_boxes(
     log: FindingLog,
     file: str | Path,
     box_names: Sequence[str] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply the box rule: drop non-finite boxes and boxes wholly outside the image, clip the rest
     to the image, drop boxes under 1 px.
 
     Every drop and every clip is logged to ``log`` against ``file``; ``box_names`` (for example
-    ``"line 17"``) says where each box came from in that file. Returns float32 xyxy boxes and
-    int64 labels.
+    ``"line 17"``) says where each box came from in that file. Returns float32 xyxy boxes, int64
+    labels and the bool mask of the input boxes kept (to select per-box flags alike).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
@@ -179,7 +179,7 @@ def sanitize_boxes(
             keep[i] = False
             continue
         out[i] = clipped
-    return out[keep].astype(np.float32), labels[keep]
+    return out[keep].astype(np.float32), labels[keep], keep
 
 
 def _wholly_outside(box: np.ndarray, width: int, height: int) -> bool:

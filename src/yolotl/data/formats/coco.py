@@ -4,13 +4,16 @@ Category ids may have gaps: sorted ids map to contiguous labels ``0..K-1``. Robo
 add an unused parent category (the supercategory of all others, with no annotations); it is
 dropped and logged. ``bbox`` is ``[x, y, w, h]`` in absolute 0-based pixels.
 
+``iscrowd=1`` annotations (one box around a crowd of objects) are kept, flagged ``crowd``, and
+logged: evaluation ignores them as COCO does, training leaves them out of its targets.
+
 Per-file problems in one big JSON are counted skips, not errors: an image listed but missing on
-disk, an annotation of an unknown image, and ``iscrowd=1`` annotations are skipped and logged;
-an image with an annotation of an unknown ``category_id`` or a malformed ``bbox`` is skipped
-whole (a partly labelled image teaches that objects are background). A ``bbox`` with a negative
-width or height is dropped as ``negative_size_box`` (not clipped). Files in the image folder
-that the JSON does not list are logged. If *no* listed image can be found the split raises
-DatasetError listing the folders tried.
+disk and an annotation of an unknown image are skipped and logged; an image with an annotation
+of an unknown ``category_id`` or a malformed ``bbox`` (crowd or not) is skipped whole (a partly
+labelled image teaches that objects are background). A ``bbox`` with a negative width or height
+is dropped as ``negative_size_box`` (not clipped). Files in the image folder that the JSON does
+not list are logged. If *no* listed image can be found the split raises DatasetError listing the
+folders tried.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from yolotl.errors import DatasetError
 __all__ = ["read_coco_split"]
 
 _PROBE = 20  # images checked per candidate folder when guessing where the images live
+
+_Object = tuple[list[float], int, str, bool]  # bbox [x, y, w, h], label, where, iscrowd
 
 
 def read_coco_split(
@@ -190,10 +195,10 @@ def _group_annotations(
     label_of: dict[int, int],
     path: Path,
     log: FindingLog,
-) -> tuple[dict[Any, list[tuple[list[float], int, str]]], set[Any]]:
-    """Annotations per image id as (xywh, label, where), skipping crowd and orphan ones, and
-    the ids of images with a broken annotation (logged; the reader skips those images)."""
-    grouped: dict[Any, list[tuple[list[float], int, str]]] = {}
+) -> tuple[dict[Any, list[_Object]], set[Any]]:
+    """Annotations per image id as (xywh, label, where, iscrowd), skipping orphan ones, and the
+    ids of images with a broken annotation (logged; the reader skips those images)."""
+    grouped: dict[Any, list[_Object]] = {}
     broken: set[Any] = set()
     for ann in _list_of(data, "annotations", path):
         ann = ann if isinstance(ann, dict) else {"id": repr(ann)[:40]}
@@ -203,16 +208,17 @@ def _group_annotations(
             log.add("skipped_orphan_annotation", path, f"{where}: image_id {ann.get('image_id')}")
             continue
         where = f"{where} ({image['file_name']})"
-        if ann.get("iscrowd", 0):
-            log.add("skipped_crowd_annotation", path, f"{where} has iscrowd=1")
-            continue
         problem = _annotation_problem(ann, label_of)
         if problem is not None:
             log.add(problem[0], path, f"{path}: {where} {problem[1]}; image skipped")
             broken.add(image["id"])
             continue
+        crowd = bool(ann.get("iscrowd", 0))
+        if crowd:
+            log.add("skipped_crowd_annotation", path, f"{where} has iscrowd=1; kept as a region "
+                    f"evaluation ignores, not a training target")
         label = label_of[ann["category_id"]]
-        grouped.setdefault(image["id"], []).append((ann["bbox"], label, where))
+        grouped.setdefault(image["id"], []).append((ann["bbox"], label, where, crowd))
     return grouped, broken
 
 
@@ -232,7 +238,7 @@ def _annotation_problem(ann: dict[str, Any], label_of: dict[int, int]) -> tuple[
 def _record(
     image_dir: Path,
     image: dict[str, Any],
-    objects: list[tuple[list[float], int, str]],
+    objects: list[_Object],
     path: Path,
     log: FindingLog,
 ) -> ImageRecord | None:
@@ -251,29 +257,28 @@ def _record(
     xywh = torch.as_tensor(np.array([o[0] for o in objects], dtype=np.float64).reshape(-1, 4))
     boxes = box_convert(xywh, "xywh", "xyxy").numpy()  # float64, as written
     labels = np.array([o[1] for o in objects], dtype=np.int64)
-    boxes, labels = sanitize_boxes(boxes, labels, width, height, log, path,
-                                   [f"{o[2]} ({image['file_name']})" for o in objects])
+    crowd = np.array([o[3] for o in objects], dtype=bool)
+    boxes, labels, kept = sanitize_boxes(boxes, labels, width, height, log, path,
+                                         [f"{o[2]} ({image['file_name']})" for o in objects])
     if len(labels) == 0:
         log.add("background_image", path, f"image {image['file_name']} has no objects")
-    return ImageRecord(image_path, boxes, labels, width, height, path)
+    return ImageRecord(image_path, boxes, labels, width, height, path, crowd=crowd[kept])
 
 
-def _drop_negative_sizes(
-    objects: list[tuple[list[float], int, str]], path: Path, log: FindingLog
-) -> list[tuple[list[float], int, str]]:
+def _drop_negative_sizes(objects: list[_Object], path: Path, log: FindingLog) -> list[_Object]:
     """The objects whose bbox width and height are not negative; the others are logged and dropped.
 
     A negative ``w`` or ``h`` is not a box crossing the border (no clip repairs it): the annotation
     tool wrote something other than ``[x, y, w, h]``, so the box is dropped as such."""
     kept = []
-    for bbox, label, where in objects:
+    for bbox, label, where, crowd in objects:
         sides = [name for name, value in (("width", bbox[2]), ("height", bbox[3])) if value < 0]
         if sides:
             log.add("negative_size_box", path,
                     f"{where}: bbox [x, y, w, h] = {_fmt_bbox(bbox)} has a negative {' and '.join(sides)}; "
                     f"COCO boxes need w, h >= 0; box dropped")
             continue
-        kept.append((bbox, label, where))
+        kept.append((bbox, label, where, crowd))
     return kept
 
 

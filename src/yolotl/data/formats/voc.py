@@ -5,6 +5,9 @@ VOC pixel indices are 1-based and inclusive, so ``xmin..xmax`` becomes the conti
 interval ``[xmin - 1, xmax]``. A box with ``xmax <= xmin`` or ``ymax <= ymin`` *as written* is a
 single click, not an object: it is dropped as degenerate (logged) before that conversion, which
 would otherwise inflate it to a 1x1 box.
+
+Objects marked ``<difficult>1</difficult>`` are kept, flagged ``difficult`` and logged: they train
+as ordinary objects (as before), and evaluation ignores them, as the VOC protocol does.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def read_voc_split(
     Images come from the image folder's ``<filename>`` (``<id>.jpg`` if ``<filename>`` is absent;
     the absolute ``<path>`` element is ignored). Without ``class_names`` the classes are collected
     over every split's XMLs, sorted by id, in order of first appearance, so every split gets the
-    same list. ``difficult`` objects are kept and counted. An image whose XML is missing,
+    same list. ``difficult`` objects are kept, flagged and counted. An image whose XML is missing,
     unparseable or malformed, whose file is missing, or that names an unknown class is skipped and
     logged (the whole image: a partly labelled image teaches that objects are background). A
     missing root, split or class list raises DatasetError naming the folders seen.
@@ -128,12 +131,13 @@ def _read_record(found: VocSplit, image_id: str, names: list[str], log: FindingL
                            f"Image {image_path} (from {xml_path}) is missing; restore it or "
                            f"remove '{image_id}' from the split files.")
     width, height = _size(annotation, image_path)
-    boxes, labels, where = _objects(annotation, xml_path, names, log)
-    boxes, labels = sanitize_boxes(boxes, labels, width, height, log, xml_path, where)
+    boxes, labels, difficult, where = _objects(annotation, xml_path, names, log)
+    boxes, labels, kept = sanitize_boxes(boxes, labels, width, height, log, xml_path, where)
     if len(labels) == 0:
         log.add("background_image", xml_path,
                 "no <object>" if not where else "every box was dropped")
-    return ImageRecord(image_path, boxes, labels, width, height, xml_path)
+    return ImageRecord(image_path, boxes, labels, width, height, xml_path,
+                       difficult=difficult[kept])
 
 
 def image_filename(annotation: ET.Element, image_id: str) -> str:
@@ -164,9 +168,9 @@ def _size(annotation: ET.Element, image_path: Path) -> tuple[int, int]:
 
 def _objects(
     annotation: ET.Element, xml_path: Path, names: list[str], log: FindingLog
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Boxes (0-based xyxy), labels and a location tag for each ``<object>`` of one XML."""
-    boxes, labels, where = [], [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Boxes (0-based xyxy), labels, difficult flags and a location tag for each ``<object>``."""
+    boxes, labels, difficult, where = [], [], [], []
     for index, obj in enumerate(annotation.iter("object")):
         name = _text(obj, "name", xml_path)
         if name not in names:
@@ -175,16 +179,20 @@ def _objects(
                                f"add it to class_names or fix the annotation.")
         xmin, ymin, xmax, ymax = _bndbox(obj, xml_path)
         tag = f"object {index} ({name})"
-        if obj.findtext("difficult", default="0").strip() in ("1", "true"):
-            log.add("difficult_object", xml_path, f"{tag} is marked difficult; kept")
+        hard = obj.findtext("difficult", default="0").strip() in ("1", "true")
+        if hard:
+            log.add("difficult_object", xml_path, f"{tag} is marked difficult; trained on, "
+                    f"ignored by evaluation")
         if xmax <= xmin or ymax <= ymin:
             log.add("dropped_degenerate_box", xml_path,
                     f"{tag}: [{xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}] has zero area as written")
             continue
         boxes.append([xmin - 1.0, ymin - 1.0, xmax, ymax])
         labels.append(names.index(name))
+        difficult.append(hard)
         where.append(tag)
-    return np.array(boxes, np.float64).reshape(-1, 4), np.array(labels, np.int64), where
+    return (np.array(boxes, np.float64).reshape(-1, 4), np.array(labels, np.int64),
+            np.array(difficult, bool), where)
 
 
 def _bndbox(obj: ET.Element, xml_path: Path) -> tuple[float, float, float, float]:

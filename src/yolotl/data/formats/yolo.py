@@ -136,8 +136,8 @@ def _read_record(
     rows, line_numbers = _parse_label_file(labels_file, len(remap), names, log)
     boxes = _normalised_cxcywh_to_xyxy(rows[:, 1:], width, height)
     labels = remap[rows[:, 0].astype(np.int64)]
-    boxes, labels = sanitize_boxes(boxes, labels, width, height, log, labels_file,
-                                   [f"line {n}" for n in line_numbers])
+    boxes, labels, _ = sanitize_boxes(boxes, labels, width, height, log, labels_file,
+                                      [f"line {n}" for n in line_numbers])
     if len(labels) == 0:
         log.add("background_image", labels_file,
                 "label file is empty" if not line_numbers else "every box was dropped")

@@ -29,7 +29,8 @@ def box_findings(
 ) -> list[Finding]:
     """Tiny boxes (a side under ``tiny_box_px`` original pixels), exact duplicates (same class and
     coordinates: every copy after the first) and near duplicates (same class, IoU >=
-    ``near_duplicate_iou``, reported once per pair)."""
+    ``near_duplicate_iou``, reported once per pair). A crowd region and an object box are never
+    duplicates of each other."""
     findings = []
     for index, record in enumerate(records):
         file = str(record.label_file or record.image_path)
@@ -62,11 +63,13 @@ def _size(record: ImageRecord, j: int) -> str:
 
 
 def _exact_copies(record: ImageRecord) -> dict[int, int]:
-    """{index of a copy: index of the first box it repeats} for same-class, same-coordinate boxes."""
+    """{index of a copy: index of the first box it repeats} for same-class, same-coordinate boxes
+    (both crowd regions or both objects)."""
     first: dict[tuple, int] = {}
     copies = {}
-    for j, (box, label) in enumerate(zip(record.boxes.round(_DUPLICATE_DECIMALS), record.labels)):
-        key = (int(label), *box.tolist())
+    rounded = record.boxes.round(_DUPLICATE_DECIMALS)
+    for j, (box, label, crowd) in enumerate(zip(rounded, record.labels, record.crowd)):
+        key = (int(label), bool(crowd), *box.tolist())
         if key in first:
             copies[j] = first[key]
         else:
@@ -82,7 +85,8 @@ def _near_pairs(
         return []
     boxes = torch.from_numpy(np.ascontiguousarray(record.boxes, dtype=np.float32))
     iou = box_iou(boxes, boxes).numpy()
-    same_class = record.labels[:, None] == record.labels[None, :]
+    same_class = ((record.labels[:, None] == record.labels[None, :])
+                  & (record.crowd[:, None] == record.crowd[None, :]))
     upper = np.triu(np.ones_like(same_class), k=1)
     pairs = np.argwhere(same_class & upper & (iou >= threshold))
     return [(int(i), int(j), float(iou[i, j])) for i, j in pairs
@@ -96,12 +100,13 @@ def area_outliers(
     5 robust standard deviations off in log-area (or as far below, not touching the image border:
     objects cut by the border are legitimately small).
 
-    Medians pool every split; classes with under 20 boxes are not judged. Both tests together
+    Medians pool every split; classes with under 20 boxes are not judged; COCO crowd regions are
+    left out (a box around many objects says nothing of one's size). Both tests together
     keep classes with a wide spread of sizes (close-up and distant fish) quiet. Reported, kept:
     a wrong class label is the likely cause, but only a person looking at the image can tell.
     """
     boxes = [(s, i, j, r) for s, records in splits.items() for i, r in enumerate(records)
-             for j in range(r.num_objects)]
+             for j in range(r.num_objects) if not r.crowd[j]]
     log_areas: dict[int, list[float]] = {}
     for _, _, j, record in boxes:
         log_areas.setdefault(int(record.labels[j]), []).append(np.log(_area(record, j)))

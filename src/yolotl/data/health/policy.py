@@ -4,7 +4,6 @@ the decode, duplicate, tiny-box and leakage actions to the records."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 import numpy as np
@@ -67,6 +66,6 @@ def apply_fix(split: DatasetSplit, findings: Iterable[Finding]) -> DatasetSplit:
             continue
         if index in drop:
             keep = np.array([j not in drop[index] for j in range(record.num_objects)], dtype=bool)
-            record = dataclasses.replace(record, boxes=record.boxes[keep], labels=record.labels[keep])
+            record = record.select(keep)
         records.append(record)
     return DatasetSplit(split.name, split.root, records, split.class_names, split.findings)
