@@ -85,6 +85,47 @@ def test_coco_json_scored_by_pycocotools_agrees_with_yolotl_metrics(tmp_path):
         assert ours[key] == pytest.approx(value, abs=1e-3), key
 
 
+def _with_crowds(rng: np.random.Generator, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """About a fifth of the boxes flagged iscrowd."""
+    return target | {"iscrowd": torch.tensor(rng.random(len(target["labels"])) < 0.2)}
+
+
+def _inside_crowds(rng: np.random.Generator, target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Small detections inside each crowd region (low IoU, large share of their own area covered)."""
+    crowd = target["boxes"][target["iscrowd"]].numpy()
+    corner = crowd[:, :2] + rng.uniform(0.0, 0.5, (len(crowd), 2)) * (crowd[:, 2:] - crowd[:, :2])
+    boxes = np.hstack([corner, corner + (crowd[:, 2:] - crowd[:, :2]) / 3])
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32),
+            "scores": torch.tensor(rng.uniform(0.01, 1.0, len(crowd)), dtype=torch.float32),
+            "labels": target["labels"][target["iscrowd"]]}
+
+
+def test_crowd_regions_scored_by_pycocotools_agree_with_yolotl_metrics(tmp_path):
+    """iscrowd ground truth, with detections on it and inside it: the same numbers as COCOeval."""
+    pytest.importorskip("pycocotools")
+    rng = np.random.default_rng(1)
+    targets = [_with_crowds(rng, _scene(rng, int(rng.integers(1, 12)), 220)) for _ in range(40)]
+    assert 10 < sum(int(t["iscrowd"].sum()) for t in targets) < 60
+    predictions = []
+    for target in targets:
+        noisy, inside = _noisy_predictions(rng, target), _inside_crowds(rng, target)
+        predictions.append({k: torch.cat([noisy[k], inside[k]]) for k in noisy})
+    metric = DetectionMetrics(CLASSES)
+    metric.update(predictions, targets)
+    ours = metric.compute()
+
+    paths = [f"img_{i}.jpg" for i in range(len(targets))]
+    gt = coco_ground_truth(targets, paths, [(800, 800)] * len(targets), CLASSES)
+    assert sum(a["iscrowd"] for a in gt["annotations"]) == sum(int(t["iscrowd"].sum()) for t in targets)
+    theirs = pycocotools_scores(write_json(gt, tmp_path / "gt.json"),
+                                write_json(coco_results(predictions), tmp_path / "results.json"))
+    plain = DetectionMetrics(CLASSES)  # the same boxes scored as ordinary objects
+    plain.update(predictions, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+    assert abs(plain.compute()["map"] - ours["map"]) > 0.01
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, abs=1e-3), key
+
+
 def test_coco_json_layout():
     target = {"boxes": torch.tensor([[10.0, 20.0, 40.0, 60.0]]), "labels": torch.tensor([2])}
     pred = {"boxes": torch.tensor([[11.0, 21.0, 41.0, 59.0]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([2])}
@@ -93,6 +134,8 @@ def test_coco_json_layout():
     assert gt["annotations"][0] | {} == {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10.0, 20.0, 30.0, 40.0],
                                          "area": 1200.0, "iscrowd": 0}
     assert gt["categories"][2] == {"id": 3, "name": "speck"}
+    crowd = coco_ground_truth([target | {"iscrowd": torch.tensor([True])}], ["a.jpg"], [(100, 200)], CLASSES)
+    assert crowd["annotations"][0]["iscrowd"] == 1
     assert coco_results([pred]) == [{"image_id": 1, "category_id": 3, "bbox": [11.0, 21.0, 30.0, 38.0], "score": 0.5}]
 
 

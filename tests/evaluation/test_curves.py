@@ -164,3 +164,24 @@ def test_predictions_and_targets_must_be_aligned():
         confusion_matrix(predictions, targets[:2], num_classes=3)
     with pytest.raises(ValueError, match="one each per image"):
         confidence_curves(predictions[:1], targets, num_classes=3)
+
+
+def test_crowd_ground_truth_and_predictions_on_it_count_nowhere():
+    """C is a crowd region (class 1): a class-1 prediction on it is neither a true nor a false
+    positive, and C is never missed; a class-0 prediction on it is an ordinary false positive."""
+    crowd = _target([A, C], [0, 1]) | {"iscrowd": torch.tensor([False, True])}
+    on_crowd = _pred([A, C, C, FAR], [0.9, 0.8, 0.7, 0.6], [0, 1, 0, 1])
+    without = _pred([A, C, FAR], [0.9, 0.7, 0.6], [0, 0, 1])
+    matrix = confusion_matrix([on_crowd], [crowd], num_classes=2, score_threshold=0.5)
+    np.testing.assert_array_equal(matrix, [[1, 0, 1], [0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(matrix, confusion_matrix([without], [crowd], num_classes=2, score_threshold=0.5))
+    ordinary = confusion_matrix([on_crowd], [_target([A, C], [0, 1])], num_classes=2, score_threshold=0.5)
+    np.testing.assert_array_equal(ordinary, [[1, 0, 1], [0, 1, 1], [0, 0, 0]])
+
+    curves = confidence_curves([on_crowd], [crowd], num_classes=2)
+    assert curves.num_gt.tolist() == [1, 0, 1]
+    same = confidence_curves([without], [crowd], num_classes=2)
+    for name in ("precision", "recall", "f1"):
+        np.testing.assert_array_equal(getattr(curves, name), getattr(same, name))
+    at_half = int(np.searchsorted(curves.thresholds, 0.5))
+    assert curves.precision[-1, at_half] == pytest.approx(1 / 3) and curves.recall[-1, at_half] == 1.0

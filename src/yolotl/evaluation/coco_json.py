@@ -2,7 +2,9 @@
 
 Ids follow COCO's conventions so that ``pycocotools`` reads the files as they are: image ids are
 1-based positions in the evaluated split; category ids are ``label + 1`` with the class names as
-category names; boxes are ``[x, y, width, height]`` in original-image pixels.
+category names; boxes are ``[x, y, width, height]`` in original-image pixels. Ground truth a target
+flags ``iscrowd`` (COCO crowd regions, VOC difficult objects) is written with ``"iscrowd": 1``, so
+COCOeval ignores it as yolotl's metrics do.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import torch
 from torchvision.ops import box_convert
 
+from yolotl.evaluation.matching import crowd_flags
+
 
 def coco_ground_truth(
     targets: Sequence[dict[str, torch.Tensor]],
@@ -26,7 +30,8 @@ def coco_ground_truth(
     images, annotations = [], []
     for index, (target, path, (height, width)) in enumerate(zip(targets, image_paths, image_sizes), start=1):
         images.append({"id": index, "file_name": str(path), "height": int(height), "width": int(width)})
-        for box, label in zip(_xywh(target["boxes"]), target["labels"].tolist()):
+        objects = zip(_xywh(target["boxes"]), target["labels"].tolist(), crowd_flags(target).tolist())
+        for box, label, crowd in objects:
             annotations.append(
                 {
                     "id": len(annotations) + 1,
@@ -34,7 +39,7 @@ def coco_ground_truth(
                     "category_id": int(label) + 1,
                     "bbox": box,
                     "area": box[2] * box[3],
-                    "iscrowd": 0,
+                    "iscrowd": int(crowd),
                 }
             )
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]

@@ -3,7 +3,9 @@
 Pure computations (numpy and torch, no plotting), so they are unit-tested on hand-made boxes and
 reusable in notebooks. Inputs follow torchmetrics: ``predictions`` is one dict per image with
 ``boxes`` float ``[N, 4]`` xyxy, ``scores`` float ``[N]`` and ``labels`` int ``[N]``; ``targets``
-one dict per image with ``boxes`` and ``labels``. Torch tensors or numpy arrays are accepted.
+one dict per image with ``boxes``, ``labels`` and optionally ``iscrowd`` (ground truth to ignore:
+a prediction matched to it counts nowhere and it is never missed; see
+:mod:`yolotl.evaluation.matching`). Torch tensors or numpy arrays are accepted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from yolotl.evaluation.matching import greedy_match
+from yolotl.evaluation.matching import crowd_flags, greedy_match
 from yolotl.evaluation.pr_f1 import match_predictions
 
 __all__ = ["ConfidenceCurves", "confidence_curves", "confusion_matrix", "confusion_summary", "pr_curves_from_coco"]
@@ -64,12 +66,13 @@ def confidence_curves(
 
     Predictions are matched to ground truth once, with :func:`match_predictions` (greedy by score,
     class-aware, IoU >= ``iou_threshold``), so every threshold sees the same true positives.
-    Predictions whose label is outside ``[0, num_classes)`` count in no row.
+    Predictions whose label is outside ``[0, num_classes)``, and those on ``iscrowd`` ground
+    truth, count in no row; ``iscrowd`` ground truth is not counted in ``num_gt``.
     """
     _check_aligned(predictions, targets)
     thresholds = np.linspace(0.0, 1.0, 101) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     scores, labels, is_tp = _matched_predictions(predictions, targets, iou_threshold)
-    gt_labels = np.concatenate([_labels(t) for t in targets]) if targets else np.zeros(0, dtype=np.int64)
+    gt_labels = np.concatenate([_scored_labels(t) for t in targets]) if targets else np.zeros(0, dtype=np.int64)
     num_gt = np.bincount(gt_labels[(gt_labels >= 0) & (gt_labels < num_classes)], minlength=num_classes)
     kept = np.zeros((num_classes, len(thresholds)))
     tp = np.zeros((num_classes, len(thresholds)))
@@ -99,7 +102,8 @@ def confusion_matrix(
     ``M[p, g]`` counts predictions of class ``p`` matched to a ground-truth box of class ``g``
     (the diagonal holds the true positives); ``M[p, C]`` predictions matching no ground truth
     (false positives: background detections and duplicates); ``M[C, g]`` ground-truth boxes no
-    prediction matched (missed objects, false negatives); ``M[C, C]`` is always 0.
+    prediction matched (missed objects, false negatives); ``M[C, C]`` is always 0. Predictions
+    matched to ``iscrowd`` ground truth, and that ground truth, are in no cell.
 
     Matching, per image, on predictions with score >= ``score_threshold``, each ground-truth box
     used at most once, IoU >= ``iou_threshold``, greedy by descending score: first class-aware
@@ -113,16 +117,20 @@ def confusion_matrix(
         scores = _tensor(pred["scores"]).float().reshape(-1)
         keep = scores >= score_threshold
         boxes, scores, labels = _boxes(pred["boxes"])[keep], scores[keep], _tensor(pred["labels"]).long()[keep]
-        gt_labels = _tensor(target["labels"]).long().reshape(-1)
+        gt_labels, crowd = _tensor(target["labels"]).long().reshape(-1), crowd_flags(target).cpu()
         gt_index = greedy_match(boxes, scores, labels, _boxes(target["boxes"]), gt_labels, iou_threshold,
-                                then_class_agnostic=True).numpy()
-        rows = _clip(labels.numpy(), num_classes)
+                                then_class_agnostic=True, gt_crowd=crowd).numpy()
+        gt_labels, crowd = gt_labels.numpy(), crowd.numpy()
         matched = gt_index >= 0
+        on_crowd = np.zeros(len(gt_index), dtype=bool)
+        on_crowd[matched] = crowd[gt_index[matched]]
+        hit = gt_index[~on_crowd]
+        rows = _clip(labels.numpy()[~on_crowd], num_classes)
         cols = np.full(len(rows), num_classes)
-        cols[matched] = _clip(gt_labels.numpy()[gt_index[matched]], num_classes)
+        cols[hit >= 0] = _clip(gt_labels[hit[hit >= 0]], num_classes)
         np.add.at(matrix, (rows, cols), 1)
-        missed = np.setdiff1d(np.arange(len(gt_labels)), gt_index[matched])
-        np.add.at(matrix, (num_classes, _clip(gt_labels.numpy()[missed], num_classes)), 1)
+        missed = np.setdiff1d(np.flatnonzero(~crowd), gt_index[matched])
+        np.add.at(matrix, (num_classes, _clip(gt_labels[missed], num_classes)), 1)
     return matrix
 
 
@@ -167,18 +175,18 @@ def pr_curves_from_coco(precision: torch.Tensor | np.ndarray) -> np.ndarray:
 def _matched_predictions(
     predictions: Detections, targets: Detections, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores, labels and true-positive flags of every prediction of every image, concatenated."""
+    """Scores, labels and true-positive flags of every prediction not ignored, all images concatenated."""
     scores = [np.zeros(0, dtype=np.float32)]
     labels, flags = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=bool)]
     for pred, target in zip(predictions, targets):
         pred_scores, pred_labels = _tensor(pred["scores"]).float(), _tensor(pred["labels"]).long()
-        is_tp = match_predictions(
+        is_tp, ignored = match_predictions(
             _boxes(pred["boxes"]), pred_scores, pred_labels,
-            _boxes(target["boxes"]), _tensor(target["labels"]).long(), iou_threshold,
+            _boxes(target["boxes"]), _tensor(target["labels"]).long(), iou_threshold, crowd_flags(target).cpu(),
         )
-        scores.append(pred_scores.numpy())
-        labels.append(pred_labels.numpy())
-        flags.append(is_tp.numpy())
+        scores.append(pred_scores[~ignored].numpy())
+        labels.append(pred_labels[~ignored].numpy())
+        flags.append(is_tp[~ignored].numpy())
     return np.concatenate(scores), np.concatenate(labels), np.concatenate(flags)
 
 
@@ -214,5 +222,6 @@ def _boxes(value: Any) -> torch.Tensor:
     return _tensor(value).float().reshape(-1, 4)
 
 
-def _labels(target: dict[str, Any]) -> np.ndarray:
-    return _tensor(target["labels"]).long().reshape(-1).numpy()
+def _scored_labels(target: dict[str, Any]) -> np.ndarray:
+    """Labels of the ground truth that counts (``iscrowd`` boxes left out)."""
+    return _tensor(target["labels"]).long().reshape(-1).numpy()[~crowd_flags(target).cpu().numpy()]

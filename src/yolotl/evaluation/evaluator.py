@@ -19,6 +19,7 @@ import torch
 from yolotl.data.dataset import boxes_in_decoded_frame, read_image
 from yolotl.data.records import ImageRecord
 from yolotl.errors import ConfigError
+from yolotl.evaluation.matching import crowd_flags
 from yolotl.evaluation.metrics import DetectionMetrics
 from yolotl.models.class_names import match_class_names
 
@@ -111,13 +112,16 @@ def score(evaluation: Evaluation, at_confidence: float = 0.25) -> Evaluation:
         at_confidence
     )
     evaluation.metrics["images"] = float(len(evaluation.targets))
-    evaluation.metrics["instances"] = float(sum(len(t["labels"]) for t in evaluation.targets))
+    # objects scored: those flagged iscrowd are ignored
+    evaluation.metrics["instances"] = float(sum(int((~crowd_flags(t)).sum()) for t in evaluation.targets))
     return evaluation
 
 
 def _target(record: ImageRecord, height: int, width: int) -> dict[str, torch.Tensor]:
+    """The record's objects in decoded-image pixels; ``iscrowd`` flags those scoring ignores."""
     boxes = boxes_in_decoded_frame(record, height, width)  # same repair as training for stale sizes
     return {
         "boxes": torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),
         "labels": torch.as_tensor(np.asarray(record.labels, np.int64).reshape(-1)),
+        "iscrowd": torch.as_tensor(record.ignored),
     }

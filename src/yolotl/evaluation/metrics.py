@@ -1,4 +1,12 @@
-"""Detection metrics glue: torchmetrics mAP (faster_coco_eval backend) + best-F1 operating point."""
+"""Detection metrics glue: torchmetrics mAP (faster_coco_eval backend) + best-F1 operating point.
+
+Targets may flag objects to ignore with ``iscrowd`` (COCO crowd regions, VOC difficult objects):
+torchmetrics hands it to COCOeval, which matches a crowd box by intersection over the detection's
+area (not IoU), lets any number of detections match it, and counts those detections and the box
+itself nowhere: how COCO scores crowds. For VOC difficult objects this is a close stand-in for
+VOC's own rule (a detection whose best-overlapping box, IoU >= 0.5, is difficult is ignored, and
+the object is never missed); see :mod:`yolotl.evaluation.matching` for where the two differ.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
+from yolotl.evaluation.matching import crowd_flags
 from yolotl.evaluation.pr_f1 import PrecisionRecallF1
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10).tolist()  # float64, exactly as pycocotools' Params
@@ -28,7 +37,8 @@ def _map_backend() -> str:
 
 
 class DetectionMetrics(nn.Module):
-    """Accumulates predictions and targets; ``compute`` returns one flat dict of floats."""
+    """Accumulates predictions and targets (``boxes``, ``labels``, optional ``iscrowd``); ``compute``
+    returns one flat dict of floats."""
 
     def __init__(self, class_names: Sequence[str]) -> None:
         super().__init__()
@@ -48,7 +58,7 @@ class DetectionMetrics(nn.Module):
         self.prf1 = PrecisionRecallF1()
 
     def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
-        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        targets = [{"boxes": t["boxes"], "labels": t["labels"], "iscrowd": crowd_flags(t).long()} for t in targets]
         self.map.update(preds, targets)
         self.prf1.update(preds, targets)
 

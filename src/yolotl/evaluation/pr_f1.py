@@ -2,8 +2,10 @@
 
 mAP summarises ranking quality; users also need one operating point to ship. This metric matches
 predictions to ground truth greedily by score (per image and class, IoU >= 0.5, each ground-truth
-box used once), then sweeps the confidence threshold. A torchmetrics ``Metric``, so it syncs across
-processes like the mAP does.
+box used once), then sweeps the confidence threshold. Ground truth flagged ``iscrowd`` is ignored
+as the mAP ignores it: a prediction on it counts neither way and it is not counted as missed
+(:mod:`yolotl.evaluation.matching`). A torchmetrics ``Metric``, so it syncs across processes like
+the mAP does.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from yolotl.evaluation.matching import greedy_match
+from yolotl.evaluation.matching import crowd_flags, greedy_match
 
 
 def match_predictions(
@@ -21,10 +23,18 @@ def match_predictions(
     gt_boxes: torch.Tensor,
     gt_labels: torch.Tensor,
     iou_threshold: float = 0.5,
-) -> torch.Tensor:
-    """True-positive flags [K] for one image's predictions (greedy by score, class-aware; :func:`greedy_match`)."""
-    gt_index = greedy_match(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, iou_threshold, stable=False)
-    return gt_index >= 0
+    gt_crowd: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """True-positive flags and ignored flags, bool [K] each, for one image's predictions (greedy by
+    score, class-aware; :func:`greedy_match`). Ignored: matched to ``gt_crowd`` ground truth, so
+    neither a true nor a false positive."""
+    gt_index = greedy_match(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, iou_threshold, stable=False,
+                            gt_crowd=gt_crowd)
+    matched = gt_index >= 0
+    ignored = torch.zeros_like(matched)
+    if gt_crowd is not None:
+        ignored[matched] = gt_crowd.to(gt_index.device, torch.bool)[gt_index[matched]]
+    return matched & ~ignored, ignored
 
 
 def best_f1(scores: torch.Tensor, is_tp: torch.Tensor, num_gt: int) -> dict[str, float]:
@@ -71,12 +81,12 @@ class PrecisionRecallF1(Metric):
 
     def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
         for pred, target in zip(preds, targets):
-            flags = match_predictions(
-                pred["boxes"], pred["scores"], pred["labels"], target["boxes"], target["labels"], self.iou_threshold
-            )
-            self.scores.append(pred["scores"].detach().float())
-            self.true_positive.append(flags)
-            self.num_gt += len(target["labels"])
+            crowd = crowd_flags(target)
+            flags, ignored = match_predictions(pred["boxes"], pred["scores"], pred["labels"], target["boxes"],
+                                               target["labels"], self.iou_threshold, crowd)
+            self.scores.append(pred["scores"].detach().float()[~ignored])
+            self.true_positive.append(flags[~ignored])
+            self.num_gt += int((~crowd).sum())
 
     def compute(self) -> dict[str, float]:
         scores = _cat(self.scores)

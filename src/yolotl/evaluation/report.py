@@ -25,6 +25,7 @@ from yolotl.evaluation.curves import (
     confusion_summary,
     pr_curves_from_coco,
 )
+from yolotl.evaluation.matching import crowd_flags
 from yolotl.evaluation.plots import (
     plot_confidence_curves,
     plot_confusion_matrix,
@@ -111,12 +112,15 @@ def _header(
     iou_threshold: float,
     run_dir: str | Path | None,
 ) -> list[str]:
-    num_gt = sum(len(t["labels"]) for t in targets)
+    num_ignored = sum(int(crowd_flags(t).sum()) for t in targets)
+    num_gt = sum(len(t["labels"]) for t in targets) - num_ignored
     num_pred = sum(len(p["scores"]) for p in predictions)
+    ignored = (f" (and {num_ignored} ignored: crowd regions or difficult objects, `iscrowd`)"
+               if num_ignored else "")
     lines = [
         f"# {title}",
         "",
-        (f"{len(targets)} images, {num_gt} ground-truth boxes, {num_pred} predictions. "
+        (f"{len(targets)} images, {num_gt} ground-truth boxes{ignored}, {num_pred} predictions. "
          f"Matching at IoU >= {iou_threshold:.2f}; the chosen score threshold is {score_threshold:.2f}."),
     ]
     if run_dir is not None:
