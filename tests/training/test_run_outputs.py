@@ -94,3 +94,21 @@ def test_warmup_is_counted_in_epochs_of_the_loader_also_under_max_steps(trainer_
     schedule = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.global_step == total
     assert (schedule.lr_lambdas[0].keywords["total"], schedule.lr_lambdas[0].keywords["warmup"]) == (total, warmup)
+
+
+def test_a_run_without_validation_finishes_with_its_last_checkpoint(tmp_path):
+    """trainer.limit_val_batches=0: before, EarlyStop stopped the fit and the evaluation hit an IndexError."""
+    from hydra import compose, initialize_config_dir
+
+    from yolotl.api import config_dir, train
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            "debug=fast", "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64",
+            "data.synthetic.image_size=64", "data.synthetic.num_train=8", "data.synthetic.num_val=4",
+            "data.synthetic.num_test=4", "data.num_workers=0", "trainer.limit_val_batches=0", "logger=csv",
+            f"data.root={tmp_path}/synthetic", f"paths.output_dir={tmp_path}/run"])
+    metrics = train(cfg)
+    assert metrics["checkpoint"] == "last weights" and "val" not in metrics and "test" not in metrics
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] > 0

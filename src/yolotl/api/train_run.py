@@ -269,6 +269,10 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
         limit_test_batches=cfg.trainer.get("limit_test_batches"),
     )
     result: dict[str, Any] = {"checkpoint": checkpoint or "last weights"}
+    if cfg.trainer.get("limit_val_batches") == 0:  # validation switched off: nothing picked, nothing scored
+        log.info("trainer.limit_val_batches=0: no validation, so no best checkpoint and no val/test scores; "
+                 "the last weights are in checkpoints/last.ckpt")
+        return result
     with warnings.catch_warnings():
         # The evaluator leaves the training callbacks out on purpose (EMA must not swap weights in).
         warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")

@@ -87,6 +87,10 @@ def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
     final = metrics.get("test") or metrics.get("val") or {}
     split = "test" if metrics.get("test") else "val"
     print(f"\nrun folder: {metrics['run_dir']}" + (f"  (also {_shown(latest)})" if latest else ""))
+    if not final:
+        print(f"no scores: validation was off ({metrics['strategy']}, {metrics['backbone']}, {metrics['epochs']} "
+              f"epochs, {metrics['wall_time_s']} s)")
+        return
     print(
         f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
         f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
