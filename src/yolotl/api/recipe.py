@@ -129,7 +129,7 @@ def profile_training_split(data_cfg: DictConfig) -> DatasetProfile:
     split = read_split(fmt, root, str(data_cfg.get("train_split") or "train"),
                        list(class_names) if class_names else None,
                        data_cfg.get("image_dir"), data_cfg.get("annotation_dir"))
-    return profile_records(split.records, split.class_names)
+    return profile_records([r.for_training() for r in split.records], split.class_names)  # crowd regions out
 
 
 def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
