@@ -245,8 +245,12 @@ class DetectionModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> HeadOutput:
         return self.detector(images)
 
-    def _losses(self, batch: tuple[torch.Tensor, list[dict]]) -> tuple[HeadOutput, LossOutput]:
+    def _losses(self, batch: tuple[torch.Tensor, list[dict]], scored_only: bool = False) -> tuple[HeadOutput, LossOutput]:
+        """Head outputs and losses; ``scored_only`` (val/test) leaves out the objects evaluation ignores
+        (``iscrowd``: crowd regions, VOC difficult objects), so the val loss counts what mAP counts."""
         images, targets = batch
+        if scored_only:
+            targets = [_scored(t) for t in targets]
         outputs = self.detector(images)
         losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets))
         return outputs, losses
@@ -279,7 +283,7 @@ class DetectionModule(pl.LightningModule):
         self._eval_step(batch, "test", self.test_metrics)
 
     def _eval_step(self, batch: tuple[torch.Tensor, list[dict]], stage: str, metrics: DetectionMetrics) -> None:
-        outputs, losses = self._losses(batch)
+        outputs, losses = self._losses(batch, scored_only=True)
         size = len(batch[0])
         self.log(f"{stage}/loss", losses.total, on_epoch=True, batch_size=size, sync_dist=True)
         for name in ("box", "cls", "dfl"):
@@ -343,3 +347,12 @@ class DetectionModule(pl.LightningModule):
     def detector_from_checkpoint(path: str | Path, map_location: str = "cpu") -> YoloDetector:
         """Same as :func:`yolotl.load`: the trained detector of a yolotl checkpoint."""
         return load(path, map_location)
+
+
+def _scored(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The target without the objects evaluation ignores (its ``iscrowd`` flags), for the val loss."""
+    ignored = target.get("iscrowd")
+    if ignored is None or not bool(ignored.any()):
+        return target
+    keep = ~ignored.bool()
+    return {**target, "boxes": target["boxes"][keep], "labels": target["labels"][keep], "iscrowd": ignored[keep]}
