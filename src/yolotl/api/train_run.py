@@ -95,6 +95,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("run failed before its first checkpoint: removed its folder %s", run_dir)
         elif outcome == "marked":
             log.info("run failed: %s marks %s as failed", run_dir / "FAILED", run_dir)
+            if (run_dir / "checkpoints" / "last.ckpt").is_file():
+                log.info("its checkpoints are kept: once the cause is fixed, yolotl-train resume=%s continues it",
+                         run_dir)
         raise
 
 
@@ -141,8 +144,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
     except SystemExit:
         if trainer.interrupted:  # Ctrl-C: Lightning shut the fit down and exits with 1
-            log.warning("interrupted in epoch %d: the checkpoints are kept; continue with yolotl-train resume=%s",
-                        trainer.current_epoch + 1, run_dir)
+            log.warning("interrupted in epoch %d (Ctrl-C)", trainer.current_epoch + 1)
         raise
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
         if not _out_of_memory(err):
