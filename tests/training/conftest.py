@@ -62,7 +62,7 @@ def fit(module, callbacks, epochs: int = 2, ckpt: str | None = None, **trainer_k
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=1,
+        limit_val_batches=trainer_kwargs.pop("limit_val_batches", 1),
         callbacks=callbacks,
         **trainer_kwargs,
     )

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from yolotl.api.recipe import apply_recipe
 from yolotl.api.run_summary import start_summary
 from yolotl.errors import ConfigError
-from yolotl.training.callbacks import Throughput, ValidationLog
+from yolotl.training.callbacks import Throughput, TimeLimitPerJob, ValidationLog, stop_reason
 from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
@@ -130,7 +130,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     class_counts = datamodule.class_counts("train")
     throughput = Throughput()
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
-    callbacks = [throughput, ValidationLog(),
+    callbacks = [throughput, ValidationLog(), TimeLimitPerJob(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir),
                           **_device_settings(cfg.trainer), **_checkpoint_io(cfg.trainer))
@@ -152,6 +152,11 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(_memory_advice(cfg, err)) from err
     wall = time.perf_counter() - start
     rank = trainer.global_rank
+    stopped_by = stop_reason(trainer)
+    if stopped_by == "max_time" and rank == 0:
+        log.warning("stopped by trainer.max_time after epoch %d of %s: the run is not finished; "
+                    "yolotl-train resume=%s trains on (with the whole max_time again)",
+                    trainer.current_epoch, trainer.max_epochs, run_dir)
     _leave_process_group()
     if rank != 0:  # rank 0 alone scores the best checkpoint and writes metrics.json
         return {"run_dir": str(run_dir), "rank": rank}
@@ -165,6 +170,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "class_transfer": detector.class_transfer.to_dict() if detector.class_transfer else None,
         "teacher": str(cfg.distill.teacher) if cfg.get("distill") else None,
         "epochs": trainer.current_epoch,
+        "stopped_by": stopped_by,
         "steps": trainer.global_step,
         "wall_time_s": round(wall, 1),
         "images_per_s": round(throughput.images_per_second, 2),

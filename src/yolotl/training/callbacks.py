@@ -161,3 +161,33 @@ class ValidationLog(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = state_dict.get("best")
         self.best_epoch = state_dict.get("best_epoch")
+
+
+class TimeLimitPerJob(pl.Callback):
+    """``trainer.max_time`` counts per job: a resumed run gets the whole limit again.
+
+    Lightning's Timer saves the time spent in the checkpoint and restores it, so a run stopped by
+    ``max_time`` and resumed with the same limit stopped again at once; a cluster job resuming the
+    previous one wants its own time. Dropping the Timer's saved state before it is restored does it.
+    """
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        (checkpoint.get("callbacks") or {}).pop("Timer", None)
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """Why the fit ended: ``max_epochs``, ``max_steps``, ``early_stop``, ``max_time`` or ``interrupted``."""
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+    if trainer.interrupted:
+        return "interrupted"
+    if any(isinstance(c, EarlyStopping) and c.stopped_epoch for c in trainer.callbacks):
+        return "early_stop"
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return "max_steps"
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None and trainer.max_epochs is not None and trainer.current_epoch < trainer.max_epochs:
+        remaining = timer.time_remaining("train")
+        if remaining is not None and remaining <= 0:
+            return "max_time"
+    return "max_epochs"
