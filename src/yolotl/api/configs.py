@@ -15,3 +15,8 @@ def config_dir() -> str:
     if (source / "train.yaml").is_file():
         return str(source)
     raise FileNotFoundError(f"yolotl configs not found in {packaged} or {source}; reinstall yolotl")
+
+
+def override_key(override: str) -> str:
+    """The config key a command-line override sets: ``+trainer.max_time=1`` -> ``trainer.max_time``."""
+    return override.lstrip("+~").split("=", 1)[0]

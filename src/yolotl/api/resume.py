@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.configs import override_key
 from yolotl.errors import ConfigError
 
 CONFIG_FILE = "config.yaml"
@@ -49,7 +50,7 @@ def resumed_config(given: DictConfig, overrides: list[str]) -> tuple[DictConfig,
     command composed) has for the allowed ``overrides``, and the checkpoint to resume from."""
     resume = given.resume
     run, checkpoint = resume_point(resume)
-    refused = [o for o in overrides if _key(o) not in RESUMABLE_KEYS]
+    refused = [o for o in overrides if override_key(o) not in RESUMABLE_KEYS]
     if refused:
         raise ConfigError(
             f"resume continues {run} as it was configured; {', '.join(refused)} would change what it trains. "
@@ -58,12 +59,9 @@ def resumed_config(given: DictConfig, overrides: list[str]) -> tuple[DictConfig,
         )
     cfg = OmegaConf.load(run / CONFIG_FILE)
     OmegaConf.set_struct(cfg, False)
-    for key in {_key(o) for o in overrides} - {"resume"}:
+    for key in {override_key(o) for o in overrides} - {"resume"}:
         OmegaConf.update(cfg, key, OmegaConf.select(given, key), merge=False)
     cfg.paths.output_dir = str(run)
     cfg.resume = str(checkpoint)
     return cfg, checkpoint
 
-
-def _key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0]

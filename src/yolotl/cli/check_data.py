@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.configs import override_key
 from yolotl.cli.shell import cli_errors, hydra_command
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _out_dir(cfg: DictConfig) -> str:
     if not HydraConfig.initialized():
         return str(cfg.out)
     hydra = HydraConfig.get()
-    given = any(o.split("=", 1)[0].lstrip("+~") == "out" for o in hydra.overrides.task)
+    given = any(override_key(o) == "out" for o in hydra.overrides.task)
     output_dir = hydra.runtime.get("output_dir")
     return str(cfg.out) if given or not output_dir else str(output_dir)
 

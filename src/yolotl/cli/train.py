@@ -55,11 +55,13 @@ def _keep_given_settings(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from yolotl.api.configs import override_key
+
     if not cfg.get("recipe") or cfg.recipe.get("mode") != "auto" or not HydraConfig.initialized():
         return
     hydra = HydraConfig.get()
     groups = set(hydra.runtime.choices) - {"strategy"}  # data=coco chooses a reader, not data.image_size
-    given = [key for key in (o.lstrip("+~").split("=", 1)[0] for o in hydra.overrides.task) if key not in groups]
+    given = [key for key in map(override_key, hydra.overrides.task) if key not in groups]
     with open_dict(cfg):
         cfg.recipe.keep = sorted({*(cfg.recipe.get("keep") or []), *given} - {"recipe", "recipe.mode"})
 
