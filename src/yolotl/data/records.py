@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from yolotl.data.findings import FindingLog
+from yolotl.data.segments import Segment
 
 __all__ = ["DatasetSplit", "ImageRecord"]
 
@@ -28,6 +29,9 @@ class ImageRecord:
     protocols score them: a COCO ``iscrowd=1`` region (one box around many objects) is no
     training target (see :meth:`for_training`); a VOC ``difficult`` object still trains as an
     ordinary one.
+
+    ``segments`` (instance segmentation data) holds one :class:`Segment` or None per object, as
+    read (polygons or an RLE, never a raster); None, the default, means a detection record.
     """
 
     image_path: Path
@@ -38,9 +42,11 @@ class ImageRecord:
     label_file: Path | None = None
     crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     difficult: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    segments: tuple[Segment | None, ...] | None = None
 
     def __post_init__(self) -> None:
-        """Flags as bool ``[N]``: empty (the default) means all False; another length is an error."""
+        """Flags as bool ``[N]``: empty (the default) means all False; another length is an error,
+        as is a ``segments`` tuple of another length."""
         for name in ("crowd", "difficult"):
             flags = np.asarray(getattr(self, name), dtype=bool).reshape(-1)
             if flags.size == 0:
@@ -48,6 +54,11 @@ class ImageRecord:
             elif flags.size != self.num_objects:
                 raise ValueError(f"{name} has {flags.size} flags for {self.num_objects} boxes")
             object.__setattr__(self, name, flags)
+        if self.segments is not None:
+            object.__setattr__(self, "segments", tuple(self.segments))
+            if len(self.segments) != self.num_objects:
+                raise ValueError(f"segments has {len(self.segments)} entries for "
+                                 f"{self.num_objects} boxes")
 
     @property
     def num_objects(self) -> int:
@@ -60,9 +71,13 @@ class ImageRecord:
         return self.crowd | self.difficult
 
     def select(self, keep: np.ndarray) -> ImageRecord:
-        """A copy with only the objects ``keep`` (bool mask ``[N]``) selects, flags included."""
+        """A copy with only the objects ``keep`` (bool mask ``[N]``) selects, flags and segments
+        included."""
+        segments = None if self.segments is None else tuple(
+            segment for segment, kept in zip(self.segments, keep) if kept)
         return dataclasses.replace(self, boxes=self.boxes[keep], labels=self.labels[keep],
-                                   crowd=self.crowd[keep], difficult=self.difficult[keep])
+                                   crowd=self.crowd[keep], difficult=self.difficult[keep],
+                                   segments=segments)
 
     def for_training(self) -> ImageRecord:
         """This record without its crowd regions: a box around many objects is no object to learn
