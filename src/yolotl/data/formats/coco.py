@@ -7,6 +7,12 @@ dropped and logged. ``bbox`` is ``[x, y, w, h]`` in absolute 0-based pixels.
 ``iscrowd=1`` annotations (one box around a crowd of objects) are kept, flagged ``crowd``, and
 logged: evaluation ignores them as COCO does, training leaves them out of its targets.
 
+``segmentation`` (polygons in absolute pixels, or an RLE dict with compressed or uncompressed
+``counts``) is kept as read in the record's ``segments`` (None for an image none of whose objects
+has one: detection data). A polygon with an odd number of coordinates skips its image (``odd_polygon_coordinates``);
+a segmentation of another shape is a ``malformed_label``. What the outlines themselves get wrong
+is for the health checks (:mod:`yolotl.data.health.masks`).
+
 Per-file problems in one big JSON are counted skips, not errors: an image listed but missing on
 disk and an annotation of an unknown image are skipped and logged; an image with an annotation
 of an unknown ``category_id`` or a malformed ``bbox`` (crowd or not) is skipped whole (a partly
@@ -40,13 +46,15 @@ from yolotl.data.formats._common import (
 )
 from yolotl.data.findings import FindingLog
 from yolotl.data.records import DatasetSplit, ImageRecord
+from yolotl.data.segments import Segment
 from yolotl.errors import DatasetError
 
 __all__ = ["read_coco_split"]
 
 _PROBE = 20  # images checked per candidate folder when guessing where the images live
 
-_Object = tuple[list[float], int, str, bool]  # bbox [x, y, w, h], label, where, iscrowd
+# bbox [x, y, w, h], label, where, iscrowd, segment
+_Object = tuple[list[float], int, str, bool, Segment | None]
 
 
 def read_coco_split(
@@ -196,7 +204,7 @@ def _group_annotations(
     path: Path,
     log: FindingLog,
 ) -> tuple[dict[Any, list[_Object]], set[Any]]:
-    """Annotations per image id as (xywh, label, where, iscrowd), skipping orphan ones, and the
+    """Annotations per image id as (xywh, label, where, iscrowd, segment), skipping orphan ones, and the
     ids of images with a broken annotation (logged; the reader skips those images)."""
     grouped: dict[Any, list[_Object]] = {}
     broken: set[Any] = set()
@@ -218,7 +226,8 @@ def _group_annotations(
             log.add("skipped_crowd_annotation", path, f"{where} has iscrowd=1; kept as a region "
                     f"evaluation ignores, not a training target")
         label = label_of[ann["category_id"]]
-        grouped.setdefault(image["id"], []).append((ann["bbox"], label, where, crowd))
+        grouped.setdefault(image["id"], []).append(
+            (ann["bbox"], label, where, crowd, _segment(ann.get("segmentation"))))
     return grouped, broken
 
 
@@ -232,7 +241,46 @@ def _annotation_problem(ann: dict[str, Any], label_of: dict[int, int]) -> tuple[
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
     if not numbers or len(bbox) != 4:
         return "malformed_label", f"has bbox {bbox!r}; expected [x, y, w, h] (4 numbers)"
+    return _segmentation_problem(ann.get("segmentation"))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _segmentation_problem(segmentation: Any) -> tuple[str, str] | None:
+    """(kind, text) if ``segmentation`` is neither absent, a list of polygons nor an RLE dict."""
+    if segmentation is None or segmentation == []:
+        return None
+    if isinstance(segmentation, dict):
+        counts, size = segmentation.get("counts"), segmentation.get("size")
+        sized = isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+        counted = isinstance(counts, (str, bytes)) or (
+            isinstance(counts, list) and all(isinstance(v, int) for v in counts))
+        if sized and counted:
+            return None
+        return "malformed_label", (f"has an RLE segmentation {segmentation!r:.80}; expected "
+                                   f"{{'size': [h, w], 'counts': str or list of ints}}")
+    polygons = isinstance(segmentation, list) and all(
+        isinstance(p, list) and all(_is_number(v) for v in p) for p in segmentation)
+    if not polygons:
+        return "malformed_label", (f"has segmentation {segmentation!r:.80}; expected polygons "
+                                   f"[[x1, y1, x2, y2, ...], ...] or an RLE dict")
+    odd = [i for i, polygon in enumerate(segmentation) if len(polygon) % 2]
+    if odd:
+        return "odd_polygon_coordinates", (f"polygon {odd[0]} has {len(segmentation[odd[0]])} "
+                                           f"coordinates; x, y pairs need an even number")
     return None
+
+
+def _segment(segmentation: Any) -> Segment | None:
+    """A checked ``segmentation`` as a :class:`Segment` (None when absent or empty)."""
+    if segmentation is None or segmentation == []:
+        return None
+    if isinstance(segmentation, dict):
+        return Segment(rle=dict(segmentation))
+    return Segment(polygons=tuple(np.array(p, dtype=np.float64).reshape(-1, 2)
+                                  for p in segmentation))
 
 
 def _record(
@@ -258,11 +306,14 @@ def _record(
     boxes = box_convert(xywh, "xywh", "xyxy").numpy()  # float64, as written
     labels = np.array([o[1] for o in objects], dtype=np.int64)
     crowd = np.array([o[3] for o in objects], dtype=bool)
+    segments = [o[4] for o in objects]
     boxes, labels, kept = sanitize_boxes(boxes, labels, width, height, log, path,
                                          [f"{o[2]} ({image['file_name']})" for o in objects])
     if len(labels) == 0:
         log.add("background_image", path, f"image {image['file_name']} has no objects")
-    return ImageRecord(image_path, boxes, labels, width, height, path, crowd=crowd[kept])
+    segments = [segment for segment, keep in zip(segments, kept) if keep]
+    return ImageRecord(image_path, boxes, labels, width, height, path, crowd=crowd[kept],
+                       segments=tuple(segments) if any(s is not None for s in segments) else None)
 
 
 def _drop_negative_sizes(objects: list[_Object], path: Path, log: FindingLog) -> list[_Object]:
@@ -271,14 +322,14 @@ def _drop_negative_sizes(objects: list[_Object], path: Path, log: FindingLog) ->
     A negative ``w`` or ``h`` is not a box crossing the border (no clip repairs it): the annotation
     tool wrote something other than ``[x, y, w, h]``, so the box is dropped as such."""
     kept = []
-    for bbox, label, where, crowd in objects:
+    for bbox, label, where, crowd, segment in objects:
         sides = [name for name, value in (("width", bbox[2]), ("height", bbox[3])) if value < 0]
         if sides:
             log.add("negative_size_box", path,
                     f"{where}: bbox [x, y, w, h] = {_fmt_bbox(bbox)} has a negative {' and '.join(sides)}; "
                     f"COCO boxes need w, h >= 0; box dropped")
             continue
-        kept.append((bbox, label, where, crowd))
+        kept.append((bbox, label, where, crowd, segment))
     return kept
 
 

@@ -1,8 +1,10 @@
 """Reader for YOLO txt datasets (data.yaml + ``images/`` and sibling ``labels/`` folders).
 
 Each label line is ``class cx cy w h`` with coordinates normalised to [0, 1]; a line with
-more than 5 fields, an odd count and at least 3 points is read as a segmentation polygon and
-converted to its bounding box (logged as ``polygon_to_box``).
+more than 5 fields, an odd count and at least 3 points is a YOLO-seg polygon ``class x1 y1 ... xn
+yn``: its box is the polygon's bounding box (logged as ``polygon_to_box``) and the polygon, in
+pixels, is kept as the object's segment. A line of more than 5 fields and an even count has an
+odd number of coordinates and skips its image (``odd_polygon_coordinates``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from yolotl.data.formats._yolo_layout import (
 )
 from yolotl.data.findings import FindingLog
 from yolotl.data.records import DatasetSplit, ImageRecord
+from yolotl.data.segments import Segment
 from yolotl.errors import DatasetError
 
 __all__ = ["read_yolo_split", "split_names"]
@@ -133,23 +136,28 @@ def _read_record(
         log.add("missing_label_file", image_path, f"no label file {labels_file}")
         return ImageRecord(image_path, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                            width, height)
-    rows, line_numbers = _parse_label_file(labels_file, len(remap), names, log)
+    rows, line_numbers, polygons = _parse_label_file(labels_file, len(remap), names, log)
     boxes = _normalised_cxcywh_to_xyxy(rows[:, 1:], width, height)
     labels = remap[rows[:, 0].astype(np.int64)]
-    boxes, labels, _ = sanitize_boxes(boxes, labels, width, height, log, labels_file,
-                                      [f"line {n}" for n in line_numbers])
+    boxes, labels, kept = sanitize_boxes(boxes, labels, width, height, log, labels_file,
+                                         [f"line {n}" for n in line_numbers])
     if len(labels) == 0:
         log.add("background_image", labels_file,
                 "label file is empty" if not line_numbers else "every box was dropped")
-    return ImageRecord(image_path, boxes, labels, width, height, labels_file)
+    segments = [None if polygon is None else Segment(polygons=(polygon * [width, height],))
+                for polygon, keep in zip(polygons, kept) if keep]
+    return ImageRecord(image_path, boxes, labels, width, height, labels_file,
+                       segments=tuple(segments) if any(s is not None for s in segments) else None)
 
 
 def _parse_label_file(
     path: Path, num_classes: int, names: list[str], log: FindingLog
-) -> tuple[np.ndarray, list[int]]:
-    """Rows of (class, cx, cy, w, h) as float64 [N, 5] and the line number of each row."""
+) -> tuple[np.ndarray, list[int], list[np.ndarray | None]]:
+    """Rows of (class, cx, cy, w, h) as float64 [N, 5], the line number of each row and its
+    normalised polygon ``[K, 2]`` (None for a box line)."""
     rows: list[list[float]] = []
     line_numbers: list[int] = []
+    polygons: list[np.ndarray | None] = []
     try:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
@@ -160,6 +168,8 @@ def _parse_label_file(
         if not fields:
             continue
         values = _parse_fields(path, lineno, line, fields)
+        polygons.append(np.array(values[1:], dtype=np.float64).reshape(-1, 2)
+                        if len(values) > 5 else None)
         if len(values) > 5:
             values = _polygon_to_cxcywh(values)
             log.add("polygon_to_box", path, f"line {lineno}: polygon read as its bounding box")
@@ -171,7 +181,7 @@ def _parse_label_file(
             )
         rows.append(values)
         line_numbers.append(lineno)
-    return np.array(rows, dtype=np.float64).reshape(-1, 5), line_numbers
+    return np.array(rows, dtype=np.float64).reshape(-1, 5), line_numbers, polygons
 
 
 def _parse_fields(path: Path, lineno: int, line: str, fields: list[str]) -> list[float]:
@@ -182,6 +192,11 @@ def _parse_fields(path: Path, lineno: int, line: str, fields: list[str]) -> list
         values = [float(field) for field in fields]
     except ValueError:
         values = []
+    if values and len(fields) > 5 and len(fields) % 2 == 0:
+        raise SkippedImage("odd_polygon_coordinates", path,
+            f"{path}:{lineno}: YOLO-seg line with {len(fields) - 1} coordinates; 'class x1 y1 ... "
+            f"xn yn' needs x, y pairs (an even number). Fix or remove the line."
+        )
     if not values or not (is_box or is_polygon):
         raise SkippedImage("malformed_label", path,
             f"{path}:{lineno}: malformed YOLO label line '{line.strip()}'; expected "
