@@ -34,7 +34,7 @@ def box_findings(
     findings = []
     for index, record in enumerate(records):
         file = str(record.label_file or record.image_path)
-        name = partial(_box_name, record, class_names=class_names)  # text built only when needed
+        name = partial(box_name, record, class_names=class_names)  # text built only when needed
         boxes = record.boxes
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         for j in np.flatnonzero(sides < tiny_box_px):
@@ -50,7 +50,7 @@ def box_findings(
     return findings
 
 
-def _box_name(record: ImageRecord, j: int, class_names: Sequence[str]) -> str:
+def box_name(record: ImageRecord, j: int, class_names: Sequence[str]) -> str:
     """'box 3 (RBC [141, 363, 249, 471])': index, class and 0-based pixel corners."""
     label = int(record.labels[j])
     name = class_names[label] if 0 <= label < len(class_names) else str(label)
@@ -119,7 +119,7 @@ def area_outliers(
         offset = np.log(_area(record, j)) - median
         far = abs(offset) >= max(np.log(ratio), _ROBUST_Z * scale)
         if far and (offset > 0 or not _touches_border(record, j)):
-            name = _box_name(record, j, class_names)
+            name = box_name(record, j, class_names)
             file = str(record.label_file or record.image_path)
             detail = (f"{name} area {_area(record, j):.0f} px^2 is {np.exp(offset):.3g}x the class "
                       f"median {np.exp(median):.0f} px^2")

@@ -19,6 +19,7 @@ from yolotl.data.health.classes import class_findings
 from yolotl.data.health.duplicates import duplicate_image_findings
 from yolotl.data.findings import DATASET_SCOPE, Finding
 from yolotl.data.health.images import ImageInfo, image_findings, inspect_images
+from yolotl.data.health.masks import mask_findings
 from yolotl.data.health.policy import apply_fix
 from yolotl.data.health.report import HealthReport, SplitStats
 from yolotl.data.records import DatasetSplit
@@ -61,8 +62,8 @@ def inspect_splits(
     fresh: Sequence[str] | None = None,
     rank: Mapping[str, int] | None = None,
 ) -> list[Finding]:
-    """Findings beyond the readers' logs: decoded images and boxes of the ``fresh`` splits (default
-    all), identical images across all ``splits``. ``infos`` caches decoded images (updated)."""
+    """Findings beyond the readers' logs: decoded images, boxes and segments of the ``fresh`` splits
+    (default all), identical images across all ``splits``. ``infos`` caches decoded images (updated)."""
     fresh = list(splits) if fresh is None else list(fresh)
     todo = [r.image_path for name in fresh for r in splits[name].records
             if r.image_path not in infos]
@@ -73,6 +74,7 @@ def inspect_splits(
         findings += image_findings(name, split.records, infos)
         findings += box_findings(name, split.records, split.class_names, options.tiny_box_px,
                                  options.near_duplicate_iou)
+        findings += mask_findings(name, split.records, split.class_names)
     records = {name: split.records for name, split in splits.items()}
     findings += duplicate_image_findings(records, infos, rank)
     if options.area_outlier_ratio is not None and splits:
