@@ -385,14 +385,26 @@ def multi_scale_size(image_size: int, multi_scale: float, seed: Any) -> int:
 
 
 def resize_batch(batch: tuple[torch.Tensor, list[dict[str, Any]]], size: int) -> tuple[torch.Tensor, list]:
-    """Resize square images ``[B, 3, S, S]`` to ``size`` and scale the target boxes with them."""
+    """Resize square images ``[B, 3, S, S]`` to ``size`` and scale the target boxes with them
+    (and resize instance ``masks``, nearest neighbour)."""
     images, targets = batch
     if images.shape[-1] == size:
         return batch
     factor = size / images.shape[-1]
     images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    targets = [{**t, "boxes": t["boxes"] * factor} for t in targets]
+    targets = [{**t, "boxes": t["boxes"] * factor} | _resized_masks(t, size) for t in targets]
     return images, targets
+
+
+def _resized_masks(target: dict[str, Any], size: int) -> dict[str, torch.Tensor]:
+    """``{"masks": [N, size, size]}`` resized from the target's masks ({} without masks)."""
+    if "masks" not in target:
+        return {}
+    masks = target["masks"]
+    if not len(masks):
+        return {"masks": masks.new_zeros((0, size, size))}
+    resized = torch.nn.functional.interpolate(masks[None].float(), size=(size, size), mode="nearest")
+    return {"masks": resized[0].to(masks.dtype)}
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from yolotl.data.cache import ImageCache, read_image
 from yolotl.data.records import ImageRecord
 from yolotl.data.sampling import SampleKey
+from yolotl.data.segments import masks_to_boxes
 from yolotl.data.transforms import build_eval_transforms, letterbox_params
 
 __all__ = ["DetectionDataset", "boxes_in_decoded_frame", "collate_detections", "read_image"]
@@ -42,6 +43,13 @@ class DetectionDataset(Dataset):
 
     Targets hold every object of the records, crowd regions included (evaluation needs them in
     input pixels); to train, pass :meth:`ImageRecord.for_training` records, as the DataModule does.
+
+    When any record carries segments (:attr:`with_masks`), targets also hold ``masks`` uint8
+    ``[N, H, W]`` at the input size: each object's outline is rasterised in the frame of the image
+    the sample starts from (an object without one gets its box) and goes through the same
+    albumentations steps as the image, as one channel of a ``[H, W, N]`` ``mask`` (the target
+    ``Mosaic`` carries). Each box is then its mask's box, and an object whose mask came out empty is
+    dropped with its box, so masks, boxes, labels and flags stay aligned whatever cropped them.
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class DetectionDataset(Dataset):
         self.mosaic_transform = mosaic_transform
         self.cache = cache if cache is not None else ImageCache("none")
         self._rescaled_warned: set[Path] = set()  # images whose stale size was logged (once each)
+        self.with_masks = any(record.segments is not None for record in self.records)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -68,9 +77,9 @@ class DetectionDataset(Dataset):
             raise ValueError("a mosaic sample was requested but the dataset has no mosaic_transform")
         if key.seed is not None:
             seed_pipelines((self.transform, self.mosaic_transform), key.seed)
-        image, boxes, labels, ignored = self._augmented(key.index, key.mosaic)
+        image, boxes, labels, ignored, masks = self._augmented(key.index, key.mosaic)
         if key.mixup >= 0:
-            other, other_boxes, other_labels, other_ignored = self._augmented(key.mixup, ())
+            other, other_boxes, other_labels, other_ignored, other_masks = self._augmented(key.mixup, ())
             rng = np.random.default_rng(key.seed) if key.seed is not None else np.random
             weight = float(rng.beta(32.0, 32.0))
             image = (image.astype(np.float32) * weight + other.astype(np.float32) * (1 - weight))
@@ -78,7 +87,9 @@ class DetectionDataset(Dataset):
             boxes = np.concatenate([boxes, other_boxes])
             labels = np.concatenate([labels, other_labels])
             ignored = np.concatenate([ignored, other_ignored])
-        return self._pack(key.index, image, boxes, labels, ignored)
+            if masks is not None:
+                masks = np.concatenate([masks, other_masks], axis=2)
+        return self._pack(key.index, image, boxes, labels, ignored, masks)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Decoded (possibly cached, downsized) image with its boxes in that image's pixels."""
@@ -90,35 +101,63 @@ class DetectionDataset(Dataset):
             boxes = boxes * factors
         return image, boxes, record.labels
 
+    def load_masks(self, index: int, height: int, width: int, boxes: np.ndarray) -> np.ndarray:
+        """uint8 ``[height, width, N]`` masks of record ``index`` in the frame of its loaded image
+        (whose ``boxes`` fill the masks of objects without a segment)."""
+        record = self.records[index]
+        masks = np.zeros((height, width, record.num_objects), dtype=np.uint8)
+        for j, segment in enumerate(record.segments or (None,) * record.num_objects):
+            if segment is not None:
+                masks[..., j] = segment.rasterise(height, width, record.height, record.width)
+            else:
+                x1, y1, x2, y2 = np.round(boxes[j]).astype(int)
+                masks[max(y1, 0):y2, max(x1, 0):x2, j] = 1
+        return masks
+
     def original_size(self, index: int) -> tuple[int, int]:
         """(height, width) of the decoded original image (the cache knows it without decoding)."""
         return self.cache.original_size(self.records[index].image_path)
 
     def _augmented(
         self, index: int, mosaic: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Transformed image, boxes, labels and ignore flags of ``index`` (mosaicked with ``mosaic``).
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Transformed image, boxes, labels, ignore flags and masks (None without :attr:`with_masks`)
+        of ``index`` (mosaicked with ``mosaic``).
 
         The transform's ``labels`` field carries each box's position among the objects of the
-        images taken, so labels and flags follow whichever boxes it keeps, in its order."""
+        images taken, so labels, flags and mask channels follow whichever boxes it keeps, in its
+        order. Each image's masks sit in their own channels of one ``[H, W, N]`` mask over all the
+        images taken (zeros elsewhere), as the mosaic needs one channel count."""
         indices = (index, *mosaic)
         loaded = [self.load(i) for i in indices]
         labels = np.concatenate([item[2] for item in loaded]).astype(np.int64)
         ignored = np.concatenate([self.records[i].ignored for i in indices])
         starts = np.cumsum([0] + [len(item[2]) for item in loaded])
         positions = [np.arange(start, end) for start, end in zip(starts[:-1], starts[1:])]
-        image, boxes, _ = loaded[0]
+        items = [{"image": image, "bboxes": boxes, "labels": where}
+                 for (image, boxes, _), where in zip(loaded, positions)]
+        carry_masks = self.with_masks and starts[-1] > 0
+        if carry_masks:
+            for i, item, start, end in zip(indices, items, starts[:-1], starts[1:]):
+                height, width = item["image"].shape[:2]
+                item["mask"] = np.zeros((height, width, starts[-1]), dtype=np.uint8)
+                item["mask"][..., start:end] = self.load_masks(i, height, width, item["bboxes"])
         if not mosaic:
-            out = self.transform(image=image, bboxes=boxes, labels=positions[0])
+            out = self.transform(**items[0])
         else:
-            others = [{"image": other, "bboxes": other_boxes, "labels": where}
-                      for (other, other_boxes, _), where in zip(loaded[1:], positions[1:])]
-            out = self.mosaic_transform(image=image, bboxes=boxes, labels=positions[0], mosaic_metadata=others)
+            out = self.mosaic_transform(**items[0], mosaic_metadata=items[1:])
         kept = np.asarray(out["labels"], np.int64).reshape(-1)
-        return out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4), labels[kept], ignored[kept]
+        boxes = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
+        if not self.with_masks:
+            return out["image"], boxes, labels[kept], ignored[kept], None
+        height, width = out["image"].shape[:2]
+        masks = out["mask"][..., kept] if carry_masks else np.zeros((height, width, 0), np.uint8)
+        boxes, present = masks_to_boxes(masks)
+        return (out["image"], boxes[present], labels[kept][present], ignored[kept][present],
+                masks[..., present])
 
     def _pack(self, index: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-              ignored: np.ndarray) -> tuple[torch.Tensor, Target]:
+              ignored: np.ndarray, masks: np.ndarray | None) -> tuple[torch.Tensor, Target]:
         record = self.records[index]
         height, width = self.original_size(index)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -133,6 +172,8 @@ class DetectionDataset(Dataset):
             "pad": torch.tensor([pad_x, pad_y], dtype=torch.float32),
             "path": str(record.image_path),
         }
+        if masks is not None:
+            target["masks"] = torch.from_numpy(np.ascontiguousarray(masks.transpose(2, 0, 1)))
         return tensor.float().div_(255.0), target
 
 
@@ -160,7 +201,8 @@ def boxes_in_decoded_frame(
 def collate_detections(
     batch: Sequence[tuple[torch.Tensor, Target]],
 ) -> tuple[torch.Tensor, list[Target]]:
-    """Stack images into ``[B, 3, H, W]`` and keep the targets as a list of dicts."""
+    """Stack images into ``[B, 3, H, W]`` and keep the targets as a list of dicts (per-image
+    ``masks`` ``[N_i, H, W]`` included: their object counts differ)."""
     images = torch.stack([image for image, _ in batch])
     return images, [target for _, target in batch]
 
