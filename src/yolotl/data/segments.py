@@ -13,6 +13,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
 __all__ = ["Segment", "masks_to_boxes", "polygon_area", "self_intersects"]
 
@@ -31,8 +32,6 @@ class Segment:
 
     def _rle(self) -> dict[str, Any]:
         """The RLE in pycocotools' compressed form (uncompressed counts are encoded)."""
-        from pycocotools import mask as mask_utils
-
         assert self.rle is not None
         if isinstance(self.rle["counts"], list):
             height, width = self.rle["size"]
@@ -42,8 +41,6 @@ class Segment:
     def bbox(self) -> np.ndarray:
         """xyxy float64 ``[4]`` of the outline in original pixels (zeros for an empty one)."""
         if self.rle is not None:
-            from pycocotools import mask as mask_utils
-
             x, y, w, h = mask_utils.toBbox(self._rle())
             return np.array([x, y, x + w, y + h], dtype=np.float64)
         points = np.concatenate(self.polygons) if self.polygons else np.zeros((1, 2))
@@ -52,8 +49,6 @@ class Segment:
     def area(self) -> float:
         """Pixel count of an RLE; the summed absolute shoelace area of the polygons."""
         if self.rle is not None:
-            from pycocotools import mask as mask_utils
-
             return float(mask_utils.area(self._rle()))
         return sum(polygon_area(polygon) for polygon in self.polygons)
 
@@ -65,8 +60,6 @@ class Segment:
         continuous coordinates (pixel ``i`` spans ``[i, i + 1)``); an RLE is decoded at its own
         size and resized to the frame with nearest neighbour."""
         if self.rle is not None:
-            from pycocotools import mask as mask_utils
-
             mask = mask_utils.decode(self._rle())
             if mask.shape != (height, width):
                 mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
