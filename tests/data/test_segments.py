@@ -185,7 +185,7 @@ def _colour_share(image: torch.Tensor, mask: torch.Tensor, label: int) -> float:
 
 def test_letterboxed_masks_match_the_letterboxed_boxes(tmp_path: Path) -> None:
     records = _painted_records(tmp_path)
-    dataset = DetectionDataset(records, image_size=SIZE)
+    dataset = DetectionDataset(records, image_size=SIZE, masks=True)
     for index, record in enumerate(records):
         image, target = dataset[index]
         _check_aligned(target)
@@ -202,7 +202,7 @@ def test_masks_follow_their_objects_through_augmentation(tmp_path: Path) -> None
     settings = AUGMENT_PRESETS["heavy"]
     kwargs = {**settings.transforms_kwargs, "hsv": 0.0, "vflip": 0.5}
     dataset = DetectionDataset(records, build_train_transforms(SIZE, **kwargs), SIZE,
-                               build_train_transforms(SIZE, **kwargs, mosaic=True))
+                               build_train_transforms(SIZE, **kwargs, mosaic=True), masks=True)
     checked = 0
     for seed in range(6):
         for key in (SampleKey(0, seed=seed), SampleKey(1, mosaic=(0, 2, 3), seed=seed),
@@ -228,7 +228,7 @@ def test_an_object_whose_mask_vanishes_is_dropped_with_its_box(tmp_path: Path) -
     labels = np.concatenate([record.labels, [4]])
     tiny = ImageRecord(record.image_path, boxes, labels, record.width, record.height,
                        segments=segments)
-    _, target = DetectionDataset([tiny], image_size=SIZE)[0]
+    _, target = DetectionDataset([tiny], image_size=SIZE, masks=True)[0]
     assert len(target["boxes"]) == 3 and 4 not in target["labels"].tolist()
 
 
@@ -236,9 +236,15 @@ def test_collate_and_multi_scale_keep_per_image_masks(tmp_path: Path) -> None:
     records = _painted_records(tmp_path)
     background = ImageRecord(records[0].image_path, np.zeros((0, 4), np.float32),
                              np.zeros(0, np.int64), records[0].width, records[0].height)
-    detection = DetectionDataset([background], image_size=SIZE)
+    detection = DetectionDataset([background], image_size=SIZE, masks=True)
     assert "masks" not in detection[0][1]  # detection data: no masks key
-    dataset = DetectionDataset([records[0], background], image_size=SIZE)
+    outlines_unused = DetectionDataset(records, image_size=SIZE)  # a detection run: outlines are not drawn
+    assert "masks" not in outlines_unused[0][1]
+    np.testing.assert_allclose(outlines_unused[0][1]["boxes"].numpy(),
+                               records[0].boxes * letterbox_params(records[0].height, records[0].width, SIZE)[0]
+                               + np.array(letterbox_params(records[0].height, records[0].width, SIZE)[1:] * 2,
+                                          np.float32), atol=1e-3)  # boxes as annotated, not from masks
+    dataset = DetectionDataset([records[0], background], image_size=SIZE, masks=True)
     images, targets = collate_detections([dataset[0], dataset[1]])
     assert [t["masks"].shape[0] for t in targets] == [3, 0]
     images, targets = resize_batch((images, targets), 64)

@@ -32,7 +32,7 @@ def test_animals_seg_train_is_clean_segmentation_data() -> None:
     assert mask_findings("train", split.records, split.class_names) == []
     # Roboflow's bboxes overshoot the border by under a pixel; the reader clips them (detection rule).
     assert set(split.findings.counts()) == {"clipped_box"}
-    _, target = DetectionDataset(split.records[:1], image_size=320)[0]
+    _, target = DetectionDataset(split.records[:1], image_size=320, masks=True)[0]
     assert target["masks"].shape == (split.records[0].num_objects, 320, 320)
     assert (target["masks"].flatten(1).sum(1) > 0).all()
 

@@ -69,6 +69,8 @@ class DetectionDataModule(L.LightningDataModule):
     - ``image_dir``/``annotation_dir`` (VOC only): the folders of the images and the XML files,
       relative to ``root`` or absolute; None (default) finds them among common names
       (``JPEGImages``/``images``, ``Annotations``/``annotations``, ...) and logs a non-standard choice.
+    - ``masks``: instance masks in the targets (``target["masks"]`` uint8 ``[N, H, W]``) when the
+      records carry outlines (COCO segmentation, YOLO-seg); off for detection, so outlines cost nothing.
     - ``root``: relative to the current working folder; a missing one is a DatasetError naming
       the folder it was resolved from and ``YOLOTL_DATASETS``.
 
@@ -107,6 +109,7 @@ class DetectionDataModule(L.LightningDataModule):
         health_cache: str | None = "auto",
         image_dir: str | None = None,
         annotation_dir: str | None = None,
+        masks: bool = False,
     ) -> None:
         super().__init__()
         num_workers = resolve_num_workers(num_workers)
@@ -132,6 +135,7 @@ class DetectionDataModule(L.LightningDataModule):
         self.fold, self.num_folds, self.fold_seed = fold, num_folds, fold_seed
         self.train_fraction, self.fraction_seed = float(train_fraction), fraction_seed
         self.synthetic = dict(synthetic or {})
+        self.masks = bool(masks)  # instance masks in the targets (segmentation); detection leaves them out
         store_dir = default_store_dir() if health_cache == "auto" else health_cache
         self._checked = CheckedSplits(
             self.format, self.root, {"train": train_split, "val": val_split, "test": test_split},
@@ -234,7 +238,7 @@ class DetectionDataModule(L.LightningDataModule):
         seed_pipelines((transform, mosaic), seed)
         records = [record.for_training() for record in split.records]  # crowd regions left out
         self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
-        dataset = DetectionDataset(records, transform, self.image_size, mosaic, self.cache)
+        dataset = DetectionDataset(records, transform, self.image_size, mosaic, self.cache, masks=self.masks)
         sampler = TrainSampler(len(dataset), seed, self._repeat_factors(records), settings.mosaic,
                                settings.mixup, self._mosaic_until())
         drop_last = len(sampler) > self.batch_size
@@ -283,7 +287,7 @@ class DetectionDataModule(L.LightningDataModule):
         records = self._split(role).records
         self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
         dataset = DetectionDataset(records, build_eval_transforms(self.image_size), self.image_size,
-                                   cache=self.cache)
+                                   cache=self.cache, masks=self.masks)
         return self._loader(dataset, drop_last=False)
 
     def split(self, role: str) -> DatasetSplit:

@@ -44,7 +44,9 @@ class DetectionDataset(Dataset):
     Targets hold every object of the records, crowd regions included (evaluation needs them in
     input pixels); to train, pass :meth:`ImageRecord.for_training` records, as the DataModule does.
 
-    When any record carries segments (:attr:`with_masks`), targets also hold ``masks`` uint8
+    With ``masks=True`` and records that carry segments (:attr:`with_masks`; a detection run leaves
+    it off, so outlines in COCO or YOLO-seg files cost nothing and boxes stay as annotated), targets
+    also hold ``masks`` uint8
     ``[N, H, W]`` at the input size: each object's outline is rasterised in the frame of the image
     the sample starts from (an object without one gets its box) and goes through the same
     albumentations steps as the image, as one channel of a ``[H, W, N]`` ``mask`` (the target
@@ -59,6 +61,7 @@ class DetectionDataset(Dataset):
         image_size: int = 416,
         mosaic_transform: Callable[..., dict[str, Any]] | None = None,
         cache: ImageCache | None = None,
+        masks: bool = False,
     ) -> None:
         self.records = list(records)
         self.image_size = image_size
@@ -66,7 +69,7 @@ class DetectionDataset(Dataset):
         self.mosaic_transform = mosaic_transform
         self.cache = cache if cache is not None else ImageCache("none")
         self._rescaled_warned: set[Path] = set()  # images whose stale size was logged (once each)
-        self.with_masks = any(record.segments is not None for record in self.records)
+        self.with_masks = masks and any(record.segments is not None for record in self.records)
 
     def __len__(self) -> int:
         return len(self.records)
