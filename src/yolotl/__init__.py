@@ -39,7 +39,7 @@ _HOMES = {
                     "yolotl.models"),
     **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "FeatureExtract", "Finetune",
                      "Milestone", "StallWarning", "TransferStrategy"], "yolotl.training"),
-    **dict.fromkeys(["OnnxDetector", "export_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
+    **dict.fromkeys(["OnnxDetector", "export_onnx", "quantize_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
 }
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
         YolotlError,
     )
     from yolotl.evaluation import DetectionMetrics
-    from yolotl.inference import OnnxDetector, export_onnx
+    from yolotl.inference import OnnxDetector, export_onnx, quantize_onnx
     from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
     from yolotl.training import (
         EMA,

@@ -22,3 +22,26 @@ def lively_detector(backbone: str, image_size: int) -> yolotl.YoloDetector:
     for branch in detector.head.cls_branches:
         torch.nn.init.normal_(branch[-1].weight, std=0.05)
     return detector.eval()
+
+
+def lively_photo_detector(images: torch.Tensor, image_size: int) -> yolotl.YoloDetector:
+    """The offline ImageNet efficientnet_lite0 backbone (real features: where INT8 rounding matters), a
+    random neck and head with the norm statistics of ``images`` (real photos, ``[B, 3, S, S]`` in [0, 1])
+    and a class layer whose scores spread over (0, 1) on them."""
+    torch.manual_seed(0)
+    detector = yolotl.create_detector(
+        "efficientnet_lite0", class_names=["a", "b", "c"], pretrained="offline", image_size=image_size, neck_width=16
+    )
+    for module in [*detector.neck.modules(), *detector.head.modules()]:
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    detector.eval()
+    detector.neck.train()
+    detector.head.train()
+    with torch.no_grad():
+        detector(images)
+    for branch in detector.head.cls_branches:
+        torch.nn.init.normal_(branch[-1].weight, std=0.3)
+        torch.nn.init.constant_(branch[-1].bias, -2.0)
+    return detector.eval()

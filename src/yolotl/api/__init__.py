@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from yolotl.api.configs import config_dir
     from yolotl.api.eval_run import evaluate
-    from yolotl.api.export_run import export, parity_summary
+    from yolotl.api.export_run import calibration_set, export, output_path, parity_summary
     from yolotl.api.predict_run import find_images, predict_source
     from yolotl.api.recipe import apply_recipe, choose_recipe, profile_training_split
     from yolotl.api.resume import resume_point, resumed_config
@@ -29,6 +29,8 @@ _HOMES = {
     "train": "yolotl.api.train_run",
     "evaluate": "yolotl.api.eval_run",
     "export": "yolotl.api.export_run",
+    "calibration_set": "yolotl.api.export_run",
+    "output_path": "yolotl.api.export_run",
     "parity_summary": "yolotl.api.export_run",
     "find_images": "yolotl.api.predict_run",
     "predict_source": "yolotl.api.predict_run",

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from yolotl.api.run_folder import run_dir_of
-from yolotl.inference.loading import resolve_device
-from yolotl.models.checkpoint import load
+from yolotl.api.run_folder import run_data_config, run_dir_of
+from yolotl.inference.loading import load_predictor
 from yolotl.errors import ConfigError
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
 from yolotl.evaluation.evaluator import (
@@ -44,18 +43,20 @@ def evaluate(
     device: str = "auto",
     max_grid_images: int = 16,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint (or a loaded detector) on ``split`` of ``data``; write and return the results.
+    """Evaluate a checkpoint, an exported ``.onnx`` model (FP32 or INT8, run by ONNX Runtime; ``device`` is
+    then not used) or a loaded detector on ``split`` of ``data``; write and return the results.
 
     ``data`` is a :class:`~yolotl.DetectionDataModule`, a data config (dict / DictConfig with
     ``_target_``), or ``None`` for the data the checkpoint's run trained on (its ``config.yaml``).
     ``score_threshold`` is the operating point for the chosen-confidence P/R/F1, the confusion
     matrix and the prediction grid; mAP and the curves use every detection down to 0.001.
 
-    Writes to ``output_dir`` (default ``<run>/eval/<split>``): ``metrics.json``,
+    Writes to ``output_dir`` (default ``<run>/eval/<split>``, for an ONNX model ``<run>/eval/<split>_<file
+    name>``, e.g. ``test_best_int8_onnx``, so it does not replace the checkpoint's): ``metrics.json``,
     ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``.
     """
     start = time.perf_counter()
-    detector = checkpoint if hasattr(checkpoint, "predict") else load(checkpoint, resolve_device(device))
+    detector = checkpoint if hasattr(checkpoint, "predict") else load_predictor(checkpoint, device)
     ckpt_path = None if hasattr(checkpoint, "predict") else Path(checkpoint)
     datamodule = _datamodule(data, ckpt_path)
     records = datamodule.split(split).records
@@ -110,6 +111,8 @@ def _write(
 def _default_output(checkpoint: Path | None, split: str) -> Path:
     run = run_dir_of(checkpoint)
     if run is not None:
+        if checkpoint is not None and checkpoint.suffix.lower() == ".onnx":
+            return run / "eval" / f"{split}_{checkpoint.name.replace('.', '_')}"
         return run / "eval" / split
     stem = checkpoint.stem if checkpoint is not None else "detector"
     return Path(f"eval_{stem}_{split}")
@@ -119,13 +122,12 @@ def _datamodule(data: Any, checkpoint: Path | None) -> Any:
     from hydra.utils import instantiate
 
     if data is None:
-        run = run_dir_of(checkpoint)
-        if run is None:
+        data = run_data_config(checkpoint)
+        if data is None:
             raise ConfigError(
                 f"no data given and {checkpoint} is not inside a yolotl-train run folder (no config.yaml); "
                 "pass data=<synthetic|yolo|voc|coco> data.root=<dataset folder>"
             )
-        data = OmegaConf.load(run / "config.yaml").data
         log.info("data: the run's own dataset (%s)", data.get("root"))
     if isinstance(data, (dict, DictConfig)):
         data = instantiate(data, _convert_="all")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def run_dir_of(checkpoint: str | Path | None) -> Path | None:
@@ -11,3 +12,14 @@ def run_dir_of(checkpoint: str | Path | None) -> Path | None:
         return None
     run = Path(checkpoint).resolve().parent.parent
     return run if (run / "config.yaml").is_file() else None
+
+
+def run_data_config(checkpoint: str | Path | None) -> Any:
+    """The data config (a DictConfig) the run of ``checkpoint`` trained on, from its ``config.yaml``;
+    None when the checkpoint (or a model exported beside it) is not inside a run folder."""
+    run = run_dir_of(checkpoint)
+    if run is None:
+        return None
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(run / "config.yaml").data

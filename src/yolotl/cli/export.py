@@ -2,6 +2,7 @@
 
     yolotl-export ckpt=outputs/<run>/checkpoints/best.ckpt                 # -> best.onnx next to it
     yolotl-export ckpt=best.ckpt nms=true output=model.onnx
+    yolotl-export ckpt=best.ckpt quantize=int8                             # also best.int8.onnx
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from yolotl.cli.shell import cli_errors, hydra_command
 
 
 def run(cfg: DictConfig) -> None:
-    """Export, print the written path and the PyTorch-vs-ONNX Runtime parity line."""
+    """Export, print the written paths and the PyTorch-vs-ONNX Runtime parity line of the float model."""
     from yolotl import ConfigError, load
-    from yolotl.api import export, parity_summary
+    from yolotl.api import export, output_path, parity_summary
 
     with cli_errors():
         if OmegaConf.is_missing(cfg, "ckpt"):
@@ -27,10 +28,17 @@ def run(cfg: DictConfig) -> None:
             dynamic=cfg.dynamic,
             opset=cfg.opset,
             exporter=cfg.exporter,
+            quantize=cfg.quantize,
+            calibration=cfg.calibration,
+            calibration_images=cfg.calibration_images,
         )
-        summary = parity_summary(load(cfg.ckpt), path)
-    print(f"wrote {path}")
+        float_model = output_path(cfg.ckpt, cfg.output, cfg.format)
+        summary = parity_summary(load(cfg.ckpt), float_model)
+    print(f"wrote {float_model}")
     print(summary)
+    if cfg.quantize:
+        print(f"wrote {path} ({cfg.quantize}, statically quantised; decode and NMS stay float32)")
+        print(f"score it like the float model: yolotl-eval ckpt={path}")
 
 
 main = hydra_command("export", run)

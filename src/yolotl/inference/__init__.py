@@ -1,7 +1,7 @@
 """Inference shared by every runtime (PyTorch, ONNX Runtime): image inputs -> boxes in original pixels.
 
-``export_onnx`` and ``OnnxDetector`` load on first use, so this package imports without onnx or
-onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
+``export_onnx``, ``quantize_onnx`` and ``OnnxDetector`` load on first use, so this package imports
+without onnx or onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from yolotl.inference.predict import DetectFn, Detections, predict_images, resol
 _LAZY = {
     "OnnxDetector": "yolotl.inference.onnx_runtime",
     "export_onnx": "yolotl.inference.onnx_export",
+    "quantize_onnx": "yolotl.inference.onnx_quantize",
 }
 
-__all__ = ["DetectFn", "Detections", "OnnxDetector", "export_onnx", "predict_images", "resolve_classes"]
+__all__ = [
+    "DetectFn", "Detections", "OnnxDetector", "export_onnx", "predict_images", "quantize_onnx", "resolve_classes",
+]
 
 
 def __getattr__(name: str) -> Any:

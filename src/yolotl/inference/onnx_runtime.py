@@ -31,6 +31,8 @@ class OnnxDetector:
     Attributes:
         path: the ``.onnx`` file. class_names, num_classes, image_size, strides, backbone: from its metadata.
         has_nms: NMS runs inside the graph (exported with ``nms=True``).
+        quantization: ``"int8"`` for a model written by :func:`~yolotl.inference.onnx_quantize.quantize_onnx`,
+            else None (float32).
         session: the ``onnxruntime.InferenceSession``.
     """
 
@@ -67,6 +69,7 @@ class OnnxDetector:
         self.image_size: int = int(meta["image_size"])
         self.strides: list[int] = list(json.loads(meta["strides"]))
         self.has_nms: bool = bool(json.loads(meta["nms"]))
+        self.quantization: str | None = meta.get("quantization")
         self._input_shape: list[Any] = list(self.session.get_inputs()[0].shape)  # ints where static
 
     def _read_metadata(self) -> dict[str, str]:
@@ -88,7 +91,8 @@ class OnnxDetector:
 
     def __repr__(self) -> str:
         nms = ", nms in graph" if self.has_nms else ""
-        return f"OnnxDetector({str(self.path)!r}, {self.backbone}, {self.num_classes} classes{nms})"
+        quantized = f", {self.quantization}" if self.quantization else ""
+        return f"OnnxDetector({str(self.path)!r}, {self.backbone}, {self.num_classes} classes{nms}{quantized})"
 
     def boxes_and_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The graph's raw outputs: boxes ``[B, A, 4]`` xyxy input pixels, class probabilities ``[B, A, C]``

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from yolotl.errors import ConfigError
-from yolotl.inference.preprocess import ImageInput, letterbox, load_image
+from yolotl.inference.preprocess import ImageInput, Letterboxed, letterbox, load_image
 from yolotl.ops.postprocess import scale_boxes_to_original
 
 Detections = list[dict[str, torch.Tensor]]
@@ -44,13 +44,19 @@ def predict_images(
     for start in range(0, len(batch), max(1, batch_size)):
         arrays = [load_image(item) for item in batch[start : start + batch_size]]
         boxed = [letterbox(a, image_size) for a in arrays]
-        tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
-        detections = detect_fn(tensor.float() / 255.0, classes=keep)
+        detections = detect_fn(input_batch(boxed, device), classes=keep)
         for det, b, a in zip(detections, boxed, arrays):
             det = dict(det)
             det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
             results.append(det)
     return results
+
+
+def input_batch(boxed: Sequence[Letterboxed], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Letterboxed images -> the network input, float ``[B, 3, S, S]`` RGB in [0, 1] (every runtime's, and
+    INT8 calibration's)."""
+    tensor = torch.stack([torch.from_numpy(b.image).permute(2, 0, 1) for b in boxed]).to(device)
+    return tensor.float() / 255.0
 
 
 def resolve_classes(classes: Sequence[int | str] | None, class_names: Sequence[str]) -> list[int] | None:
