@@ -4,7 +4,8 @@ Stages, exactly those of ``predict()``:
 
 - pre: load the image (decode the file when it is one), letterbox to the input size, make the tensor;
 - inference: PyTorch: the network (raw head maps). ONNX Runtime: the graph, which also decodes boxes,
-  and with ``nms`` in the graph also runs NMS;
+  and with ``nms`` in the graph also runs NMS. ``--int8 N`` adds the INT8 model of ``yolotl-export
+  quantize=int8`` (decode and NMS float), calibrated on N BCCD smears (or ``--calibration`` images);
 - post: what is left of decode + NMS + mapping boxes back to the original image.
 
 Runtimes take turns within every run, so a busy machine slows them alike. Also printed: parameters and
@@ -14,6 +15,7 @@ multiply-accumulates, half these numbers).
 
     python bench/latency.py                                  # efficientnet_lite0, ImageNet backbone, 3 classes
     python bench/latency.py --ckpt outputs/<run>/checkpoints/best.ckpt --sizes 416 --runs 50 --threads 4
+    python bench/latency.py --ckpt outputs/<run>/checkpoints/best.ckpt --int8 64 --threads 1   # FP32 vs INT8
 
 On a machine other processes keep busy, take ``--threads 1``: with every core asked for, PyTorch's
 OpenMP threads wait on descheduled peers and single runs jump from ~0.15 s to ~2.5 s.
@@ -35,8 +37,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import yolotl
-from yolotl.inference import OnnxDetector, export_onnx
-from yolotl.models.preprocess import letterbox, load_image
+from yolotl.inference import OnnxDetector, export_onnx, quantize_onnx
+from yolotl.inference.preprocess import letterbox, load_image
 from yolotl.ops import postprocess, scale_boxes_to_original
 
 BCCD_IMAGE = Path(__file__).resolve().parents[2] / "shared/datasets/bccd/JPEGImages/BloodImage_00000.jpg"
@@ -53,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads for both")
     parser.add_argument("--image", help="image file (default: a BCCD photo when present, else skimage astronaut)")
     parser.add_argument("--score-threshold", type=float, default=0.25)
+    parser.add_argument("--int8", type=int, default=0, metavar="N",
+                        help="also time the INT8 model, calibrated on N images (0: off)")
+    parser.add_argument("--calibration", help="calibration image folder (default: the BCCD smears beside --image's)")
     return parser.parse_args()
 
 
@@ -105,7 +110,19 @@ class Pipeline:
         return det
 
 
-def pipelines(detector: yolotl.YoloDetector, raw: OnnxDetector, nms: OnnxDetector, threshold: float) -> list[Pipeline]:
+def calibration_images(folder: str | None, count: int) -> list[Path]:
+    """``count`` images spread over ``folder`` (default: the BCCD smears), for the INT8 model."""
+    root = Path(folder) if folder else BCCD_IMAGE.parent
+    found = sorted(p for p in root.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not found:
+        raise SystemExit(f"no calibration images in {root}; pass --calibration <image folder>")
+    return found[:: max(1, len(found) // count)][:count]
+
+
+def pipelines(
+    detector: yolotl.YoloDetector, raw: OnnxDetector, nms: OnnxDetector, threshold: float,
+    int8: OnnxDetector | None = None,
+) -> list[Pipeline]:
     settings = {"score_threshold": threshold, "iou_threshold": 0.6, "max_detections": 300}
 
     def torch_infer(tensor: torch.Tensor) -> Any:
@@ -116,11 +133,14 @@ def pipelines(detector: yolotl.YoloDetector, raw: OnnxDetector, nms: OnnxDetecto
         with torch.inference_mode():
             return postprocess(*detector.decode(outputs), **settings)[0]
 
-    return [
+    runs = [
         Pipeline("PyTorch", torch_infer, torch_post),
         Pipeline("ONNX Runtime", raw.boxes_and_scores, lambda out: postprocess(*out, **settings)[0]),
         Pipeline("ONNX Runtime, NMS in graph", lambda t: nms.detect(t, **settings), lambda out: out[0]),
     ]
+    if int8 is not None:
+        runs.append(Pipeline("ONNX Runtime INT8", int8.boxes_and_scores, lambda out: postprocess(*out, **settings)[0]))
+    return runs
 
 
 def stats(values: list[float]) -> str:
@@ -138,8 +158,12 @@ def main() -> None:
         nms = OnnxDetector(
             export_onnx(detector, Path(folder) / "nms.onnx", nms=True), ["CPUExecutionProvider"], args.threads
         )
+        int8 = None
+        if args.int8:
+            images = calibration_images(args.calibration, args.int8)
+            int8 = OnnxDetector(quantize_onnx(raw.path, images), ["CPUExecutionProvider"], args.threads)
         for size in args.sizes:
-            runs = pipelines(detector, raw, nms, args.score_threshold)
+            runs = pipelines(detector, raw, nms, args.score_threshold, int8)
             for i in range(args.warmup + args.runs):
                 counts = {p.name: len(p.run(source, size, record=i >= args.warmup)["scores"]) for p in runs}
             rows += [(size, p, counts[p.name]) for p in runs]
