@@ -31,6 +31,14 @@ def test_a_run_that_stops_improving_stops_after_the_patience(caplog):
     assert "early stop after epoch 6 of 20" in caplog.text
 
 
+def test_no_stop_that_would_save_less_than_half_a_patience():
+    """8 epochs, nothing improves: patience 5 would stop after epoch 6 of 8, saving only 2 (< 2.5)."""
+    detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
+    stop = EarlyStop()
+    trainer = fit(DetectionModule(detector, lr=0.0, warmup_epochs=0), [stop], epochs=8, limit_train_batches=1)
+    assert stop.patience == 5 and trainer.current_epoch == 8 and stop.stopped_epoch == 0
+
+
 def test_a_fit_without_validation_is_not_stopped_and_does_not_fail():
     """Before: "Early stopping conditioned on metric `val/map` which is not available" at the first epoch end."""
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)

@@ -41,6 +41,16 @@ class EarlyStop(EarlyStopping):
         if self.auto_patience:
             self.patience = budget_patience(trainer.max_epochs)
 
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's check, except that a stop saving fewer than half a patience of epochs is not taken:
+        the budget's last epochs (learning rate at its floor, mosaic off) are where the schedule ends best,
+        and they cost little (seen on tree_counting: a stop at epoch 27 of 30 skipped the mosaic-free ones)."""
+        already = trainer.should_stop
+        super().on_validation_end(trainer, pl_module)
+        left = (trainer.max_epochs or 0) - (trainer.current_epoch + 1)
+        if trainer.should_stop and not already and self.stopped_epoch == trainer.current_epoch and left < self.patience / 2:
+            trainer.should_stop, self.stopped_epoch = False, 0
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.stopped_epoch and trainer.global_rank == 0:
             log.info("early stop after epoch %d of %s: val mAP50-95 had not improved for %d validations "
