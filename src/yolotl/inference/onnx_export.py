@@ -22,12 +22,16 @@ IoU above ``iou_threshold``, as :func:`yolotl.ops.postprocess` does; unlike it t
 ``yolotl_format`` (:data:`ONNX_FORMAT`), ``yolotl_version``, ``backbone``, ``class_names`` (JSON list),
 ``image_size`` (the square size ``predict`` letterboxes to), ``strides`` (JSON list), ``nms`` and
 ``dynamic`` (JSON booleans).
+
+A segmenting detector (``task="segment"``) is exported for boxes only (its mask branch is left out of
+the graph, and a log line says so): masks in ONNX are not there yet.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +52,7 @@ ONNX_FORMAT = 1  # bump when inputs, outputs or metadata change; OnnxDetector re
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; the graph needs 13 or newer
 EXPORTERS = ("torchscript", "dynamo")
 INSTALL_HINT = 'pip install "yolotl[onnx]"'
+log = logging.getLogger("yolotl.export")
 
 
 class _Decoded(nn.Module):
@@ -90,6 +95,9 @@ def export_onnx(
     if opset < 13:
         raise ConfigError(f"opset {opset} is too old for the exported graph; use 13 or newer (default {DEFAULT_OPSET})")
     onnx = _import_onnx()
+    if detector.segments:
+        log.warning("%s segments, but the ONNX model gives boxes only: its mask branch is not exported "
+                    "(masks come from yolotl.load(<checkpoint>).predict())", detector.config.backbone)
     model = _export_decoded(detector, opset, dynamic, exporter)
     _fix_output_shapes(model, detector.num_classes)
     if nms:

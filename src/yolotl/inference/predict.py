@@ -6,7 +6,8 @@ array or tensor is a batch); :data:`yolotl.inference.preprocess.ImageInput` says
 is letterboxed exactly as the eval data pipeline does, a runtime-specific ``detect_fn`` finds boxes in
 network-input pixels, and the boxes are mapped back to the original image. Output: one
 ``dict(boxes, scores, labels)`` per image (the torchvision detection contract), boxes xyxy in original
-pixels, sorted by decreasing score.
+pixels, sorted by decreasing score; ``masks`` (bool ``[K, H, W]``, original pixels) where ``detect_fn``
+gives input-size masks (a segmenting detector).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from yolotl.errors import ConfigError
 from yolotl.inference.preprocess import ImageInput, Letterboxed, letterbox, load_image
+from yolotl.ops.masks import scale_masks_to_original
 from yolotl.ops.postprocess import scale_boxes_to_original
 
 Detections = list[dict[str, torch.Tensor]]
@@ -48,6 +50,8 @@ def predict_images(
         for det, b, a in zip(detections, boxed, arrays):
             det = dict(det)
             det["boxes"] = scale_boxes_to_original(det["boxes"], b.scale, b.pad, a.shape[:2])
+            if "masks" in det:
+                det["masks"] = scale_masks_to_original(det["masks"], b.scale, b.pad, a.shape[:2])
             results.append(det)
     return results
 

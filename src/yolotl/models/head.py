@@ -1,4 +1,5 @@
-"""Decoupled anchor-free YOLO head: per level, a box-distribution branch and a class branch."""
+"""Decoupled anchor-free YOLO head: per level, a box-distribution branch and a class branch; for
+instance segmentation also a mask-coefficient branch per level and a prototype branch on P3 (YOLACT)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ class HeadOutput(NamedTuple):
 
     box_maps: list[torch.Tensor]  # [B, 4*reg_max, H_l, W_l]: per side (l, t, r, b), reg_max bin logits
     cls_maps: list[torch.Tensor]  # [B, num_classes, H_l, W_l]: class logits
+    # Segmenting heads only (None for detection): per level, [B, num_protos, H_l, W_l] mask
+    # coefficients; and the prototype masks [B, num_protos, H/4, W/4] (stride 4).
+    coef_maps: list[torch.Tensor] | None = None
+    protos: torch.Tensor | None = None
 
 
 # Objects per image the class prior assumes (YOLO's and RetinaNet's order of magnitude).
@@ -41,8 +46,29 @@ def _branch(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
     )
 
 
+class Prototypes(nn.Module):
+    """YOLACT's prototype branch: the finest neck level (stride 8) -> ``num_protos`` masks at stride 4
+    (conv, 2x nearest upsample, conv, 1x1 conv), shared by every detection of the image."""
+
+    def __init__(self, in_channels: int, hidden: int, num_protos: int) -> None:
+        super().__init__()
+        self.conv1 = conv_bn_act(in_channels, hidden, 3)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = conv_bn_act(hidden, hidden, 3)
+        self.out = conv_bn_act(hidden, num_protos, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv2(self.upsample(self.conv1(x))))
+
+
 class DecoupledHead(nn.Module):
-    """Box and class predictions per anchor point; ``reset_classes`` swaps the class layer only."""
+    """Box and class predictions per anchor point; ``reset_classes`` swaps the class layer only.
+
+    ``num_protos > 0`` makes it a segmenting head: ``coef_branches`` (per level, ``num_protos``
+    mask coefficients per anchor point) and ``proto`` (prototype masks from the first level). They
+    are built after the detection layers, so a detection head (``num_protos=0``) is unchanged in
+    parameters, their order and their initialisation.
+    """
 
     def __init__(
         self,
@@ -50,6 +76,7 @@ class DecoupledHead(nn.Module):
         num_classes: int,
         reg_max: int = 16,
         level_cells: Sequence[int] | None = None,
+        num_protos: int = 0,
     ) -> None:
         super().__init__()
         self.reg_max = reg_max
@@ -61,11 +88,19 @@ class DecoupledHead(nn.Module):
         self.num_classes = num_classes
         self._init_class_layers()
         self._init_box_layers()
+        self.num_protos = num_protos
+        if num_protos > 0:
+            coef_hidden = max(in_channels[0] // 4, num_protos)  # YOLOv8-seg's width
+            self.coef_branches = nn.ModuleList(_branch(c, coef_hidden, num_protos) for c in in_channels)
+            self.proto = Prototypes(in_channels[0], in_channels[0], num_protos)
 
     def forward(self, features: Sequence[torch.Tensor]) -> HeadOutput:
         box_maps = [branch(f) for branch, f in zip(self.box_branches, features)]
         cls_maps = [branch(f) for branch, f in zip(self.cls_branches, features)]
-        return HeadOutput(box_maps, cls_maps)
+        if self.num_protos == 0:
+            return HeadOutput(box_maps, cls_maps)
+        coef_maps = [branch(f) for branch, f in zip(self.coef_branches, features)]
+        return HeadOutput(box_maps, cls_maps, coef_maps, self.proto(features[0]))
 
     def reset_classes(self, num_classes: int) -> None:
         """Replace the last class layer of every level (new classes, fresh prior-probability bias)."""

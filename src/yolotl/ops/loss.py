@@ -8,6 +8,11 @@ soft-target mass of the batch (roughly "number of positives, weighted by their q
 - ``cls = sum_{a, c} BCE(logit, target_score) / S`` over all anchors and classes;
 - ``total = box_weight * box + cls_weight * cls + dfl_weight * dfl``.
 
+A segmenting head (mask coefficients and prototypes given) adds ``mask_weight * mask``: per positive
+anchor, the BCE of its mask inside its ground-truth box divided by the box area, averaged over the
+positives (YOLOv8-seg's normalisation; see :mod:`yolotl.ops.masks`). Crowd objects (``iscrowd``)
+get no mask term.
+
 ``total`` is NOT multiplied by the batch size: it is a per-target average, so its scale and
 its gradients do not change with the batch size or the number of objects per image.
 (Recipes that multiply by the batch size need their learning rate scaled by it when used
@@ -32,6 +37,7 @@ from yolotl.ops.boxes import (
     flatten_levels,
     make_anchor_points,
 )
+from yolotl.ops.masks import PROTO_STRIDE, downsample_masks, flatten_coefficients, mask_loss
 
 # Added to predicted distances (stride units) before CIoU, so a box collapsed to a point by
 # extreme logits still has a positive width and height (CIoU divides by them).
@@ -47,6 +53,7 @@ class LossOutput:
     cls: Tensor  # [] BCE term (unweighted)
     dfl: Tensor  # [] distribution focal term (unweighted)
     num_foreground: Tensor  # [] number of positive anchors in the batch
+    mask: Tensor | None = None  # [] mask BCE term (unweighted); None for a detection head
 
 
 def dfl_loss(box_logits: Tensor, target_ltrb: Tensor) -> Tensor:
@@ -111,6 +118,7 @@ class DetectionLoss(nn.Module):
         cls_weight: float = 0.5,
         dfl_weight: float = 1.5,
         assigner: TaskAlignedAssigner | None = None,
+        mask_weight: float = 7.5,
     ) -> None:
         super().__init__()
         if num_classes < 1 or reg_max < 2:
@@ -120,6 +128,7 @@ class DetectionLoss(nn.Module):
         self.box_weight = box_weight
         self.cls_weight = cls_weight
         self.dfl_weight = dfl_weight
+        self.mask_weight = mask_weight
         self.assigner = assigner if assigner is not None else TaskAlignedAssigner()
         self._anchor_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self.register_buffer("class_weights", None, persistent=False)
@@ -149,7 +158,8 @@ class DetectionLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, reg_max={self.reg_max}, box_weight={self.box_weight}, "
-            f"cls_weight={self.cls_weight}, dfl_weight={self.dfl_weight}, assigner={self.assigner}"
+            f"cls_weight={self.cls_weight}, dfl_weight={self.dfl_weight}, mask_weight={self.mask_weight}, "
+            f"assigner={self.assigner}"
         )
 
     def anchors(
@@ -169,8 +179,12 @@ class DetectionLoss(nn.Module):
         cls_maps: Sequence[Tensor],
         strides: Sequence[int],
         targets: Sequence[dict[str, Tensor]],
+        coef_maps: Sequence[Tensor] | None = None,
+        protos: Tensor | None = None,
     ) -> LossOutput:
-        """Loss of raw head outputs against ``targets`` (``boxes`` xyxy input pixels, ``labels`` int64)."""
+        """Loss of raw head outputs against ``targets`` (``boxes`` xyxy input pixels, ``labels`` int64;
+        with ``coef_maps`` and ``protos``, a segmenting head's, also ``masks`` uint8 [N, H, W] at the
+        input size and optionally ``iscrowd``)."""
         box_logits, cls_logits = flatten_levels(box_maps, cls_maps)  # [B, A, 4, R], [B, A, C]
         box_logits, cls_logits = box_logits.float(), cls_logits.float()
         self._check_shapes(box_logits, cls_logits, targets)
@@ -198,13 +212,43 @@ class DetectionLoss(nn.Module):
         cls = cls / score_sum
         box, dfl = self._box_terms(box_logits, pred_ltrb, points, stride_tensor, assignment, score_sum)
         total = self.box_weight * box + self.cls_weight * cls + self.dfl_weight * dfl
+        mask = None
+        if protos is not None and coef_maps is not None:
+            mask = self._mask_term(flatten_coefficients(coef_maps), protos, assignment, targets)
+            total = total + self.mask_weight * mask
         return LossOutput(
             total=total,
             box=box.detach(),
             cls=cls.detach(),
             dfl=dfl.detach(),
             num_foreground=assignment.fg_mask.sum().detach(),
+            mask=None if mask is None else mask.detach(),
         )
+
+    def _mask_term(self, coefficients: Tensor, protos: Tensor, assignment: Assignment,
+                   targets: Sequence[dict[str, Tensor]]) -> Tensor:
+        """Mean over the positives not assigned to a crowd object of :func:`mask_loss` (``coefficients``
+        ``[B, A, P]``, ``protos`` ``[B, P, h, w]``). With none, a zero that still touches both inputs."""
+        if any("masks" not in t for t in targets):
+            raise ValueError("a segmenting detector needs targets with instance masks: load the data with "
+                             "DetectionDataModule(masks=True) (model.detector.task=segment sets it)")
+        size = protos.shape[-2:]
+        total = (coefficients.sum() + protos.sum()).float() * 0.0
+        count = 0
+        for image, target in enumerate(targets):
+            anchors = assignment.fg_mask[image].nonzero(as_tuple=True)[0]  # [N]
+            gt_index = assignment.gt_index[image, anchors]  # [N]
+            crowd = target.get("iscrowd")
+            if crowd is not None and len(anchors):
+                keep = ~crowd.to(gt_index.device).bool()[gt_index]
+                anchors, gt_index = anchors[keep], gt_index[keep]
+            if not len(anchors):
+                continue
+            gt_masks = downsample_masks(target["masks"].to(protos.device), size)[gt_index]  # [N, h, w]
+            boxes = assignment.target_boxes[image, anchors] / PROTO_STRIDE  # [N, 4] prototype pixels
+            total = total + mask_loss(coefficients[image, anchors].float(), protos[image], gt_masks, boxes).sum()
+            count += len(anchors)
+        return total / max(count, 1)
 
     def _box_terms(
         self,

@@ -34,6 +34,7 @@ def postprocess(
     max_candidates: int = 10000,
     class_agnostic: bool = False,
     classes: Sequence[int] | None = None,
+    coefficients: Tensor | None = None,
 ) -> list[dict[str, Tensor]]:
     """Score filter + NMS per image.
 
@@ -46,6 +47,8 @@ def postprocess(
 
     Args:
         boxes: ``[B, A, 4]`` xyxy. scores: ``[B, A, C]`` probabilities.
+        coefficients: ``[B, A, P]`` mask coefficients of a segmenting head: each kept detection's
+            come back as ``coefficients`` ``[K, P]`` (see :func:`yolotl.ops.masks.process_masks`).
 
     Returns:
         Per image ``dict(boxes=float[K, 4], scores=float[K], labels=int64[K])`` sorted by
@@ -57,8 +60,9 @@ def postprocess(
         wanted = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
         wanted[torch.as_tensor(list(classes), dtype=torch.long, device=scores.device)] = True
         scores = scores * wanted
-    return [
-        _postprocess_image(
+    detections = []
+    for image, (image_boxes, image_scores) in enumerate(zip(boxes, scores)):
+        det, anchors = _postprocess_image(
             image_boxes,
             image_scores,
             score_threshold,
@@ -67,8 +71,10 @@ def postprocess(
             max_candidates,
             class_agnostic,
         )
-        for image_boxes, image_scores in zip(boxes, scores)
-    ]
+        if coefficients is not None:
+            det["coefficients"] = coefficients[image, anchors]
+        detections.append(det)
+    return detections
 
 
 def _postprocess_image(
@@ -79,8 +85,8 @@ def _postprocess_image(
     max_detections: int,
     max_candidates: int,
     class_agnostic: bool,
-) -> dict[str, Tensor]:
-    """One image: boxes ``[A, 4]``, scores ``[A, C]`` -> detections dict."""
+) -> tuple[dict[str, Tensor], Tensor]:
+    """One image: boxes ``[A, 4]``, scores ``[A, C]`` -> detections dict and the detections' anchor indices."""
     anchor_index, labels = (scores > score_threshold).nonzero(as_tuple=True)  # [K] each
     candidate_scores = scores[anchor_index, labels]  # [K]
     if candidate_scores.numel() > max_candidates:
@@ -93,7 +99,8 @@ def _postprocess_image(
     else:
         keep = batched_nms(candidate_boxes, candidate_scores, labels, iou_threshold)
     keep = keep[:max_detections]  # NMS returns indices sorted by decreasing score
-    return {"boxes": candidate_boxes[keep], "scores": candidate_scores[keep], "labels": labels[keep].long()}
+    det = {"boxes": candidate_boxes[keep], "scores": candidate_scores[keep], "labels": labels[keep].long()}
+    return det, anchor_index[keep]
 
 
 def scale_boxes_to_original(
