@@ -43,7 +43,8 @@ RECIPE_FILE = "recipe.json"  # recipe=auto: the profile and the choices, for met
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, TransferStrategy]:
     """The DataModule (set up: every split read and checked), the module and its strategy."""
-    datamodule = instantiate(cfg.data, _convert_="all")
+    segment = cfg.model.detector.get("task", "detect") == "segment"
+    datamodule = instantiate(cfg.data, masks=segment, _convert_="all")  # the task decides whether masks load
     datamodule.prepare_data()
     datamodule.setup()  # every split now: a bad test split must stop us before training, not after
     class_names = list(datamodule.class_names)

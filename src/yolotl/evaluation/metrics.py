@@ -6,6 +6,10 @@ area (not IoU), lets any number of detections match it, and counts those detecti
 itself nowhere: how COCO scores crowds. For VOC difficult objects this is a close stand-in for
 VOC's own rule (a detection whose best-overlapping box, IoU >= 0.5, is difficult is ignored, and
 the object is never missed); see :mod:`yolotl.evaluation.matching` for where the two differ.
+
+``masks=True`` (a segmenting detector) also scores instance masks (predictions' and targets' ``masks``,
+``[N, H, W]`` at one size) with a second MeanAveragePrecision (``iou_type="segm"``): ``mask_map``,
+``mask_map_50``, ``mask_map_75`` beside the box scores, which stay exactly as without masks.
 """
 
 from __future__ import annotations
@@ -40,27 +44,23 @@ class DetectionMetrics(nn.Module):
     """Accumulates predictions and targets (``boxes``, ``labels``, optional ``iscrowd``); ``compute``
     returns one flat dict of floats."""
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+    def __init__(self, class_names: Sequence[str], masks: bool = False) -> None:
         super().__init__()
         self.class_names = list(class_names)
-        self.map = MeanAveragePrecision(
-            box_format="xyxy",
-            iou_type="bbox",
-            class_metrics=True,
-            backend=_map_backend(),
-            max_detection_thresholds=[1, 10, MAX_DETECTIONS],
-            # COCO's exact thresholds: torchmetrics' defaults come from float32 linspace (0.0099999998
-            # instead of 0.01), which moves AP by up to ~2e-3 away from pycocotools on the same data.
-            iou_thresholds=COCO_IOU_THRESHOLDS,
-            rec_thresholds=COCO_RECALL_THRESHOLDS,
-            extended_summary=True,  # the precision array gives per-class AP50
-        )
+        self.map = _mean_average_precision("bbox", class_metrics=True)
+        self.mask_map = _mean_average_precision("segm", class_metrics=False) if masks else None
         self.prf1 = PrecisionRecallF1()
 
     def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
-        targets = [{"boxes": t["boxes"], "labels": t["labels"], "iscrowd": crowd_flags(t).long()} for t in targets]
-        self.map.update(preds, targets)
-        self.prf1.update(preds, targets)
+        boxed = [{"boxes": t["boxes"], "labels": t["labels"], "iscrowd": crowd_flags(t).long()} for t in targets]
+        box_preds = [{k: p[k] for k in ("boxes", "scores", "labels")} for p in preds]
+        self.map.update(box_preds, boxed)
+        self.prf1.update(box_preds, boxed)
+        if self.mask_map is not None:
+            self.mask_map.update(
+                [{"masks": p["masks"].bool(), "scores": p["scores"], "labels": p["labels"]} for p in preds],
+                [{"masks": t["masks"].bool(), "labels": b["labels"], "iscrowd": b["iscrowd"]} for t, b in zip(targets, boxed)],
+            )
 
     def compute(self) -> dict[str, float]:
         return self.compute_with_precision()[0]
@@ -85,16 +85,38 @@ class DetectionMetrics(nn.Module):
             if index < len(ap50):
                 out[f"ap50/{name}"] = ap50[index]
         out.update(self.prf1.compute())
+        if self.mask_map is not None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                masks = self.mask_map.compute()
+            out.update({f"mask_{key}": float(masks[key]) for key in ("map", "map_50", "map_75")})
         if at_confidence is not None:
             out.update({f"at_confidence/{k}": v for k, v in self.prf1.compute_at(at_confidence).items()})
         return out, result["precision"], [int(c) for c in classes]
 
     def reset(self) -> None:
         self.map.reset()
+        if self.mask_map is not None:
+            self.mask_map.reset()
         self.prf1.reset()
 
     def _name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
+
+
+def _mean_average_precision(iou_type: str, class_metrics: bool) -> MeanAveragePrecision:
+    """COCO scoring of boxes (``bbox``) or instance masks (``segm``)."""
+    return MeanAveragePrecision(
+        box_format="xyxy",
+        iou_type=iou_type,
+        class_metrics=class_metrics,
+        backend=_map_backend(),
+        max_detection_thresholds=[1, 10, MAX_DETECTIONS],
+        # COCO's exact thresholds: torchmetrics' defaults come from float32 linspace (0.0099999998
+        # instead of 0.01), which moves AP by up to ~2e-3 away from pycocotools on the same data.
+        iou_thresholds=COCO_IOU_THRESHOLDS,
+        rec_thresholds=COCO_RECALL_THRESHOLDS,
+        extended_summary=class_metrics,  # the precision array gives per-class AP50
+    )
 
 
 def _per_class_ap50(precision: torch.Tensor) -> list[float]:

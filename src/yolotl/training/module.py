@@ -19,7 +19,7 @@ from yolotl.evaluation import DetectionMetrics
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.models.transfer import match_class_rows
-from yolotl.ops import DetectionLoss, LossOutput, postprocess
+from yolotl.ops import DetectionLoss, LossOutput
 from yolotl.training.distillation import Distiller
 from yolotl.training.param_groups import build_param_groups, check_layer_decay
 from yolotl.training.strategies import TransferStrategy
@@ -85,6 +85,8 @@ class DetectionModule(pl.LightningModule):
       ``None`` trains them as background where the new data does not label them.
     - ``distiller``: a :class:`~yolotl.training.distillation.Distiller` whose teacher teaches this
       detector (class and box distillation added to the loss).
+    - ``mask_weight``: weight of the mask term for a segmenting detector (``task="segment"``), which
+      then also logs ``train/mask``, ``val/mask`` and mask mAP (``val/mask_map``, ``val/mask_map_50``).
 
     When the detector's classes differ from the data's (``keep_old_classes``), labels are mapped by name.
     """
@@ -101,6 +103,7 @@ class DetectionModule(pl.LightningModule):
         box_weight: float = 7.5,
         cls_weight: float = 0.5,
         dfl_weight: float = 1.5,
+        mask_weight: float = 7.5,
         val_score_threshold: float = 0.001,
         val_iou_threshold: float = 0.6,
         max_detections: int = 300,
@@ -136,10 +139,11 @@ class DetectionModule(pl.LightningModule):
         self.distiller = distiller
         self.strategy = strategy
         self.loss = DetectionLoss(
-            detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight
+            detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight, mask_weight=mask_weight
         )
-        self.val_metrics = DetectionMetrics(detector.class_names)
-        self.test_metrics = DetectionMetrics(detector.class_names)
+        self.val_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
+        self.test_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
+        self._loss_names = ("box", "cls", "dfl", "mask") if detector.segments else ("box", "cls", "dfl")
         self._label_map = self._make_label_map(list(data_class_names or []))
         self.class_weights = self._resolve_class_weights(class_weights, train_class_counts)
         self.loss.set_class_weights(self.class_weights)
@@ -252,7 +256,8 @@ class DetectionModule(pl.LightningModule):
         if scored_only:
             targets = [_scored(t) for t in targets]
         outputs = self.detector(images)
-        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets))
+        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets),
+                           outputs.coef_maps, outputs.protos)
         return outputs, losses
 
     def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
@@ -265,14 +270,14 @@ class DetectionModule(pl.LightningModule):
             for name, value in distilled.items():
                 self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=size)
         if not bool(torch.isfinite(total.detach())):
-            parts = ", ".join(f"{name} {float(getattr(losses, name)):.4g}" for name in ("box", "cls", "dfl"))
+            parts = ", ".join(f"{name} {float(getattr(losses, name)):.4g}" for name in self._loss_names)
             raise TrainingDivergedError(
                 f"the training loss became {float(total):.4g} at epoch {self.current_epoch}, step "
                 f"{self.global_step} ({parts}); lower model.module.lr (now {self.hparams.lr:g}), keep "
                 "trainer.gradient_clip_val on, or check the data for broken boxes (yolotl-check-data)"
             )
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
-        for name in ("box", "cls", "dfl"):
+        for name in self._loss_names:
             self.log(f"train/{name}", getattr(losses, name), on_step=False, on_epoch=True, batch_size=size)
         return total
 
@@ -286,16 +291,14 @@ class DetectionModule(pl.LightningModule):
         outputs, losses = self._losses(batch, scored_only=True)
         size = len(batch[0])
         self.log(f"{stage}/loss", losses.total, on_epoch=True, batch_size=size, sync_dist=True)
-        for name in ("box", "cls", "dfl"):
+        for name in self._loss_names:
             self.log(f"{stage}/{name}", getattr(losses, name), on_epoch=True, batch_size=size, sync_dist=True)
         preds = self._postprocess(outputs)
         metrics.update(preds, self._map_targets(batch[1]))
 
     def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
-        boxes, scores = self.detector.decode(outputs)
-        return postprocess(
-            boxes,
-            scores,
+        return self.detector.postprocess_outputs(
+            outputs,
             score_threshold=self.hparams.val_score_threshold,
             iou_threshold=self.hparams.val_iou_threshold,
             max_detections=self.hparams.max_detections,
@@ -355,4 +358,4 @@ def _scored(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if ignored is None or not bool(ignored.any()):
         return target
     keep = ~ignored.bool()
-    return {**target, "boxes": target["boxes"][keep], "labels": target["labels"][keep], "iscrowd": ignored[keep]}
+    return {**target, **{k: target[k][keep] for k in ("boxes", "labels", "iscrowd", "masks") if k in target}}

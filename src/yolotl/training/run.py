@@ -92,7 +92,8 @@ def clean_metrics(values: dict[str, Any], prefix: str) -> dict[str, float | None
         if math.isfinite(number):
             out[name] = number
         else:
-            out[name] = None if name.startswith(_LOSS_NAMES) or name.startswith("kd_") else NO_GROUND_TRUTH
+            loss = name.startswith(_LOSS_NAMES) or name == "mask" or name.startswith("kd_")
+            out[name] = None if loss else NO_GROUND_TRUTH
     return out
 
 
