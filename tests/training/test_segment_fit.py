@@ -20,14 +20,15 @@ SIZE = 64
 
 
 def _records(folder: Path, count: int = 4) -> list[ImageRecord]:
-    """Non-square images with 2-3 filled ellipses (class 0 red, class 1 blue) on grey noise."""
+    """Non-square images with 2-3 filled ellipses (class 0 red, class 1 blue) on grey noise; the last
+    one without objects (the dataset gives it no ``masks``)."""
     rng = np.random.default_rng(0)
     records = []
     for i in range(count):
         width, height = 80, 64
         image = rng.integers(90, 140, (height, width, 3), dtype=np.uint8)
         polygons, labels = [], []
-        for _ in range(int(rng.integers(2, 4))):
+        for _ in range(int(rng.integers(2, 4)) if i < count - 1 else 0):
             radius = rng.uniform(8, 14)
             cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
             angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
@@ -39,8 +40,9 @@ def _records(folder: Path, count: int = 4) -> list[ImageRecord]:
         path = folder / f"{i}.png"
         cv2.imwrite(str(path), image[..., ::-1])
         segments = tuple(Segment(polygons=(p,)) for p in polygons)
-        boxes = np.array([s.bbox() for s in segments], np.float32)
-        records.append(ImageRecord(path, boxes, np.array(labels), width, height, segments=segments))
+        boxes = np.array([s.bbox() for s in segments], np.float32).reshape(-1, 4)
+        records.append(ImageRecord(path, boxes, np.array(labels, np.int64), width, height,
+                                   segments=segments or None))
     return records
 
 

@@ -84,12 +84,14 @@ def collect(
 
     ``label_map`` (from :func:`check_class_names`) turns dataset labels into detector classes."""
     evaluation = Evaluation(list(detector.class_names), [], [], [], [])
+    # yolotl-eval scores boxes: a segmenting detector's masks (K x H x W per image) are not made
+    no_masks = {"masks": False} if getattr(detector, "segments", False) else {}
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         images = [read_image(record.image_path) for record in chunk]
         evaluation.predictions += [
             {k: v.cpu() for k, v in det.items()}
-            for det in detector.predict(images, score_threshold, iou_threshold, max_detections)
+            for det in detector.predict(images, score_threshold, iou_threshold, max_detections, **no_masks)
         ]
         for record, image in zip(chunk, images):
             height, width = image.shape[:2]

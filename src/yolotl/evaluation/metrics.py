@@ -59,7 +59,8 @@ class DetectionMetrics(nn.Module):
         if self.mask_map is not None:
             self.mask_map.update(
                 [{"masks": p["masks"].bool(), "scores": p["scores"], "labels": p["labels"]} for p in preds],
-                [{"masks": t["masks"].bool(), "labels": b["labels"], "iscrowd": b["iscrowd"]} for t, b in zip(targets, boxed)],
+                [{"masks": _target_masks(t, p), "labels": b["labels"], "iscrowd": b["iscrowd"]}
+                 for t, p, b in zip(targets, preds, boxed)],
             )
 
     def compute(self) -> dict[str, float]:
@@ -101,6 +102,14 @@ class DetectionMetrics(nn.Module):
 
     def _name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
+
+
+def _target_masks(target: dict[str, torch.Tensor], pred: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The target's masks as bool; none, at the prediction's size, for an image without objects
+    (the dataset gives those no ``masks`` key)."""
+    if "masks" in target:
+        return target["masks"].bool()
+    return pred["masks"].new_zeros((0, *pred["masks"].shape[-2:]), dtype=torch.bool)
 
 
 def _mean_average_precision(iou_type: str, class_metrics: bool) -> MeanAveragePrecision:

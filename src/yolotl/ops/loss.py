@@ -229,7 +229,7 @@ class DetectionLoss(nn.Module):
                    targets: Sequence[dict[str, Tensor]]) -> Tensor:
         """Mean over the positives not assigned to a crowd object of :func:`mask_loss` (``coefficients``
         ``[B, A, P]``, ``protos`` ``[B, P, h, w]``). With none, a zero that still touches both inputs."""
-        if any("masks" not in t for t in targets):
+        if any("masks" not in t and len(t["labels"]) for t in targets):  # images without objects may lack them
             raise ValueError("a segmenting detector needs targets with instance masks: load the data with "
                              "DetectionDataModule(masks=True) (model.detector.task=segment sets it)")
         size = protos.shape[-2:]
