@@ -84,3 +84,19 @@ def test_refuses_foreign_folder_and_bad_args(tmp_path: Path) -> None:
         make_synthetic_dataset(tmp_path / "x", num_train=0)
     with pytest.raises(ConfigError):
         make_synthetic_dataset(tmp_path / "x", image_size=16)
+
+
+def test_parallel_jobs_write_the_dataset_once_and_all_find_it_complete(tmp_path):
+    """Two processes at once (parallel sweep jobs, DDP ranks): before the lock one could clear the folder
+    while the other was writing it ("data.yaml missing names")."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from yolotl.data.synthetic import make_synthetic_dataset; "
+            "make_synthetic_dataset(sys.argv[1], num_train=40, num_val=4, num_test=4, image_size=64)")
+    jobs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "synthetic")], stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    for job in jobs:
+        assert job.wait(timeout=120) == 0, job.stderr.read()[-2000:]
+    assert len(list((tmp_path / "synthetic" / "train" / "labels").glob("*.txt"))) == 40
+    assert "names" in (tmp_path / "synthetic" / "data.yaml").read_text()

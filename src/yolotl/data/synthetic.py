@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from filelock import FileLock
 
 from yolotl.errors import ConfigError, DatasetError
 
@@ -49,6 +50,16 @@ def make_synthetic_dataset(
     params = {"version": _VERSION, "image_size": image_size, "seed": seed, **counts}
     if _is_complete(root, params):
         return root
+    # Parallel sweep jobs (hydra/launcher=parallel) and DDP ranks may all get here: one writes, the
+    # others wait for it and then find the dataset complete.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent / f".{root.name}.lock")):
+        if not _is_complete(root, params):
+            _write(root, params, counts, image_size, seed)
+    return root
+
+
+def _write(root: Path, params: dict, counts: dict[str, int], image_size: int, seed: int) -> None:
     _clear_folder(root)
     _write_marker(root, params, complete=False)
     for split_index, split in enumerate(_SPLITS):
@@ -58,7 +69,6 @@ def make_synthetic_dataset(
             _write_sample(root / split, f"{split}_{i:05d}", image, rows)
     _write_yaml(root, counts)
     _write_marker(root, params, complete=True)
-    return root
 
 
 def _check_args(counts: dict[str, int], image_size: int) -> None:
