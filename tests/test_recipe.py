@@ -52,6 +52,13 @@ def test_tiny_objects_lead_to_a_larger_image_size(tmp_path):
     assert recipe["profile"]["small_share"][416] == 1.0
 
 
+def test_the_configured_size_is_profiled_itself(tmp_path):
+    """At 320 px, 30-px objects on 1280-px images are 7.5 px (under the stride): 416 would make them 9.75."""
+    cfg = _config(_dataset(tmp_path / "d", box=30, grey=False, size=1280), "data.image_size=320")
+    recipe = apply_recipe(cfg)
+    assert recipe["profile"]["small_share"][320] == 1.0 and cfg.data.image_size == 416
+
+
 def test_large_objects_keep_the_configured_size(tmp_path):
     cfg = _config(_dataset(tmp_path / "d", box=60, grey=False))
     apply_recipe(cfg)

@@ -91,9 +91,9 @@ def _image_size(profile: DatasetProfile, size: int) -> RecipeChoice:
 
 
 def _small_share(profile: DatasetProfile, size: int) -> float:
-    if size in profile.small_share:
-        return profile.small_share[size]
-    return min(profile.small_share.items(), key=lambda item: abs(item[0] - size))[1]  # nearest profiled size
+    if size not in profile.small_share:
+        raise ValueError(f"the profile has no box sizes at {size} px; profile_records(..., sizes=) must include it")
+    return profile.small_share[size]
 
 
 def _strategy(profile: DatasetProfile, strategy: str) -> RecipeChoice:
@@ -129,7 +129,8 @@ def profile_training_split(data_cfg: DictConfig) -> DatasetProfile:
     split = read_split(fmt, root, str(data_cfg.get("train_split") or "train"),
                        list(class_names) if class_names else None,
                        data_cfg.get("image_dir"), data_cfg.get("annotation_dir"))
-    return profile_records([r.for_training() for r in split.records], split.class_names)  # crowd regions out
+    sizes = sorted({int(data_cfg.get("image_size") or CANDIDATE_SIZES[0]), *CANDIDATE_SIZES})  # the configured one too
+    return profile_records([r.for_training() for r in split.records], split.class_names, sizes=sizes)  # no crowds
 
 
 def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
