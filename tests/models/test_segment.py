@@ -1,6 +1,5 @@
 """Segmenting detectors (task="segment"): outputs, masks from predict(), checkpoints and transfer."""
 
-import logging
 
 import numpy as np
 import pytest
@@ -102,12 +101,3 @@ def test_init_from_a_detector_keeps_shared_weights_and_starts_the_mask_branch_fr
     assert all(torch.equal(state[k], v) for k, v in shared.items())
     assert sorted(segment.load_report.missing) == _mask_branch(state) and segment.load_report.missing
     assert segment.load_report.loaded == len(shared)
-
-
-def test_export_of_a_segmenting_detector_gives_boxes_and_says_so(tmp_path, caplog) -> None:
-    pytest.importorskip("onnx")
-    from yolotl.inference.onnx_export import export_onnx
-
-    with caplog.at_level(logging.WARNING, logger="yolotl.export"):
-        path = export_onnx(_detector().eval(), tmp_path / "seg.onnx", dynamic=False)
-    assert path.is_file() and "boxes only" in caplog.text

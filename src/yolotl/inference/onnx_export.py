@@ -21,17 +21,21 @@ IoU above ``iou_threshold``, as :func:`yolotl.ops.postprocess` does; unlike it t
 ``model.metadata_props`` carries what :class:`~yolotl.inference.onnx_runtime.OnnxDetector` needs:
 ``yolotl_format`` (:data:`ONNX_FORMAT`), ``yolotl_version``, ``backbone``, ``class_names`` (JSON list),
 ``image_size`` (the square size ``predict`` letterboxes to), ``strides`` (JSON list), ``nms`` and
-``dynamic`` (JSON booleans).
+``dynamic`` (JSON booleans), ``task`` and ``num_protos``.
 
-A segmenting detector (``task="segment"``) is exported for boxes only (its mask branch is left out of
-the graph, and a log line says so): masks in ONNX are not there yet.
+A segmenting detector (``task="segment"``) adds its mask branch:
+
+- ``coefficients``: float32 ``[B, A, P]`` each anchor's mask coefficients; ``protos``: float32
+  ``[B, P, H/4, W/4]`` the image's prototype masks (``yolotl.ops.masks.process_masks`` turns a
+  detection's coefficients, the prototypes and its box into its mask);
+- with ``nms=True`` also ``det_coefficients``: float32 ``[K, P]``, the kept rows' coefficients;
+- metadata ``task`` (``"segment"``; absent or ``"detect"`` for a detector) and ``num_protos``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +46,7 @@ from torch import nn
 
 from yolotl._version import __version__
 from yolotl.errors import ConfigError, YolotlError, first_line
+from yolotl.ops.masks import flatten_coefficients
 
 if TYPE_CHECKING:
     import onnx
@@ -52,18 +57,27 @@ ONNX_FORMAT = 1  # bump when inputs, outputs or metadata change; OnnxDetector re
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; the graph needs 13 or newer
 EXPORTERS = ("torchscript", "dynamo")
 INSTALL_HINT = 'pip install "yolotl[onnx]"'
-log = logging.getLogger("yolotl.export")
 
 
 class _Decoded(nn.Module):
-    """What torch traces: ``images -> (boxes, scores)``, exactly ``detector.decode(detector(images))``."""
+    """What torch traces: ``images -> (boxes, scores)``, exactly ``detector.decode(detector(images))``;
+    a segmenting detector adds ``(coefficients, protos)``."""
 
     def __init__(self, detector: YoloDetector) -> None:
         super().__init__()
         self.detector = detector
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.detector.decode(self.detector(images))
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.detector(images)
+        boxes, scores = self.detector.decode(outputs)
+        if not self.detector.segments:
+            return boxes, scores
+        return boxes, scores, flatten_coefficients(outputs.coef_maps), outputs.protos
+
+
+def output_names(segments: bool) -> list[str]:
+    """The graph's outputs before NMS: boxes and scores, and a segmenting detector's mask branch."""
+    return ["boxes", "scores", *(["coefficients", "protos"] if segments else [])]
 
 
 def export_onnx(
@@ -95,13 +109,10 @@ def export_onnx(
     if opset < 13:
         raise ConfigError(f"opset {opset} is too old for the exported graph; use 13 or newer (default {DEFAULT_OPSET})")
     onnx = _import_onnx()
-    if detector.segments:
-        log.warning("%s segments, but the ONNX model gives boxes only: its mask branch is not exported "
-                    "(masks come from yolotl.load(<checkpoint>).predict())", detector.config.backbone)
     model = _export_decoded(detector, opset, dynamic, exporter)
-    _fix_output_shapes(model, detector.num_classes)
+    _fix_output_shapes(model, detector.num_classes, detector.config.num_protos)
     if nms:
-        _append_nms(model)
+        _append_nms(model, segments=detector.segments)
     onnx.helper.set_model_props(model, metadata(detector, nms=nms, dynamic=dynamic))
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -130,22 +141,23 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
     example = torch.rand(2, 3, max(size, 64), max(size, 64)) if dynamic else torch.rand(1, 3, size, size)
     example = example.to(detector.mean.device)
     module = _Decoded(detector).eval()
+    names = output_names(detector.segments)
     was_training = detector.training
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
             if exporter == "dynamo":
-                return _export_dynamo(module, example, opset, dynamic)
+                return _export_dynamo(module, example, opset, dynamic, names)
             buffer = io.BytesIO()
             torch.onnx.export(
                 module,
                 (example,),
                 buffer,
                 input_names=["images"],
-                output_names=["boxes", "scores"],
+                output_names=names,
                 opset_version=opset,
-                dynamic_axes=_dynamic_axes() if dynamic else None,
+                dynamic_axes=_dynamic_axes(names) if dynamic else None,
                 dynamo=False,
             )
             return onnx.load_from_string(buffer.getvalue())
@@ -159,15 +171,14 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
         detector.train(was_training)
 
 
-def _dynamic_axes() -> dict[str, dict[int, str]]:
-    return {
-        "images": {0: "batch", 2: "height", 3: "width"},
-        "boxes": {0: "batch", 1: "anchors"},
-        "scores": {0: "batch", 1: "anchors"},
-    }
+def _dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
+    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "protos": {0: "batch", 2: "proto_height", 3: "proto_width"}}
+    return {name: axes.get(name, {0: "batch", 1: "anchors"}) for name in ["images", *names]}
 
 
-def _export_dynamo(module: nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
+def _export_dynamo(
+    module: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, names: list[str]
+) -> onnx.ModelProto:
     dynamic_shapes = None
     if dynamic:
         cells_y, cells_x = torch.export.Dim("cells_y"), torch.export.Dim("cells_x")  # stride-32 cells
@@ -176,7 +187,7 @@ def _export_dynamo(module: nn.Module, example: torch.Tensor, opset: int, dynamic
         module,
         (example,),
         input_names=["images"],
-        output_names=["boxes", "scores"],
+        output_names=names,
         opset_version=opset,
         dynamic_shapes=dynamic_shapes,
         dynamo=True,
@@ -185,21 +196,29 @@ def _export_dynamo(module: nn.Module, example: torch.Tensor, opset: int, dynamic
     return program.model_proto
 
 
-def _fix_output_shapes(model: onnx.ModelProto, num_classes: int) -> None:
-    """Name the output axes the exporters leave anonymous: boxes ``[batch, anchors, 4]``, scores ``[.., C]``."""
+def _fix_output_shapes(model: onnx.ModelProto, num_classes: int, num_protos: int) -> None:
+    """Name the output axes the exporters leave anonymous: boxes ``[batch, anchors, 4]``, scores ``[.., C]``,
+    coefficients ``[.., P]``, protos ``[batch, P, proto_height, proto_width]``."""
+    last = {"boxes": 4, "scores": num_classes, "coefficients": num_protos}
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
-        if len(dims) != 3:
+        if output.name == "protos":
+            for dim, name in zip(dims, ("batch", None, "proto_height", "proto_width")):
+                if name and not dim.HasField("dim_value"):
+                    dim.dim_param = name
+            dims[1].dim_value = num_protos
+            continue
+        if len(dims) != 3 or output.name not in last:
             continue
         for dim, name in zip(dims, ("batch", "anchors")):
             if not dim.HasField("dim_value"):
                 dim.dim_param = name
-        dims[2].dim_value = 4 if output.name == "boxes" else num_classes
+        dims[2].dim_value = last[output.name]
 
 
-def _append_nms(model: onnx.ModelProto) -> None:
+def _append_nms(model: onnx.ModelProto, segments: bool = False) -> None:
     """Per-class NonMaxSuppression over ``boxes`` / ``scores``, its settings as scalar inputs, and the
-    gathers of the kept rows."""
+    gathers of the kept rows (and of their mask coefficients for a segmenting detector)."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
@@ -232,6 +251,12 @@ def _append_nms(model: onnx.ModelProto) -> None:
             helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, ["detections"]),
         ]
     )
+    if segments:
+        graph.node.append(helper.make_node("GatherND", ["coefficients", "nms_batch_anchor"], ["det_coefficients"]))
+        num_protos = next(o for o in graph.output if o.name == "coefficients").type.tensor_type.shape.dim[2].dim_value
+        graph.output.append(
+            helper.make_tensor_value_info("det_coefficients", TensorProto.FLOAT, ["detections", num_protos])
+        )
 
 
 def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, str]:
@@ -245,4 +270,6 @@ def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, s
         "strides": json.dumps(list(detector.strides)),
         "nms": json.dumps(nms),
         "dynamic": json.dumps(dynamic),
+        "task": "segment" if detector.segments else "detect",
+        "num_protos": str(detector.config.num_protos if detector.segments else 0),
     }

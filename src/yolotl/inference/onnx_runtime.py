@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from yolotl.errors import CheckpointError, ConfigError, YolotlError, first_line
-from yolotl.inference.onnx_export import INSTALL_HINT, ONNX_FORMAT
+from yolotl.inference.onnx_export import INSTALL_HINT, ONNX_FORMAT, output_names
 from yolotl.inference.predict import Detections, predict_images
 from yolotl.inference.preprocess import ImageInput
+from yolotl.ops.masks import process_masks
 from yolotl.ops.postprocess import postprocess
 
 _NMS_OUTPUTS = ["det_index", "det_boxes", "det_scores"]
@@ -33,6 +34,8 @@ class OnnxDetector:
         has_nms: NMS runs inside the graph (exported with ``nms=True``).
         quantization: ``"int8"`` for a model written by :func:`~yolotl.inference.onnx_quantize.quantize_onnx`,
             else None (float32).
+        segments: the graph carries a mask branch (exported from a ``task="segment"`` detector): ``detect``
+            and ``predict`` add ``masks`` as :class:`~yolotl.YoloDetector`'s do.
         session: the ``onnxruntime.InferenceSession``.
     """
 
@@ -70,6 +73,7 @@ class OnnxDetector:
         self.strides: list[int] = list(json.loads(meta["strides"]))
         self.has_nms: bool = bool(json.loads(meta["nms"]))
         self.quantization: str | None = meta.get("quantization")
+        self.segments: bool = meta.get("task", "detect") == "segment"
         self._input_shape: list[Any] = list(self.session.get_inputs()[0].shape)  # ints where static
 
     def _read_metadata(self) -> dict[str, str]:
@@ -92,7 +96,8 @@ class OnnxDetector:
     def __repr__(self) -> str:
         nms = ", nms in graph" if self.has_nms else ""
         quantized = f", {self.quantization}" if self.quantization else ""
-        return f"OnnxDetector({str(self.path)!r}, {self.backbone}, {self.num_classes} classes{nms}{quantized})"
+        masks = ", masks" if self.segments else ""
+        return f"OnnxDetector({str(self.path)!r}, {self.backbone}, {self.num_classes} classes{masks}{nms}{quantized})"
 
     def boxes_and_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The graph's raw outputs: boxes ``[B, A, 4]`` xyxy input pixels, class probabilities ``[B, A, C]``
@@ -107,24 +112,42 @@ class OnnxDetector:
         iou_threshold: float = 0.6,
         max_detections: int = 300,
         classes: Sequence[int] | None = None,
+        masks: bool | None = None,
     ) -> Detections:
         """Detections for a batch of input tensors ``[B, 3, H, W]`` in ``[0, 1]``, in input-tensor pixels.
 
         Per image ``dict(boxes, scores, labels)`` sorted by decreasing score, as ``YoloDetector.detect``;
         only ``classes`` ids when given (the graph's NMS is per class, so filtering its rows before the
-        overall ``max_detections`` cut gives what filtering before NMS would).
+        overall ``max_detections`` cut gives what filtering before NMS would). A model with a mask branch
+        adds ``masks`` (bool ``[K, H, W]``); ``masks`` as in :meth:`yolotl.YoloDetector.postprocess_outputs`.
         """
+        with_masks = self._with_masks(masks)
         if not self.has_nms:
-            boxes, scores = self.boxes_and_scores(images)
-            return postprocess(
-                boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold,
-                max_detections=max_detections, classes=classes,
+            outputs = [torch.from_numpy(o) for o in self._run(images, output_names(with_masks))]
+            detections = postprocess(
+                outputs[0], outputs[1], score_threshold=score_threshold, iou_threshold=iou_threshold,
+                max_detections=max_detections, classes=classes, coefficients=outputs[2] if with_masks else None,
             )
-        index, boxes, scores = self._run(images, _NMS_OUTPUTS, score_threshold, iou_threshold, max_detections)
-        if classes is not None:
-            rows = np.isin(index[:, 1], np.asarray(list(classes), dtype=index.dtype))
-            index, boxes, scores = index[rows], boxes[rows], scores[rows]
-        return [_image_detections(index, boxes, scores, i, max_detections) for i in range(images.shape[0])]
+            protos = outputs[3] if with_masks else None
+        else:
+            names = _NMS_OUTPUTS + (["det_coefficients", "protos"] if with_masks else [])
+            found = self._run(images, names, score_threshold, iou_threshold, max_detections)
+            rows = found[0][:, 1] >= 0
+            if classes is not None:
+                rows = np.isin(found[0][:, 1], np.asarray(list(classes), dtype=found[0].dtype))
+            kept = [f[rows] for f in found[: 4 if with_masks else 3]]
+            detections = [_image_detections(kept, i, max_detections) for i in range(images.shape[0])]
+            protos = torch.from_numpy(found[-1]) if with_masks else None
+        if protos is not None:
+            for det, image_protos in zip(detections, protos):
+                det["masks"] = process_masks(det.pop("coefficients"), image_protos, det["boxes"], images.shape[-2:])
+        return detections
+
+    def _with_masks(self, masks: bool | None) -> bool:
+        if masks and not self.segments:
+            raise ConfigError(f"{self.path.name} has no mask branch (exported from a task=detect detector), so "
+                              "it cannot predict masks; export a checkpoint trained with model.detector.task=segment")
+        return self.segments if masks is None else bool(masks)
 
     def predict(
         self,
@@ -134,14 +157,17 @@ class OnnxDetector:
         max_detections: int = 300,
         classes: Sequence[int | str] | None = None,
         batch_size: int = 16,
+        masks: bool | None = None,
     ) -> Detections:
         """Detect objects in image files, PIL images, NumPy arrays or tensors (read as
         :data:`yolotl.inference.preprocess.ImageInput` says; unreadable forms raise ConfigError).
 
-        Exactly :meth:`yolotl.YoloDetector.predict`: boxes xyxy in original-image pixels, one dict per image.
+        Exactly :meth:`yolotl.YoloDetector.predict`: boxes xyxy in original-image pixels, one dict per
+        image, and ``masks`` (bool ``[K, h, w]``, original pixels) from a model with a mask branch.
         """
         detect = partial(
-            self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections
+            self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,
+            masks=self._with_masks(masks),
         )
         return predict_images(
             images, self.image_size, detect, classes=classes, class_names=self.class_names, batch_size=batch_size
@@ -194,17 +220,20 @@ def _concat_batches(parts: list[np.ndarray], name: str) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def _image_detections(
-    index: np.ndarray, boxes: np.ndarray, scores: np.ndarray, image: int, max_detections: int
-) -> dict[str, torch.Tensor]:
-    """NMS rows of one image -> ``dict(boxes, scores, labels)``, best ``max_detections`` by score."""
+def _image_detections(found: list[np.ndarray], image: int, max_detections: int) -> dict[str, torch.Tensor]:
+    """NMS rows (index, boxes, scores and maybe coefficients) of one image -> ``dict(boxes, scores, labels)``
+    (and ``coefficients``), best ``max_detections`` by score."""
+    index, boxes, scores = found[:3]
     rows = np.flatnonzero(index[:, 0] == image)
     rows = rows[np.argsort(-scores[rows], kind="stable")][:max_detections]
-    return {
+    det = {
         "boxes": torch.from_numpy(boxes[rows].astype(np.float32)).reshape(-1, 4),
         "scores": torch.from_numpy(scores[rows].astype(np.float32)),
         "labels": torch.from_numpy(index[rows, 1].astype(np.int64)),
     }
+    if len(found) > 3:
+        det["coefficients"] = torch.from_numpy(found[3][rows].astype(np.float32)).reshape(len(rows), found[3].shape[-1])
+    return det
 
 
 def _import_onnxruntime() -> Any:
