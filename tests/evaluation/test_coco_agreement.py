@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import torch
 
 from yolotl.evaluation import DetectionMetrics
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
+from yolotl.evaluation.evaluator import Evaluation, score
+from yolotl.evaluation.mask_rle import encode_masks
 
 CLASSES = ["cell", "blob", "speck"]
 
@@ -38,14 +41,14 @@ def _noisy_predictions(rng: np.random.Generator, target: dict[str, torch.Tensor]
             "labels": torch.tensor(labels[keep], dtype=torch.int64)}
 
 
-def pycocotools_scores(gt_path, results_path) -> dict[str, float]:
-    """COCOeval straight from the files, with yolotl's 300 detections per image."""
+def pycocotools_scores(gt_path, results_path, iou_type: str = "bbox") -> dict[str, float]:
+    """COCOeval (``bbox`` or ``segm``) straight from the files, with yolotl's 300 detections per image."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(gt_path))
-        coco_eval = COCOeval(gt, gt.loadRes(str(results_path)), "bbox")
+        coco_eval = COCOeval(gt, gt.loadRes(str(results_path)), iou_type)
         coco_eval.params.maxDets = [1, 10, 300]
         coco_eval.evaluate()
         coco_eval.accumulate()
@@ -153,3 +156,66 @@ def test_evaluate_writes_coco_files_that_pycocotools_scores_identically(trained_
     theirs = pycocotools_scores(out / "ground_truth.json", out / "predictions.json")
     for key, value in theirs.items():
         assert metrics[key] == pytest.approx(value, abs=1e-3), key
+
+
+SIDE = 160  # mask scenes: images of SIDE x SIDE pixels
+
+
+def _ellipses(boxes: np.ndarray, shift: np.ndarray | None = None) -> torch.Tensor:
+    """bool ``[N, SIDE, SIDE]``: the ellipse inscribed in each box (moved by ``shift`` [N, 2])."""
+    ys, xs = np.mgrid[0:SIDE, 0:SIDE] + 0.5
+    masks = []
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        if shift is not None:
+            cx, cy = cx + shift[i, 0], cy + shift[i, 1]
+        rx, ry = max((x2 - x1) / 2, 1.0), max((y2 - y1) / 2, 1.0)
+        masks.append(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 <= 1.0)
+    return torch.from_numpy(np.array(masks, dtype=bool).reshape(-1, SIDE, SIDE))
+
+
+def _mask_scene(rng: np.random.Generator) -> tuple[dict, dict]:
+    """Ground truth (ellipses, a few crowd) and predictions (true boxes with moved ellipses, wrong classes, misses and
+    false positives), both with RLE ``segmentation`` as :func:`yolotl.evaluation.evaluator.collect` keeps them."""
+    n = int(rng.integers(0, 8))
+    xy = rng.uniform(0, SIDE * 0.7, (n, 2))
+    boxes = np.hstack([xy, np.minimum(xy + rng.uniform(6, SIDE * 0.5, (n, 2)), SIDE)])
+    labels = rng.integers(0, len(CLASSES), n)
+    crowd = rng.random(n) < 0.1
+    gt_masks = _ellipses(boxes)
+    target = {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels),
+              "iscrowd": torch.tensor(crowd), "segmentation": encode_masks(gt_masks)}
+    keep = rng.random(n) > 0.1
+    shift = rng.normal(0, 3, (n, 2))
+    pred_labels = np.where(rng.random(n) < 0.15, rng.integers(0, len(CLASSES), n), labels)[keep]
+    extra = int(rng.integers(0, 4))
+    xy = rng.uniform(0, SIDE * 0.7, (extra, 2))
+    fp_boxes = np.hstack([xy, xy + rng.uniform(6, SIDE * 0.3, (extra, 2))])
+    masks = torch.cat([_ellipses(boxes, shift)[torch.from_numpy(keep)], _ellipses(fp_boxes)])
+    pred_boxes = np.vstack([boxes[keep], fp_boxes]).reshape(-1, 4)  # the boxes unmoved: masks score lower
+    count = len(masks)
+    pred = {"boxes": torch.tensor(pred_boxes, dtype=torch.float32),
+            "scores": torch.tensor(rng.uniform(0.01, 1.0, count), dtype=torch.float32),
+            "labels": torch.tensor(np.concatenate([pred_labels, rng.integers(0, len(CLASSES), extra)]),
+                                   dtype=torch.int64),
+            "segmentation": encode_masks(masks)}
+    return target, pred
+
+
+def test_mask_results_scored_by_pycocotools_segm_agree_with_yolotl(tmp_path):
+    """yolotl's mask mAP (torchmetrics segm, as yolotl-eval scores it) and COCOeval(segm) on the RLE
+    COCO files yolotl-eval writes: the same numbers to 1e-3, crowd regions included."""
+    rng = np.random.default_rng(4)
+    scenes = [_mask_scene(rng) for _ in range(30)]
+    evaluation = Evaluation(CLASSES, [Path(f"img_{i}.jpg") for i in range(len(scenes))], [(SIDE, SIDE)] * len(scenes),
+                            [p for _, p in scenes], [t for t, _ in scenes])
+    ours = score(evaluation).metrics
+    assert evaluation.mask_precision is not None and evaluation.mask_precision.dim() == 5
+    gt = coco_ground_truth(evaluation.targets, evaluation.image_paths, evaluation.image_sizes, CLASSES)
+    results = coco_results(evaluation.predictions)
+    assert all("segmentation" in r for r in results) and sum(a["iscrowd"] for a in gt["annotations"]) > 0
+    theirs = pycocotools_scores(write_json(gt, tmp_path / "gt.json"), write_json(results, tmp_path / "res.json"),
+                                "segm")
+    assert 0.2 < ours["mask_map"] < 0.9 and ours["map"] - ours["mask_map"] > 0.05, ours
+    for key in ("map", "map_50", "map_75", *(k for k in theirs if k.startswith("ap/"))):
+        assert ours[f"mask_{key}"] == pytest.approx(theirs[key], abs=1e-3), key

@@ -53,7 +53,8 @@ def evaluate(
 
     Writes to ``output_dir`` (default ``<run>/eval/<split>``, for an ONNX model ``<run>/eval/<split>_<file
     name>``, e.g. ``test_best_int8_onnx``, so it does not replace the checkpoint's): ``metrics.json``,
-    ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``.
+    ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``; a segmenting
+    detector's masks are scored too and both JSON files carry them as RLE (``COCOeval(..., "segm")``).
     """
     start = time.perf_counter()
     detector = checkpoint if hasattr(checkpoint, "predict") else load_predictor(checkpoint, device)
@@ -100,6 +101,8 @@ def _write(
             metrics=evaluation.metrics,
             coco_precision=evaluation.coco_precision,
             coco_classes=evaluation.coco_classes,
+            mask_precision=evaluation.mask_precision,
+            mask_classes=evaluation.mask_classes,
             run_dir=run_dir_of(ckpt),
             score_threshold=threshold,
             max_grid_images=grid,

@@ -22,6 +22,7 @@ from yolotl.data.dataset import read_image
 from yolotl.data.formats._common import IMAGE_SUFFIXES
 from yolotl.errors import DatasetError
 from yolotl.data.draw import draw_detections
+from yolotl.evaluation.mask_rle import encode_masks
 from yolotl.inference.loading import load_predictor
 
 log = logging.getLogger("yolotl.predict")
@@ -58,6 +59,8 @@ def predict_source(
 ) -> dict[str, Any]:
     """Detect in every image of ``source``; write ``predictions.json`` (and annotated copies) to ``output_dir``.
 
+    A segmenting detector's masks are drawn on the copies and written in the JSON as COCO RLE
+    (``segmentation``: ``size`` [h, w] and compressed ``counts``; ``pycocotools.mask.decode`` reads it).
     One unreadable file in a folder or glob is skipped, listed under ``skipped`` in the JSON and
     logged; a single unreadable file given by name is an error.
     """
@@ -96,15 +99,14 @@ def _read_chunk(paths: list[Path], skipped: list[dict], single: bool) -> tuple[l
 
 
 def _entry(path: Path, shape: tuple[int, ...], det: dict, class_names: Sequence[str]) -> dict[str, Any]:
-    return {
-        "image": str(path),
-        "height": int(shape[0]),
-        "width": int(shape[1]),
-        "detections": [
-            {"box": [round(v, 2) for v in box], "score": round(score, 5), "label": label, "class_name": class_names[label]}
-            for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())
-        ],
-    }
+    detections = [
+        {"box": [round(v, 2) for v in box], "score": round(score, 5), "label": label, "class_name": class_names[label]}
+        for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())
+    ]
+    if "masks" in det:
+        for detection, rle in zip(detections, encode_masks(det["masks"])):
+            detection["segmentation"] = rle
+    return {"image": str(path), "height": int(shape[0]), "width": int(shape[1]), "detections": detections}
 
 
 def _unique(out: Path, path: Path) -> Path:

@@ -1,5 +1,5 @@
-"""Drawing boxes onto images (OpenCV): the augmentation grid's ground truth and what
-``yolotl-predict`` saves for a user to look at."""
+"""Drawing boxes (and instance masks) onto images (OpenCV): the augmentation grid's ground truth and
+what ``yolotl-predict`` saves for a user to look at."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def draw_detections(
     """A copy of ``image`` (HWC uint8 RGB) with each box, class name and score drawn on it.
 
     ``detections`` holds ``boxes`` and ``labels``; without ``scores`` (ground truth, augmented
-    training samples) only the class name is written.
+    training samples) only the class name is written. ``masks`` (``[K, H, W]``, the image's size),
+    where given, are filled in their class colour, half transparent, under the boxes.
     """
     canvas = np.ascontiguousarray(image.copy())
+    if "masks" in detections and len(detections["masks"]):
+        _fill_masks(canvas, detections["masks"], detections["labels"])
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     font_scale = max(0.4, max(canvas.shape[:2]) / 1200)
     boxes = detections["boxes"].detach().cpu().round().int().tolist()
@@ -48,3 +51,13 @@ def draw_detections(
         cv2.putText(canvas, text, (x1 + 1, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1,
                     cv2.LINE_AA)
     return canvas
+
+
+def _fill_masks(canvas: np.ndarray, masks: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> None:
+    """Blend each mask's class colour into ``canvas`` (in place), the lowest-ranked first."""
+    masks = masks.detach().cpu().bool().numpy()
+    if masks.shape[1:] != canvas.shape[:2]:
+        raise ValueError(f"masks {masks.shape[1:]} are not the image's size {canvas.shape[:2]}")
+    for mask, label in reversed(list(zip(masks, labels.detach().cpu().tolist()))):
+        color = np.array(class_color(label), dtype=np.float32)
+        canvas[mask] = (canvas[mask] * (1 - alpha) + color * alpha).astype(np.uint8)

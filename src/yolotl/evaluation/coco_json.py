@@ -5,6 +5,11 @@ Ids follow COCO's conventions so that ``pycocotools`` reads the files as they ar
 category names; boxes are ``[x, y, width, height]`` in original-image pixels. Ground truth a target
 flags ``iscrowd`` (COCO crowd regions, VOC difficult objects) is written with ``"iscrowd": 1``, so
 COCOeval ignores it as yolotl's metrics do.
+
+With instance masks (``segmentation``: RLE dicts, see :mod:`yolotl.evaluation.mask_rle`) both files
+carry them, so the same pair is scored with ``COCOeval(..., "segm")``; a ground-truth object's
+``area`` is then its mask's pixel count (COCO's convention, which COCOeval's small / medium / large
+ranges use for boxes too; yolotl's box figures use box areas there).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from typing import Any
 import torch
 from torchvision.ops import box_convert
 
+from yolotl.evaluation.mask_rle import mask_areas
 from yolotl.evaluation.matching import crowd_flags
 
 
 def coco_ground_truth(
-    targets: Sequence[dict[str, torch.Tensor]],
+    targets: Sequence[dict[str, Any]],
     image_paths: Sequence[str | Path],
     image_sizes: Sequence[tuple[int, int]],
     class_names: Sequence[str],
@@ -30,28 +36,37 @@ def coco_ground_truth(
     images, annotations = [], []
     for index, (target, path, (height, width)) in enumerate(zip(targets, image_paths, image_sizes), start=1):
         images.append({"id": index, "file_name": str(path), "height": int(height), "width": int(width)})
+        segments = target.get("segmentation")
         objects = zip(_xywh(target["boxes"]), target["labels"].tolist(), crowd_flags(target).tolist())
-        for box, label, crowd in objects:
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": index,
-                    "category_id": int(label) + 1,
-                    "bbox": box,
-                    "area": box[2] * box[3],
-                    "iscrowd": int(crowd),
-                }
-            )
+        for j, (box, label, crowd) in enumerate(objects):
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": index,
+                "category_id": int(label) + 1,
+                "bbox": box,
+                "area": box[2] * box[3],
+                "iscrowd": int(crowd),
+            }
+            if segments is not None:
+                annotation["segmentation"] = segments[j]
+                annotation["area"] = mask_areas([segments[j]])[0]
+            annotations.append(annotation)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def coco_results(predictions: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, Any]]:
-    """COCO detection results (``loadRes`` format) for per-image predictions in original pixels."""
+def coco_results(predictions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """COCO detection results (``loadRes`` format) for per-image predictions in original pixels, with
+    each detection's RLE ``segmentation`` where the predictions carry masks."""
     results = []
     for index, pred in enumerate(predictions, start=1):
-        for box, score, label in zip(_xywh(pred["boxes"]), pred["scores"].tolist(), pred["labels"].tolist()):
-            results.append({"image_id": index, "category_id": int(label) + 1, "bbox": box, "score": float(score)})
+        segments = pred.get("segmentation")
+        rows = zip(_xywh(pred["boxes"]), pred["scores"].tolist(), pred["labels"].tolist())
+        for j, (box, score, label) in enumerate(rows):
+            result = {"image_id": index, "category_id": int(label) + 1, "bbox": box, "score": float(score)}
+            if segments is not None:
+                result["segmentation"] = segments[j]
+            results.append(result)
     return results
 
 

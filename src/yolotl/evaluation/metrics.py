@@ -9,7 +9,8 @@ the object is never missed); see :mod:`yolotl.evaluation.matching` for where the
 
 ``masks=True`` (a segmenting detector) also scores instance masks (predictions' and targets' ``masks``,
 ``[N, H, W]`` at one size) with a second MeanAveragePrecision (``iou_type="segm"``): ``mask_map``,
-``mask_map_50``, ``mask_map_75`` beside the box scores, which stay exactly as without masks.
+``mask_map_50``, ``mask_map_75`` and per class ``mask_ap/<name>``, ``mask_ap50/<name>`` beside the box
+scores, which stay exactly as without masks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,6 +42,18 @@ def _map_backend() -> str:
         return "pycocotools"
 
 
+@dataclass
+class MetricResult:
+    """What :meth:`DetectionMetrics.compute_with_precision` gives: the flat metrics and COCO's precision
+    arrays ``[T, R, K, A, M]`` (boxes, and masks when scored) with the class ids of their K axis."""
+
+    metrics: dict[str, float]
+    precision: torch.Tensor
+    classes: list[int]
+    mask_precision: torch.Tensor | None = None
+    mask_classes: list[int] = field(default_factory=list)
+
+
 class DetectionMetrics(nn.Module):
     """Accumulates predictions and targets (``boxes``, ``labels``, optional ``iscrowd``); ``compute``
     returns one flat dict of floats."""
@@ -48,7 +62,10 @@ class DetectionMetrics(nn.Module):
         super().__init__()
         self.class_names = list(class_names)
         self.map = _mean_average_precision("bbox", class_metrics=True)
-        self.mask_map = _mean_average_precision("segm", class_metrics=False) if masks else None
+        # Scored as ("bbox", "segm"): with iou_type="segm" alone torchmetrics (1.9) leaves images without
+        # ground-truth masks out of COCO's image list, so false positives on them count nowhere and mask
+        # AP comes out higher than COCOeval's on the same data; with boxes given it keeps every image.
+        self.mask_map = _mean_average_precision(("bbox", "segm"), class_metrics=True) if masks else None
         self.prf1 = PrecisionRecallF1()
 
     def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
@@ -58,18 +75,15 @@ class DetectionMetrics(nn.Module):
         self.prf1.update(box_preds, boxed)
         if self.mask_map is not None:
             self.mask_map.update(
-                [{"masks": p["masks"].bool(), "scores": p["scores"], "labels": p["labels"]} for p in preds],
-                [{"masks": _target_masks(t, p), "labels": b["labels"], "iscrowd": b["iscrowd"]}
-                 for t, p, b in zip(targets, preds, boxed)],
+                [{"masks": p["masks"].bool(), **b} for p, b in zip(preds, box_preds)],
+                [{"masks": _target_masks(t, p), **b} for t, p, b in zip(targets, preds, boxed)],
             )
 
     def compute(self) -> dict[str, float]:
-        return self.compute_with_precision()[0]
+        return self.compute_with_precision().metrics
 
-    def compute_with_precision(
-        self, at_confidence: float | None = None
-    ) -> tuple[dict[str, float], torch.Tensor, list[int]]:
-        """``compute()`` plus COCO's precision array ``[T, R, K, A, M]`` and the class ids of its K axis.
+    def compute_with_precision(self, at_confidence: float | None = None) -> MetricResult:
+        """``compute()`` plus COCO's precision arrays ``[T, R, K, A, M]`` and the class ids of their K axis.
 
         With ``at_confidence``, also ``at_confidence/{precision,recall,f1,confidence}``: the
         operating point of the predictions scoring at least that confidence.
@@ -77,22 +91,32 @@ class DetectionMetrics(nn.Module):
         with contextlib.redirect_stdout(io.StringIO()):  # the COCO backends print their summary table
             result = self.map.compute()
         out = {key: float(result[key]) for key in ("map", "map_50", "map_75", "map_small", "map_medium", "map_large")}
-        classes = result["classes"].reshape(-1).tolist()
-        per_class = result["map_per_class"].reshape(-1).tolist()
-        ap50 = _per_class_ap50(result["precision"])
-        for index, (class_id, value) in enumerate(zip(classes, per_class)):
-            name = self._name(int(class_id))
-            out[f"ap/{name}"] = float(value)
-            if index < len(ap50):
-                out[f"ap50/{name}"] = ap50[index]
+        classes = [int(c) for c in result["classes"].reshape(-1).tolist()]
+        out.update(self._per_class("", result, classes))
         out.update(self.prf1.compute())
+        scored = MetricResult(out, result["precision"], classes)
         if self.mask_map is not None:
             with contextlib.redirect_stdout(io.StringIO()):
-                masks = self.mask_map.compute()
+                both = self.mask_map.compute()
+            masks = {key[len("segm_"):]: value for key, value in both.items() if key.startswith("segm_")}
             out.update({f"mask_{key}": float(masks[key]) for key in ("map", "map_50", "map_75")})
+            scored.mask_classes = [int(c) for c in both["classes"].reshape(-1).tolist()]
+            out.update(self._per_class("mask_", masks, scored.mask_classes))
+            scored.mask_precision = masks["precision"]
         if at_confidence is not None:
             out.update({f"at_confidence/{k}": v for k, v in self.prf1.compute_at(at_confidence).items()})
-        return out, result["precision"], [int(c) for c in classes]
+        return scored
+
+    def _per_class(self, prefix: str, result: dict[str, torch.Tensor], classes: list[int]) -> dict[str, float]:
+        """``<prefix>ap/<name>`` (AP50-95) and ``<prefix>ap50/<name>`` of each class in a torchmetrics result."""
+        out = {}
+        ap50 = _per_class_ap50(result["precision"])
+        for index, (class_id, value) in enumerate(zip(classes, result["map_per_class"].reshape(-1).tolist())):
+            name = self._name(class_id)
+            out[f"{prefix}ap/{name}"] = float(value)
+            if index < len(ap50):
+                out[f"{prefix}ap50/{name}"] = ap50[index]
+        return out
 
     def reset(self) -> None:
         self.map.reset()
@@ -112,8 +136,8 @@ def _target_masks(target: dict[str, torch.Tensor], pred: dict[str, torch.Tensor]
     return pred["masks"].new_zeros((0, *pred["masks"].shape[-2:]), dtype=torch.bool)
 
 
-def _mean_average_precision(iou_type: str, class_metrics: bool) -> MeanAveragePrecision:
-    """COCO scoring of boxes (``bbox``) or instance masks (``segm``)."""
+def _mean_average_precision(iou_type: str | tuple[str, ...], class_metrics: bool) -> MeanAveragePrecision:
+    """COCO scoring of boxes (``bbox``) or instance masks (``segm``), or both (keys ``bbox_...``, ``segm_...``)."""
     return MeanAveragePrecision(
         box_format="xyxy",
         iou_type=iou_type,

@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 from torchvision.ops import box_convert
 
 from yolotl.evaluation.curves import ConfidenceCurves
+from yolotl.evaluation.mask_rle import decode_masks
 
 __all__ = [
     "plot_confidence_curves",
@@ -155,8 +156,9 @@ def plot_prediction_grid(
     """Ground truth (left) next to predictions with score >= ``score_threshold`` (right), per image.
 
     The first ``max_images`` images, two pairs a row. Boxes are in original image pixels; images
-    are shown downscaled to at most ``max_side`` pixels (the boxes stay exact). Returns ``None``
-    when there is no image to draw.
+    are shown downscaled to at most ``max_side`` pixels (the boxes stay exact). Instance masks
+    (``segmentation``: RLE per object, as :func:`yolotl.evaluation.evaluator.collect` keeps them) are
+    filled in their class colour. Returns ``None`` when there is no image to draw.
     """
     count = min(len(image_paths), len(predictions), len(targets), max_images)
     if count == 0:
@@ -169,9 +171,11 @@ def plot_prediction_grid(
         column = 2 * (i % pairs_per_row)
         gt_ax, pred_ax = axes[i // pairs_per_row, column], axes[i // pairs_per_row, column + 1]
         gt_boxes, gt_labels = _detections(targets[i])
+        _draw_masks(gt_ax, preview, targets[i], None, colors)
         _draw_panel(gt_ax, preview, gt_boxes, gt_labels, None, class_names, colors)
         _panel_title(gt_ax, f"{_short(Path(image_paths[i]).name)}: ground truth ({len(gt_labels)})")
         boxes, labels, scores = _detections(predictions[i], score_threshold)
+        _draw_masks(pred_ax, preview, predictions[i], score_threshold, colors)
         _draw_panel(pred_ax, preview, boxes, labels, scores, class_names, colors)
         _panel_title(pred_ax, f"predictions >= {score_threshold:.2f} ({len(labels)})")
     return _save(fig, path)
@@ -287,6 +291,33 @@ def _draw_panel(
             tag = _name(class_names, int(labels[i])) + (f" {scores[i]:.2f}" if scores is not None else "")
             ax.text(x1, y1, tag, fontsize=5.5, color="white", va="bottom", clip_on=True,
                     bbox={"facecolor": color, "alpha": 0.85, "pad": 0.8, "edgecolor": "none"})
+
+
+def _draw_masks(
+    ax: Axes,
+    preview: tuple[np.ndarray, tuple[int, int]] | None,
+    detections: dict[str, Any],
+    score_threshold: float | None,
+    colors: list[Any],
+    alpha: float = 0.45,
+) -> None:
+    """Fill the ``segmentation`` masks (those scoring ``score_threshold`` or more) in class colours, as
+    one RGBA layer at the preview's size; nothing without masks."""
+    rles = detections.get("segmentation")
+    if preview is None or not rles:
+        return
+    image, (height, width) = preview
+    keep = np.ones(len(rles), dtype=bool)
+    if score_threshold is not None:
+        keep = _numpy(detections["scores"]).reshape(-1) >= score_threshold
+    labels = _numpy(detections["labels"]).reshape(-1)[keep]
+    masks = decode_masks([r for r, k in zip(rles, keep) if k], height, width).numpy()
+    layer = np.zeros((*image.shape[:2], 4), dtype=np.float32)
+    for mask, label in zip(masks[::-1], labels[::-1]):  # the best scores end on top
+        small = cv2.resize(mask.astype(np.uint8), image.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        color = colors[int(label) % len(colors)] if colors else (1.0, 0.0, 0.0, 1.0)
+        layer[small] = (*np.asarray(color, dtype=np.float32)[:3], alpha)
+    ax.imshow(layer, extent=(0, width, height, 0), interpolation="nearest", zorder=0.5)  # over the photo, under boxes
 
 
 def _grid_figure(rows: int, cols: int, aspect: float, panel_width: float = 3.2) -> tuple[Figure, np.ndarray]:

@@ -43,6 +43,9 @@ _SUMMARY_ROWS = [
     ("mAP50-95 small", "map_small"),
     ("mAP50-95 medium", "map_medium"),
     ("mAP50-95 large", "map_large"),
+    ("mask mAP50-95", "mask_map"),
+    ("mask mAP50", "mask_map_50"),
+    ("mask mAP75", "mask_map_75"),
 ]
 _OPERATING_KEYS = ("precision", "recall", "f1", "confidence")
 MISSING = "–"  # shown for absent values, NaN and COCO's -1 ("no data")
@@ -66,6 +69,8 @@ def write_report(
     metrics: dict[str, float],
     coco_precision: torch.Tensor | np.ndarray | None = None,
     coco_classes: Sequence[int] | torch.Tensor | None = None,
+    mask_precision: torch.Tensor | np.ndarray | None = None,
+    mask_classes: Sequence[int] | torch.Tensor | None = None,
     run_dir: str | Path | None = None,
     score_threshold: float = 0.25,
     iou_threshold: float = 0.5,
@@ -77,7 +82,9 @@ def write_report(
     ``predictions``/``targets``/``image_paths`` are aligned per image, boxes xyxy in original
     image pixels. ``coco_precision`` is torchmetrics' ``precision`` (``extended_summary=True``),
     its class axis given by ``coco_classes`` (the result's ``classes``; when omitted, torchmetrics'
-    rule: the sorted labels seen in ``predictions`` and ``targets``). The confusion matrix, the
+    rule: the sorted labels seen in ``predictions`` and ``targets``). A segmenting detector's
+    ``mask_precision`` / ``mask_classes`` add mask PR curves, and the per-image ``segmentation`` RLEs
+    mask overlays in the prediction grid. The confusion matrix, the
     prediction grid and the "chosen threshold" precision/recall/F1 (computed here, so they agree
     with the matrix) use ``score_threshold``; the curves use every prediction. ``metrics`` gives
     the mAPs, per-class APs and best-F1 point (from the curves when absent); other scalars in it
@@ -91,6 +98,8 @@ def write_report(
     _write_matrix_csv(out / "confusion_matrix.csv", matrix, names)
     sections = [
         _pr_section(out, names, metrics, coco_precision, _coco_class_ids(coco_classes, predictions, targets)),
+        *([_pr_section(out, names, metrics, mask_precision, _coco_class_ids(mask_classes, predictions, targets),
+                       kind="mask")] if mask_precision is not None else []),
         _confidence_section(out, curves, names),
         _confusion_section(out, matrix, names, score_threshold, iou_threshold),
         _prediction_section(out, image_paths, predictions, targets, names, score_threshold, max_grid_images),
@@ -163,18 +172,21 @@ def _class_table(
     score_threshold: float,
 ) -> list[str]:
     """One row per class: instances, AP50-95, AP50, best F1 and its confidence, P/R at the threshold."""
+    masks = any(key.startswith("mask_ap/") for key in metrics)
+    mask_header = " Mask AP50-95 | Mask AP50 |" if masks else ""
     lines = [
         "## Per class",
         "",
-        (f"| Class | Instances | AP50-95 | AP50 | Best F1 | at confidence "
+        (f"| Class | Instances | AP50-95 | AP50 |{mask_header} Best F1 | at confidence "
          f"| Precision @ {score_threshold:.2f} | Recall @ {score_threshold:.2f} |"),
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- " * (10 if masks else 8) + "|",
     ]
     for c, name in enumerate(names):
         best = curves.best(c) if curves.num_gt[c] else {"f1": None, "confidence": None}
         point = confusion_summary(matrix, c)
+        mask_cells = [metrics.get(f"mask_ap/{name}"), metrics.get(f"mask_ap50/{name}")] if masks else []
         lines.append(_row(_escape(name), int(curves.num_gt[c]), metrics.get(f"ap/{name}"),
-                          metrics.get(f"ap50/{name}"), best["f1"], best["confidence"],
+                          metrics.get(f"ap50/{name}"), *mask_cells, best["f1"], best["confidence"],
                           point["precision"], point["recall"]))
     return lines + [""]
 
@@ -185,8 +197,11 @@ def _pr_section(
     metrics: dict[str, float],
     coco_precision: torch.Tensor | np.ndarray | None,
     class_ids: list[int],
+    kind: str = "",
 ) -> _Section:
-    section = _Section("Precision-recall curves")
+    """Box PR curves, or with ``kind="mask"`` the instance masks' (``mask_ap50/<name>`` in the legend)."""
+    prefix = f"{kind}_" if kind else ""
+    section = _Section(f"{kind.capitalize()} precision-recall curves" if kind else "Precision-recall curves")
     if coco_precision is None:
         section.lines.append("_Skipped: no COCO precision array was given (`coco_precision`)._")
         return section
@@ -196,12 +211,14 @@ def _pr_section(
                              "class ids; pass `coco_classes` (the torchmetrics result's `classes`)._")
         return section
     pr = _pr_by_class(pr, class_ids, len(names))
-    ap50 = {name: metrics[f"ap50/{name}"] for name in names if f"ap50/{name}" in metrics}
-    plot_pr_curves(out / "pr_curves.png", pr, names, ap50 or None)
+    ap50 = {name: metrics[f"{prefix}ap50/{name}"] for name in names if f"{prefix}ap50/{name}" in metrics}
+    file_name = f"{prefix}pr_curves.png"
+    plot_pr_curves(out / file_name, pr, names, ap50 or None)
+    matched = "mask IoU 0.50" if kind else "IoU 0.50"
     section.lines += [
-        "COCO-interpolated precision at 101 recall points, IoU 0.50, per class; the legend gives AP50.",
+        f"COCO-interpolated precision at 101 recall points, {matched}, per class; the legend gives AP50.",
         "",
-        _image("Precision-recall curves", "pr_curves.png"),
+        _image(section.title, file_name),
     ]
     return section
 
@@ -256,11 +273,15 @@ def _prediction_section(
     shown = min(len(image_paths), max_images)
     section.lines += [
         (f"The first {shown} images: ground truth on the left, predictions with score >= "
-         f"{score_threshold:.2f} on the right."),
+         f"{score_threshold:.2f} on the right" + (", instance masks filled." if _has_masks(predictions) else ".")),
         "",
         _image("Ground truth and predictions", "predictions.png"),
     ]
     return section
+
+
+def _has_masks(predictions: Sequence[dict[str, Any]]) -> bool:
+    return any("segmentation" in p for p in predictions)
 
 
 def _training_section(out: Path, run_dir: str | Path | None) -> _Section:
@@ -315,7 +336,8 @@ def _other_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Scalars not shown elsewhere: not the COCO summary, counts, operating points or per-class APs."""
     shown = {key for _, key in _SUMMARY_ROWS} | set(_OPERATING_KEYS) | {"images", "instances"}
     return {key: value for key, value in metrics.items()
-            if key not in shown and not key.startswith(("ap/", "ap50/", "at_threshold/", "at_confidence/"))}
+            if key not in shown and not key.startswith(("ap/", "ap50/", "mask_ap/", "mask_ap50/", "at_threshold/",
+                                                         "at_confidence/"))}
 
 
 def _row(*cells: Any) -> str:
