@@ -1,4 +1,4 @@
-"""Instance segmentation through the real entry points: yolotl-train (task=segment) on a small COCO
+"""Instance segmentation through the real entry points: the train config (task=segment) on a small COCO
 segmentation set, yolotl-eval (mask scores, RLE COCO files pycocotools agrees with, report with mask
 overlays and mask PR curves), predict_source (masks drawn and written), and the ONNX export of the
 mask branch scored by yolotl-eval like the checkpoint."""
@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from hydra import compose, initialize_config_dir
+
 from tests.evaluation.test_coco_agreement import pycocotools_scores
+from yolotl.api import config_dir, train
 
 CLASSES = ["red", "blue"]
 WIDTH, HEIGHT = 112, 88  # not square: masks must come back through the letterbox
@@ -72,14 +75,15 @@ def segment_run(tmp_path_factory) -> SegmentRun:
     for split, count, seed in (("train", 16, 0), ("valid", 6, 1), ("test", 6, 2)):
         _split(root, split, count, seed)
     run_dir = base / "run"
-    done = _cli(
-        "yolotl-train", "data=coco", f"data.root={root}", "model.detector.task=segment",
+    overrides = [
+        "data=coco", f"data.root={root}", "model.detector.task=segment",  # the task makes the data load masks
         "backbone=mobilenetv3_small_100", "pretrained=false", "model.detector.neck_width=32",
         "data.image_size=96", "data.batch_size=4", "data.num_workers=0", "data.augment.mosaic=0",
-        "trainer.max_epochs=12", "model.module.lr=0.005", "callbacks.early_stopping=null",
-        f"hydra.run.dir={run_dir}", cwd=base,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        "trainer.max_epochs=12", "model.module.lr=0.005", "callbacks.early_stopping=null", "logger=csv",
+        f"paths.output_dir={run_dir}",
+    ]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        train(compose(config_name="train", overrides=overrides))  # what yolotl-train runs, in this process
     return SegmentRun(root, run_dir, run_dir / "checkpoints" / "best.ckpt")
 
 
