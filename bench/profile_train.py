@@ -72,9 +72,16 @@ def _gradient_marks(outputs: Any, clock: _Clock, name: str) -> None:
 def instrument(module: DetectionModule, clock: _Clock) -> None:
     detector = module.detector
     detector.backbone.register_forward_pre_hook(lambda m, i: clock.mark("fwd start"))
-    detector.backbone.register_forward_hook(lambda m, i, o: (clock.mark("backbone end"), _gradient_marks(o, clock, "grad at backbone"))[0])
-    detector.neck.register_forward_hook(lambda m, i, o: (clock.mark("neck end"), _gradient_marks(o, clock, "grad at neck"))[0])
-    detector.head.register_forward_hook(lambda m, i, o: clock.mark("head end"))
+    def after(name: str, gradient: str | None = None):
+        def hook(module: Any, inputs: Any, outputs: Any) -> None:
+            clock.mark(name)
+            if gradient:
+                _gradient_marks(outputs, clock, gradient)
+        return hook
+
+    detector.backbone.register_forward_hook(after("backbone end", "grad at backbone"))
+    detector.neck.register_forward_hook(after("neck end", "grad at neck"))
+    detector.head.register_forward_hook(after("head end"))
     module.loss.assigner = _TimedAssigner(module.loss.assigner, clock)
 
 

@@ -101,7 +101,10 @@ def collect(
     image at a time through ``predict``: its masks are full-size boolean arrays until encoded)."""
     evaluation = Evaluation(list(detector.class_names), [], [], [], [])
     segments = bool(getattr(detector, "segments", False))
-    extra = {"masks": True} if segments else {}
+    if segments and not any(record.segments is not None for record in records):
+        log.warning("the detector segments, but these images have no instance outlines: only boxes are scored")
+        segments = False
+    extra = {"masks": segments} if getattr(detector, "segments", False) else {}
     batch_size = 1 if segments else batch_size
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
@@ -136,7 +139,8 @@ def score(evaluation: Evaluation, at_confidence: float = 0.25) -> Evaluation:
     else:
         metric.update(evaluation.predictions, evaluation.targets)
     result = metric.compute_with_precision(at_confidence)
-    evaluation.metrics, evaluation.coco_precision, evaluation.coco_classes = result.metrics, result.precision, result.classes
+    evaluation.metrics, evaluation.coco_precision, evaluation.coco_classes = (
+        result.metrics, result.precision, result.classes)
     evaluation.mask_precision, evaluation.mask_classes = result.mask_precision, result.mask_classes
     evaluation.metrics["images"] = float(len(evaluation.targets))
     # objects scored: those flagged iscrowd are ignored

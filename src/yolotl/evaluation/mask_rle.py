@@ -39,7 +39,9 @@ def decode_masks(rles: Sequence[RLE], height: int, width: int) -> torch.Tensor:
 
 def mask_areas(rles: Sequence[RLE]) -> list[float]:
     """Pixel count of each RLE."""
-    return [float(a) for a in mask_utils.area([{"size": r["size"], "counts": r["counts"]} for r in rles])] if rles else []
+    if not rles:
+        return []
+    return [float(a) for a in mask_utils.area([{"size": r["size"], "counts": r["counts"]} for r in rles])]
 
 
 def record_masks(record: ImageRecord, boxes: np.ndarray, height: int, width: int) -> list[RLE]:

@@ -172,7 +172,8 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
 
 
 def _dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
-    axes = {"images": {0: "batch", 2: "height", 3: "width"}, "protos": {0: "batch", 2: "proto_height", 3: "proto_width"}}
+    axes = {"images": {0: "batch", 2: "height", 3: "width"},
+            "protos": {0: "batch", 2: "proto_height", 3: "proto_width"}}
     return {name: axes.get(name, {0: "batch", 1: "anchors"}) for name in ["images", *names]}
 
 
