@@ -96,6 +96,7 @@ def test_training_logs_mask_scores(segment_run):
 def test_eval_writes_rle_results_pycocotools_agrees_with_and_a_mask_report(segment_run):
     done = _cli("yolotl-eval", f"ckpt={segment_run.checkpoint}", "split=test", cwd=segment_run.run_dir)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "test masks: mAP50-95 " in done.stdout
     out = segment_run.run_dir / "eval" / "test"
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metrics["mask_map_50"] > 0.2, metrics

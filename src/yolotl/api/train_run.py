@@ -304,6 +304,6 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
 def _scores(split: str, values: dict[str, float]) -> str:
     """``val mAP50-95 0.4121  mAP50 0.8350  mAP75 0.4012  P 0.81  R 0.77  F1 0.79``"""
     names = [("map", "mAP50-95", 4), ("map_50", "mAP50", 4), ("map_75", "mAP75", 4), ("precision", "P", 2),
-             ("recall", "R", 2), ("f1", "F1", 2)]
+             ("recall", "R", 2), ("f1", "F1", 2), ("mask_map", "mask mAP50-95", 4), ("mask_map_50", "mask mAP50", 4)]
     return f"{split} " + "  ".join(f"{label} {values[key]:.{digits}f}" for key, label, digits in names
                                    if key in values)

@@ -153,7 +153,11 @@ class ValidationLog(pl.Callback):
         map_50 = float(metrics.get("val/map_50", float("nan")))
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         best = "" if self.best is None else f"  (best {self.best:.4f} at epoch {self.best_epoch})"
-        self._log.info("epoch %d%s  val mAP50-95 %.4f  mAP50 %.4f%s", epoch, total, score, map_50, best)
+        masks = ""
+        if "val/mask_map_50" in metrics:  # a segmenting detector
+            mask_map, mask_50 = float(metrics["val/mask_map"]), float(metrics["val/mask_map_50"])
+            masks = f"  mask mAP50-95 {mask_map:.4f}  mAP50 {mask_50:.4f}"
+        self._log.info("epoch %d%s  val mAP50-95 %.4f  mAP50 %.4f%s%s", epoch, total, score, map_50, masks, best)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
