@@ -18,7 +18,7 @@ from yolotl.data.sampling import SampleKey
 from yolotl.data.segments import masks_to_boxes
 from yolotl.data.transforms import build_eval_transforms, letterbox_params
 
-__all__ = ["DetectionDataset", "boxes_in_decoded_frame", "collate_detections", "read_image"]
+__all__ = ["DetectionDataset", "boxes_in_decoded_frame", "collate_detections", "object_masks", "read_image"]
 
 _LOG = logging.getLogger("yolotl.data")
 
@@ -107,15 +107,7 @@ class DetectionDataset(Dataset):
     def load_masks(self, index: int, height: int, width: int, boxes: np.ndarray) -> np.ndarray:
         """uint8 ``[height, width, N]`` masks of record ``index`` in the frame of its loaded image
         (whose ``boxes`` fill the masks of objects without a segment)."""
-        record = self.records[index]
-        masks = np.zeros((height, width, record.num_objects), dtype=np.uint8)
-        for j, segment in enumerate(record.segments or (None,) * record.num_objects):
-            if segment is not None:
-                masks[..., j] = segment.rasterise(height, width, record.height, record.width)
-            else:
-                x1, y1, x2, y2 = np.round(boxes[j]).astype(int)
-                masks[max(y1, 0):y2, max(x1, 0):x2, j] = 1
-        return masks
+        return object_masks(self.records[index], boxes, height, width)
 
     def original_size(self, index: int) -> tuple[int, int]:
         """(height, width) of the decoded original image (the cache knows it without decoding)."""
@@ -178,6 +170,20 @@ class DetectionDataset(Dataset):
         if masks is not None:
             target["masks"] = torch.from_numpy(np.ascontiguousarray(masks.transpose(2, 0, 1)))
         return tensor.float().div_(255.0), target
+
+
+def object_masks(record: ImageRecord, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 ``[height, width, N]`` masks of a record's objects in a ``height`` x ``width`` frame of its
+    image: each outline rasterised (:meth:`Segment.rasterise`), an object without one filled to its box
+    (``boxes``: xyxy in that frame). Training samples and ``yolotl-eval``'s ground truth both use it."""
+    masks = np.zeros((height, width, record.num_objects), dtype=np.uint8)
+    for j, segment in enumerate(record.segments or (None,) * record.num_objects):
+        if segment is not None:
+            masks[..., j] = segment.rasterise(height, width, record.height, record.width)
+        else:
+            x1, y1, x2, y2 = np.round(boxes[j]).astype(int)
+            masks[max(y1, 0):y2, max(x1, 0):x2, j] = 1
+    return masks
 
 
 def boxes_in_decoded_frame(

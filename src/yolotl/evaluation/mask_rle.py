@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from yolotl.data.dataset import object_masks
 from yolotl.data.records import ImageRecord
 
 RLE = dict[str, Any]  # {"size": [h, w], "counts": str}
@@ -45,14 +46,6 @@ def mask_areas(rles: Sequence[RLE]) -> list[float]:
 
 
 def record_masks(record: ImageRecord, boxes: np.ndarray, height: int, width: int) -> list[RLE]:
-    """A record's objects as RLEs in the frame of its decoded image (``height`` x ``width``): each
-    outline rasterised as training does; an object without one (a box-only label) fills its box
-    (``boxes``: xyxy in that frame), so every ground-truth box has a mask."""
-    masks = np.zeros((record.num_objects, height, width), dtype=bool)
-    for j, segment in enumerate(record.segments or (None,) * record.num_objects):
-        if segment is not None:
-            masks[j] = segment.rasterise(height, width, record.height, record.width).astype(bool)
-        else:
-            x1, y1, x2, y2 = np.round(boxes[j]).astype(int)
-            masks[j, max(y1, 0):y2, max(x1, 0):x2] = True
-    return encode_masks(masks)
+    """A record's objects as RLEs in the frame of its decoded image (``height`` x ``width``), rasterised
+    as training does (:func:`yolotl.data.dataset.object_masks`: a box-only object fills its box)."""
+    return encode_masks(object_masks(record, boxes, height, width).transpose(2, 0, 1))

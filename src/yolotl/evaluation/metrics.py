@@ -8,7 +8,7 @@ VOC's own rule (a detection whose best-overlapping box, IoU >= 0.5, is difficult
 the object is never missed); see :mod:`yolotl.evaluation.matching` for where the two differ.
 
 ``masks=True`` (a segmenting detector) also scores instance masks (predictions' and targets' ``masks``,
-``[N, H, W]`` at one size) with a second MeanAveragePrecision (``iou_type="segm"``): ``mask_map``,
+``[N, H, W]`` at one size) with the same MeanAveragePrecision (``iou_type=("bbox", "segm")``): ``mask_map``,
 ``mask_map_50``, ``mask_map_75`` and per class ``mask_ap/<name>``, ``mask_ap50/<name>`` beside the box
 scores, which stay exactly as without masks.
 """
@@ -61,23 +61,25 @@ class DetectionMetrics(nn.Module):
     def __init__(self, class_names: Sequence[str], masks: bool = False) -> None:
         super().__init__()
         self.class_names = list(class_names)
-        self.map = _mean_average_precision("bbox", class_metrics=True)
-        # Scored as ("bbox", "segm"): with iou_type="segm" alone torchmetrics (1.9) leaves images without
+        # With masks one metric scores both, iou_type ("bbox", "segm") (keys bbox_..., segm_...): box AP
+        # is not computed twice, and with "segm" alone torchmetrics (1.9) leaves images without
         # ground-truth masks out of COCO's image list, so false positives on them count nowhere and mask
         # AP comes out higher than COCOeval's on the same data; with boxes given it keeps every image.
-        self.mask_map = _mean_average_precision(("bbox", "segm"), class_metrics=True) if masks else None
+        self.masks = masks
+        self.map = _mean_average_precision(("bbox", "segm") if masks else "bbox", class_metrics=True)
         self.prf1 = PrecisionRecallF1()
 
     def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
         boxed = [{"boxes": t["boxes"], "labels": t["labels"], "iscrowd": crowd_flags(t).long()} for t in targets]
         box_preds = [{k: p[k] for k in ("boxes", "scores", "labels")} for p in preds]
-        self.map.update(box_preds, boxed)
         self.prf1.update(box_preds, boxed)
-        if self.mask_map is not None:
-            self.mask_map.update(
-                [{"masks": p["masks"].bool(), **b} for p, b in zip(preds, box_preds)],
-                [{"masks": _target_masks(t, p), **b} for t, p, b in zip(targets, preds, boxed)],
-            )
+        if not self.masks:
+            self.map.update(box_preds, boxed)
+            return
+        self.map.update(
+            [{"masks": p["masks"].bool(), **b} for p, b in zip(preds, box_preds)],
+            [{"masks": _target_masks(t, p), **b} for t, p, b in zip(targets, preds, boxed)],
+        )
 
     def compute(self) -> dict[str, float]:
         return self.compute_with_precision().metrics
@@ -89,19 +91,18 @@ class DetectionMetrics(nn.Module):
         operating point of the predictions scoring at least that confidence.
         """
         with contextlib.redirect_stdout(io.StringIO()):  # the COCO backends print their summary table
-            result = self.map.compute()
+            both = self.map.compute()
+        result = _prefixed(both, "bbox_") if self.masks else both
         out = {key: float(result[key]) for key in ("map", "map_50", "map_75", "map_small", "map_medium", "map_large")}
         classes = [int(c) for c in result["classes"].reshape(-1).tolist()]
         out.update(self._per_class("", result, classes))
         out.update(self.prf1.compute())
         scored = MetricResult(out, result["precision"], classes)
-        if self.mask_map is not None:
-            with contextlib.redirect_stdout(io.StringIO()):
-                both = self.mask_map.compute()
-            masks = {key[len("segm_"):]: value for key, value in both.items() if key.startswith("segm_")}
+        if self.masks:
+            masks = _prefixed(both, "segm_")
             out.update({f"mask_{key}": float(masks[key]) for key in ("map", "map_50", "map_75")})
-            scored.mask_classes = [int(c) for c in both["classes"].reshape(-1).tolist()]
-            out.update(self._per_class("mask_", masks, scored.mask_classes))
+            scored.mask_classes = classes
+            out.update(self._per_class("mask_", masks, classes))
             scored.mask_precision = masks["precision"]
         if at_confidence is not None:
             out.update({f"at_confidence/{k}": v for k, v in self.prf1.compute_at(at_confidence).items()})
@@ -120,12 +121,15 @@ class DetectionMetrics(nn.Module):
 
     def reset(self) -> None:
         self.map.reset()
-        if self.mask_map is not None:
-            self.mask_map.reset()
         self.prf1.reset()
 
     def _name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
+
+
+def _prefixed(result: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """One iou_type's part of a ("bbox", "segm") result, its prefix dropped (``classes`` is shared)."""
+    return {"classes": result["classes"], **{k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}}
 
 
 def _target_masks(target: dict[str, torch.Tensor], pred: dict[str, torch.Tensor]) -> torch.Tensor:
