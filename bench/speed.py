@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def train_images_per_s(strategy: str, epochs: int, root: Path, work: Path) -> fl
     return float(json.loads((out / "metrics.json").read_text())["images_per_s"])
 
 
-def median_ms(run: callable, warmup: int, runs: int) -> float:
+def median_ms(run: Callable[[], object], warmup: int, runs: int) -> float:
     for _ in range(warmup):
         run()
     times = []
