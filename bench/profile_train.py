@@ -19,6 +19,7 @@ already in memory, split into:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from collections import defaultdict
@@ -151,10 +152,11 @@ def main() -> None:
     data = yolotl.DetectionDataModule(args.root, format="voc", class_names=["RBC", "WBC", "Platelets"],
                                       image_size=args.image_size, batch_size=args.batch_size, num_workers=0)
     data.setup("fit")
-    loader = iter(data.train_dataloader())
-    next(loader)  # the RAM cache fills on the first pass; time batches after it
-    start = time.perf_counter()
-    batches = [next(loader) for _ in range(args.warmup + args.steps)]
+    for _ in data.train_dataloader():  # one pass fills the RAM cache; time batches after it
+        pass
+    batches, start = [], time.perf_counter()
+    while len(batches) < args.warmup + args.steps:  # as many epochs as the steps need
+        batches += list(itertools.islice(data.train_dataloader(), args.warmup + args.steps - len(batches)))
     data_ms = 1000 * (time.perf_counter() - start) / len(batches)
 
     results = {name: profile(name, batches, args) for name in args.strategies}

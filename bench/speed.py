@@ -41,14 +41,14 @@ REFERENCE = REPO.parent / "shared" / "tools" / "yolov8n_reference.sh"
 STRATEGIES = ("feature_extract", "finetune", "end_to_end")
 
 
-def train_images_per_s(strategy: str, epochs: int, root: Path, work: Path) -> float:
+def train_images_per_s(strategy: str, epochs: int, root: Path, work: Path, overrides: list[str]) -> float:
     """One ``yolotl-train`` process: ``epochs`` epochs of BCCD training, no validation or test."""
     out = work / strategy
     command = [
         sys.executable, "-m", "yolotl.cli.train", "data=voc", f"data.root={root}",
         "data.class_names=[RBC,WBC,Platelets]", f"strategy={strategy}", "data.image_size=416", "data.batch_size=16",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "test_after_fit=false", "logger=csv",
-        f"hydra.run.dir={out}", f"data.health_cache={work / 'health'}",
+        f"hydra.run.dir={out}", f"data.health_cache={work / 'health'}", *overrides,
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode:
@@ -67,13 +67,14 @@ def median_ms(run: Callable[[], object], warmup: int, runs: int) -> float:
     return 1000 * float(np.median(times))
 
 
-def latencies(sizes: list[int], threads: list[int], runs: int, calibration: int, work: Path) -> dict:
+def latencies(sizes: list[int], threads: list[int], runs: int, calibration: int, work: Path,
+              neck_width: int = 64) -> dict:
     """``{(runtime, size, threads): median ms}`` for PyTorch, ONNX Runtime FP32 and INT8."""
     import yolotl
     from yolotl.inference import OnnxDetector, export_onnx, quantize_onnx
 
     detector = yolotl.create_detector("efficientnet_lite0", class_names=["RBC", "WBC", "Platelets"],
-                                      pretrained="offline").eval()
+                                      pretrained="offline", neck_width=neck_width).eval()
     fp32 = export_onnx(detector, work / "fp32.onnx")
     images = sorted((BCCD / "JPEGImages").glob("*.jpg"))
     train = set((BCCD / "ImageSets" / "Main" / "train.txt").read_text().split())
@@ -111,21 +112,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", action="store_true", help="run the YOLOv8n reference first and add ratios")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--epochs", type=int, default=2, help="training epochs per strategy")
     parser.add_argument("--sizes", nargs="+", type=int, default=[320, 640])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per latency cell")
     parser.add_argument("--calibration", type=int, default=64, help="INT8 calibration images")
+    parser.add_argument("--neck-width", type=int, default=64, help="the detector's neck width (P3; P4, P5: 2x, 4x)")
+    parser.add_argument("--train-override", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more yolotl-train overrides, e.g. trainer.precision=bf16-mixed")
     args = parser.parse_args()
 
     ref = reference() if args.reference else {}
     print(f"\nyolotl: load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     with tempfile.TemporaryDirectory(prefix="yolotl-speed-") as tmp:
         train = {} if args.skip_train else {
-            s: train_images_per_s(s, args.epochs, BCCD, Path(tmp)) for s in args.strategies
+            s: train_images_per_s(s, args.epochs, BCCD, Path(tmp),
+                                  [f"model.detector.neck_width={args.neck_width}", *args.train_override])
+            for s in args.strategies
         }
-        latency = latencies(args.sizes, args.threads, args.runs, args.calibration, Path(tmp))
+        latency = {} if args.skip_latency else latencies(args.sizes, args.threads, args.runs, args.calibration,
+                                                          Path(tmp), args.neck_width)
 
     print("\n| measure | yolotl (efficientnet_lite0) | YOLOv8n | ratio |")
     print("|---|---|---|---|")
