@@ -54,6 +54,21 @@ def test_fully_frozen_backbone_runs_without_autograd():
     assert all(not f.requires_grad for f in features)
 
 
+def test_frozen_bf16_runs_only_training_steps_in_bfloat16():
+    backbone = TimmBackbone("efficientnet_lite0").eval()
+    backbone.freeze(backbone.num_stages)
+    x = torch.rand(2, 3, 96, 96)
+    reference = backbone(x)  # float32
+    backbone.frozen_bf16 = True
+    with torch.no_grad():  # validation and predict: float32, identical to the reference
+        assert all(torch.equal(a, b) for a, b in zip(backbone(x), reference))
+    features = backbone(x)  # a training step (grad enabled): bfloat16 inside, float32 out
+    assert all(f.dtype == torch.float32 and not f.requires_grad for f in features)
+    assert not all(torch.equal(a, b) for a, b in zip(features, reference))
+    for a, b in zip(features, reference):
+        assert (a - b).norm() / b.norm() < 0.05  # bf16 rounding, not a different network
+
+
 def test_freeze_out_of_range_is_an_error():
     backbone = TimmBackbone("resnet18")
     with pytest.raises(ValueError, match="num_stages"):

