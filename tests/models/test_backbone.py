@@ -69,6 +69,14 @@ def test_frozen_bf16_runs_only_training_steps_in_bfloat16():
         assert (a - b).norm() / b.norm() < 0.05  # bf16 rounding, not a different network
 
 
+def test_frozen_backbone_keeps_a_trainers_autocast():
+    backbone = TimmBackbone("mobilenetv3_small_100").eval()
+    backbone.freeze(backbone.num_stages)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # trainer.precision=bf16-mixed
+        features = backbone(torch.rand(1, 3, 64, 64))
+    assert all(f.dtype == torch.bfloat16 for f in features)
+
+
 def test_freeze_out_of_range_is_an_error():
     backbone = TimmBackbone("resnet18")
     with pytest.raises(ValueError, match="num_stages"):

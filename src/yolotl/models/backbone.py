@@ -8,6 +8,7 @@ habit), so frozen weights and norm statistics stay byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
@@ -121,7 +122,9 @@ class TimmBackbone(nn.Module):
             # with native bfloat16 the pass can run in bf16 (~1.45x the training images/s at 416 px);
             # validation, test and predict (no grad) keep float32, as a reloaded model runs.
             bf16 = self.frozen_bf16 and torch.is_grad_enabled() and images.device.type == "cpu"
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            # (no autocast context otherwise: one with enabled=False would switch off a Trainer's bf16-mixed)
+            precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            with torch.no_grad(), precision:
                 features = self.body(images)
             if bf16:
                 features = [f.float() for f in features]
