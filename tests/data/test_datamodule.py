@@ -162,3 +162,12 @@ def test_crowd_regions_are_left_out_of_training_and_scored_as_ignored(make_coco)
     scale, pad_x, pad_y = val["scale"], *val["pad"].tolist()
     original = (val["boxes"] - torch.tensor([pad_x, pad_y] * 2)) / scale
     np.testing.assert_allclose(original.numpy(), [[10, 10, 40, 30], [50, 30, 90, 70]], atol=1.0)
+
+
+def test_opencv_runs_serially_once_the_data_layer_is_imported() -> None:
+    # OpenCV's thread pool deadlocks DataLoader workers forked while it holds a lock (a run hung so).
+    import cv2
+
+    import yolotl.data  # noqa: F401
+
+    assert cv2.getNumThreads() == 1

@@ -6,6 +6,13 @@ can be used without paying for importing Lightning (seconds).
 
 from typing import TYPE_CHECKING, Any
 
+import cv2
+
+# OpenCV's own thread pool and forked DataLoader workers do not mix: a worker forked while one of
+# the pool's threads holds a lock waits on it for good (a run hung so at its test split). The
+# loaders parallelise over processes, the image cache over its own threads; OpenCV runs serially.
+cv2.setNumThreads(0)
+
 from yolotl.data.augment import AUGMENT_PRESETS, AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.augment_grid import save_augmentation_grid
