@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     detector = yolotl.create_detector("efficientnet_lite0", class_names=["RBC", "WBC", "Platelets"],
-                                      pretrained="offline").eval()
+                                      pretrained="offline", image_size=args.size).eval()
     x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="yolotl-profile-") as tmp:
         paths = []
