@@ -119,7 +119,7 @@ class TimmBackbone(nn.Module):
         # images: [B, 3, H, W] normalised -> [C3 [B,c3,H/8,W/8], C4 [..,H/16..], C5 [..,H/32..]]
         if self.fully_frozen:
             # Feature extraction: no backward pass through the backbone. In a training step on a CPU
-            # with native bfloat16 the pass can run in bf16 (~1.45x the training images/s at 416 px);
+            # with native bfloat16 the pass can run in bf16 when asked (~1.45x the training images/s at 416 px);
             # validation, test and predict (no grad) keep float32, as a reloaded model runs.
             bf16 = self.frozen_bf16 and torch.is_grad_enabled() and images.device.type == "cpu"
             # (no autocast context otherwise: one with enabled=False would switch off a Trainer's bf16-mixed)
