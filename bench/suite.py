@@ -12,7 +12,9 @@ YOLOv8n-from-scratch figures beside them) and writes every figure to ``<out>/sui
 
 Finished runs (a metrics.json in ``<out>/<dataset>``) are not trained again, so an interrupted
 suite resumes; a finished run made with other overrides is an error (use another ``--out`` or
-``--force``). ``--report-only`` re-reads the finished runs and prints the table.
+``--force``). ``--report-only`` re-reads the finished runs and prints the table. The console shows
+what ``yolotl-train``'s does (yolotl's own lines, such as ``recipe=auto``'s choices, and every
+warning); each run's ``train.log`` holds every log line.
 
     python bench/suite.py --epochs 30 --out bench-runs/suite-default
     python bench/suite.py --override strategy=end_to_end --out bench-runs/suite-e2e
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -104,6 +107,33 @@ def _trainer_key(override: str) -> str:
     return f"++{override}" if override.startswith("trainer.") else override
 
 
+def console_logging() -> None:
+    """The console ``yolotl-train`` shows: yolotl's INFO lines and every warning, no Lightning tips."""
+    import lightning  # noqa: F401 - its import adds stderr handlers, removed below
+
+    from yolotl.cli.console import ConsoleFilter, ConsoleFormatter, ConsoleHandler, DropLightningTips, console_to_hydra_logging
+
+    handler = ConsoleHandler()
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    handler.addFilter(ConsoleFilter())
+    handler.addFilter(DropLightningTips())
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
+    console_to_hydra_logging()
+
+
+def run_log(run_dir: Path) -> logging.Handler:
+    """Every log line of one run into ``<run_dir>/train.log``, as ``yolotl-train`` writes it."""
+    from yolotl.cli.console import DropLightningTips
+
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.addFilter(DropLightningTips())
+    return handler
+
+
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
@@ -126,7 +156,13 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"{name}: yolotl-train " + " ".join(overrides), flush=True)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    metrics = train(cfg)
+    log_file = run_log(run_dir)
+    logging.getLogger().addHandler(log_file)
+    try:
+        metrics = train(cfg)
+    finally:
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
     test = metrics.get("test", {})
     print(f"{name}: test mAP50 {test.get('map_50', float('nan')):.4f}, mAP50-95 {test.get('map', float('nan')):.4f}"
           f" ({metrics.get('epochs')} epochs, {metrics.get('wall_time_s')} s)", flush=True)
@@ -267,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         if not results:
             raise SystemExit(f"no finished runs under {args.out}")
     else:
+        console_logging()
         for name in args.datasets:
             try:
                 metrics = run_dataset(name, args)
