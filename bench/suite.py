@@ -111,7 +111,8 @@ def console_logging() -> None:
     """The console ``yolotl-train`` shows: yolotl's INFO lines and every warning, no Lightning tips."""
     import lightning  # noqa: F401 - its import adds stderr handlers, removed below
 
-    from yolotl.cli.console import ConsoleFilter, ConsoleFormatter, ConsoleHandler, DropLightningTips, console_to_hydra_logging
+    from yolotl.cli.console import (ConsoleFilter, ConsoleFormatter, ConsoleHandler, DropLightningTips,
+                                    console_to_hydra_logging)
 
     handler = ConsoleHandler()
     handler.setFormatter(ConsoleFormatter("%(message)s"))
