@@ -97,8 +97,8 @@ def _small_share(profile: DatasetProfile, size: int) -> float:
 
 
 def _strategy(profile: DatasetProfile, strategy: str) -> RecipeChoice:
-    facts = (f"ImageNet colour shift {profile.imagenet_shift:.2f} (far: > {FAR_SHIFT}), "
-             f"{profile.gray_share:.0%} grey images")
+    facts = (f"ImageNet colour shift {profile.imagenet_shift:.2f} (far is over {FAR_SHIFT}), "
+             f"{profile.gray_share:.0%} grey images (far is over {GREY_SHARE:.0%})")
     if profile.imagenet_shift > FAR_SHIFT or profile.gray_share > GREY_SHARE:
         if strategy == "end_to_end":
             return RecipeChoice("strategy", strategy, f"{facts}: the whole backbone trains")
