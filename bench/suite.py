@@ -13,7 +13,7 @@ YOLOv8n-from-scratch figures beside them) and writes every figure to ``<out>/sui
 Finished runs (a metrics.json in ``<out>/<dataset>``) are not trained again, so an interrupted
 suite resumes; a finished run made with other overrides is an error (use another ``--out`` or
 ``--force``). ``--report-only`` re-reads the finished runs and prints the table. The console shows
-what ``yolotl-train``'s does (yolotl's own lines, such as ``recipe=auto``'s choices, and every
+what ``yolotl-train``'s console shows (yolotl's own lines, such as ``recipe=auto``'s choices, and every
 warning); each run's ``train.log`` holds every log line.
 
     python bench/suite.py --epochs 30 --out bench-runs/suite-default
