@@ -113,8 +113,11 @@ def _balancing(profile: DatasetProfile, balance: Any, class_weights: Any) -> lis
         reason = f"classes within {imbalance:.2f}x of each other in boxes: nothing to rebalance"
         return [RecipeChoice("data.balance", None, reason, changed=balance is not None),
                 RecipeChoice("model.module.class_weights", None, reason, changed=class_weights is not None)]
-    ratio = "a class without boxes" if imbalance == float("inf") else f"{imbalance:.1f}x"
-    reason = f"most / least common class: {ratio} in boxes"
+    if imbalance == float("inf"):
+        empty = [name for name, n in profile.boxes_per_class.items() if n == 0]
+        reason = f"{len(empty)} class(es) without training boxes ({', '.join(empty[:3])}): the classes are far apart"
+    else:
+        reason = f"most / least common class: {imbalance:.1f}x in boxes"
     return [RecipeChoice("data.balance", balance, reason), RecipeChoice("model.module.class_weights", class_weights, reason)]
 
 
