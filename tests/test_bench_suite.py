@@ -1,0 +1,48 @@
+"""bench/suite.py end to end on one real suite dataset at a tiny budget: it trains through the packaged
+Hydra configs, writes suite.json and the run's train.log, reports again without training, and refuses to
+mix a finished run with other overrides."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.data.helpers import shared_datasets
+
+DATASETS = shared_datasets()
+SUITE = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
+
+pytestmark = pytest.mark.skipif(not (DATASETS / "thermal_dogs_people").is_dir(), reason=f"{DATASETS} is absent")
+
+
+def _suite_module():
+    spec = importlib.util.spec_from_file_location("yolotl_bench_suite", SUITE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
+    suite = _suite_module()
+    out = tmp_path / "suite"
+    tiny = ["--datasets", "thermal_dogs_people", "--datasets-root", str(DATASETS), "--epochs", "1",
+            "--imgsz", "128", "--batch", "8", "--out", str(out),
+            "--override", "trainer.limit_train_batches=2", "--override", "trainer.limit_val_batches=2",
+            "--override", "data.num_workers=0"]
+    suite.main(tiny)
+    printed = capsys.readouterr().out
+    assert "| thermal_dogs_people |" in printed and f"figures: {out / 'suite.json'}" in printed
+    saved = json.loads((out / "suite.json").read_text())
+    run = saved["runs"]["thermal_dogs_people"]
+    assert run["epochs"] == 1 and 0.0 <= run["test_map"] <= 1.0 and run["test"]["map_50"] == run["test_map50"]
+    assert saved["budget"]["imgsz"] == 128 and "data.image_size=128" in run["overrides"]
+    assert "training  128 px, batch 8" in (out / "thermal_dogs_people" / "train.log").read_text()
+
+    suite.main([*tiny, "--report-only"])  # the same table from the finished run, nothing trained
+    assert "| thermal_dogs_people |" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit, match="other overrides"):
+        suite.main([*tiny, "--override", "strategy=end_to_end"])
