@@ -115,7 +115,8 @@ def _balancing(profile: DatasetProfile, balance: Any, class_weights: Any) -> lis
                 RecipeChoice("model.module.class_weights", None, reason, changed=class_weights is not None)]
     if imbalance == float("inf"):
         empty = [name for name, n in profile.boxes_per_class.items() if n == 0]
-        reason = f"{len(empty)} class(es) without training boxes ({', '.join(empty[:3])}): the classes are far apart"
+        reason = (f"{len(empty)} class(es) without training boxes ({', '.join(empty[:3])}): "
+                  "the classes are far apart")
     else:
         reason = f"most / least common class: {imbalance:.1f}x in boxes"
     return [RecipeChoice("data.balance", balance, reason), RecipeChoice("model.module.class_weights", class_weights, reason)]

@@ -99,7 +99,8 @@ class StallWarning(pl.Callback):
         self.since_best += 1
         if self.warned or self.since_best < self._window(trainer) or loss is None or not self.loss_at_best:
             return
-        if trainer.max_epochs and trainer.max_epochs > 0 and trainer.current_epoch + 1 < self.settle * trainer.max_epochs:
+        budget = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 0
+        if trainer.current_epoch + 1 < self.settle * budget:
             return
         if loss <= self.loss_at_best * (1.0 - self.loss_drop):
             self.warned = True
