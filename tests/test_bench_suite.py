@@ -37,12 +37,16 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     assert "| thermal_dogs_people |" in printed and f"figures: {out / 'suite.json'}" in printed
     saved = json.loads((out / "suite.json").read_text())
     run = saved["runs"]["thermal_dogs_people"]
-    assert run["epochs"] == 1 and 0.0 <= run["test_map"] <= 1.0 and run["test"]["map_50"] == run["test_map50"]
+    assert run["epochs"] == 1 and run["steps"] == 2 and 0.0 <= run["test_map"] <= 1.0
     assert saved["budget"]["imgsz"] == 128 and "data.image_size=128" in run["overrides"]
     assert "training  128 px, batch 8" in (out / "thermal_dogs_people" / "train.log").read_text()
+    trained = (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns
 
     suite.main([*tiny, "--report-only"])  # the same table from the finished run, nothing trained
     assert "| thermal_dogs_people |" in capsys.readouterr().out
+    suite.main(tiny)  # the finished run is found, not trained again
+    assert "finished run found" in capsys.readouterr().out
+    assert (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns == trained
 
     with pytest.raises(SystemExit, match="other overrides"):
         suite.main([*tiny, "--override", "strategy=end_to_end"])

@@ -65,7 +65,7 @@ class StallWarning(pl.Callback):
     ``window="auto"``: half the early-stopping patience for the budget (:func:`budget_patience`).
     No stall is judged in the first ``settle`` share of ``max_epochs``: early validations are noisy
     (warmup, a small val split) and the loss falls anyway; on thermal_dogs_people (41 val images) val
-    mAP held still for epochs 4-8 of 30 on two seeds, then rose (to 0.51 on one of them).
+    mAP held still for epochs 4-8 of 30 on two seeds, then rose to 0.50 and 0.51.
     """
 
     def __init__(self, monitor: str = "val/map", window: int | str = "auto", loss_drop: float = 0.1,
