@@ -31,7 +31,7 @@ def test_two_processes_through_the_cli_write_one_run_and_match_one_process(train
     frozen = [line for line in out.splitlines() if line.startswith("strategy finetune, epoch 0: frozen")]
     assert len(frozen) == 2 and frozen[0] == frozen[1]  # each rank froze the same parameters
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.glob("*.json")) == ["data_health.json", "metrics.json"]
+    assert sorted(p.name for p in run.glob("*.json")) == ["data_health.json", "metrics.json", "recipe.json"]
     metrics = json.loads((run / "metrics.json").read_text())
     one = trained_run.metrics
     # Not bit-equal: the ranks see other sample orders and norm statistics of 8 images, not 16.

@@ -101,6 +101,20 @@ def test_what_the_command_line_gives_wins(tmp_path):
     assert not kept["data.image_size"]["changed"] and kept["data.image_size"]["reason"].startswith("given by you")
 
 
+def test_auto_is_the_default(tmp_path):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        assert compose(config_name="train").recipe.mode == "auto"
+        assert compose(config_name="train", overrides=["experiment=bccd"]).recipe.mode == "auto"
+
+
+def test_keys_listed_in_recipe_keep_are_left_alone(tmp_path):
+    """Grey 9-px objects: the recipe would train at 640 px end to end; a keep list (an experiment
+    file's, or set from Python) wins."""
+    cfg = _config(_dataset(tmp_path / "d", box=9, grey=True), "recipe.keep=[data.image_size,strategy]")
+    apply_recipe(cfg)
+    assert cfg.data.image_size == 416 and cfg.strategy._target_ == "yolotl.Finetune"
+
+
 def test_fixed_changes_nothing_and_a_wrong_mode_is_named(tmp_path):
     cfg = _config(_dataset(tmp_path / "d", box=9, grey=True), "recipe=fixed")
     assert apply_recipe(cfg) == {"mode": "fixed"} and cfg.data.image_size == 416

@@ -1,6 +1,7 @@
 """A short real fit with every data option on: heavy augmentation (mosaic, mixup, multi-scale),
-repeat-factor sampling and class weights (both on by default), RAM cache. It must run and record
-what it used."""
+repeat-factor sampling and class weights (both configured by default; recipe=fixed keeps them, where
+recipe=auto would turn them off on these balanced classes), RAM cache. It must run and record what it
+used."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from yolotl.api import config_dir, train
 
 
 def test_fit_with_every_data_option(tmp_path):
-    overrides = [f"paths.output_dir={tmp_path}", "debug=fast", "pretrained=false", "augment=heavy",
+    overrides = [f"paths.output_dir={tmp_path}", "debug=fast", "recipe=fixed", "pretrained=false", "augment=heavy",
                  "data.augment.close_mosaic=0", "logger=csv", "data.image_size=128",
                  f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=24", "data.synthetic.num_val=4",
                  "data.synthetic.num_test=4", "data.synthetic.image_size=128", "data.batch_size=8"]
@@ -26,7 +27,7 @@ def test_fit_with_every_data_option(tmp_path):
     assert set(saved["class_counts"]) == {"circle", "square", "triangle"}
     counts = [c["boxes"] for c in saved["class_counts"].values()]
     assert sum(counts) > 0
-    assert saved["balance"] == "repeat_factor"  # the defaults
+    assert saved["balance"] == "repeat_factor"  # as configured
     assert saved["class_weights"] == [round((max(counts) / n) ** 0.5, 4) for n in counts]
     assert metrics["test"]["loss"] > 0
 
