@@ -5,10 +5,12 @@ ph_coins, tree_counting, thermal_dogs_people (YOLO txt) and math_symbols (COCO).
 ``train.yaml`` from the packaged Hydra configs with the dataset's own facts (format, root, split
 names, class order), the budget (``--epochs``, ``--imgsz``, ``--batch``, ``--seed``), the device and
 then the recipe under test (``--override``, repeatable, last wins; ``trainer.*`` ones may name any
-Lightning Trainer argument, present in the config or not), trains, selects the checkpoint
+Lightning Trainer argument, present in the config or not). Under ``recipe=auto`` (the default) the
+``--override`` keys are kept as given, as ``yolotl-train`` keeps its command line's, while the budget's
+``--imgsz`` is where the recipe starts (it may train larger). Each run trains, selects the checkpoint
 on val and scores it on test (BENCHMARKS.md protocol). It prints one Markdown table (per dataset:
-test mAP50, test mAP50-95, val mAP50-95, epochs, wall s, train images/s; with ``--reference FILE``
-YOLOv8n-from-scratch figures beside them) and writes every figure to ``<out>/suite.json``.
+test mAP50, test mAP50-95, val mAP50-95, epochs, wall s, train images/s, what ``recipe=auto`` set;
+with ``--reference FILE`` YOLOv8n-from-scratch figures beside them) and writes every figure to ``<out>/suite.json``.
 
 Finished runs (a metrics.json in ``<out>/<dataset>``) are not trained again, so an interrupted
 suite resumes; a finished run made with other overrides is an error (use another ``--out`` or
@@ -97,8 +99,20 @@ def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
         *device,
         "logger=csv",
         *(_trainer_key(o) for o in args.override),
+        *_kept_by_recipe(args.override),
         f"paths.output_dir={Path(args.out) / name}",
     ]
+
+
+def _kept_by_recipe(overrides: list[str]) -> list[str]:
+    """recipe=auto keeps what ``--override`` sets (``data.image_size=512``, ``strategy=finetune``), as
+    ``yolotl-train`` keeps its command line's keys; the budget (``--imgsz``) is where the recipe starts."""
+    from yolotl.api.configs import override_key
+
+    listed = [o.split("=", 1)[1].strip("[] ") for o in overrides if override_key(o) == "recipe.keep"]
+    kept = {override_key(o) for o in overrides} - {"recipe", "recipe.mode", "recipe.keep"}
+    kept |= {key.strip() for value in listed for key in value.split(",") if key.strip()}
+    return [f"recipe.keep=[{','.join(sorted(kept))}]"] if kept else []
 
 
 def _trainer_key(override: str) -> str:
@@ -187,6 +201,8 @@ def summary(name: str, metrics: dict[str, Any], overrides: list[str] | None) -> 
         "strategy": metrics.get("strategy"),
         "backbone": metrics.get("backbone"),
         "weights": metrics.get("weights"),
+        "recipe_set": [f"{c['key']}={'null' if c['value'] is None else c['value']}" for c in (metrics.get("recipe") or {}).get("choices", [])
+                       if c.get("changed")],
         "overrides": overrides,
         "run_dir": metrics.get("run_dir"),
         "test": test,
@@ -260,13 +276,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def table(results: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]]) -> str:
-    header = ["dataset", "test mAP50", "test mAP50-95", "val mAP50-95", "epochs", "wall s", "images/s"]
+    header = ["dataset", "test mAP50", "test mAP50-95", "val mAP50-95", "epochs", "wall s", "images/s",
+              "recipe=auto set"]
     if reference:
         header += ["YOLOv8n test mAP50", "YOLOv8n test mAP50-95", "mAP50-95 - YOLOv8n", "YOLOv8n wall s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, r in results.items():
         cells = [name, _fmt(r["test_map50"]), _fmt(r["test_map"]), _fmt(r["val_map"]), _fmt(r["epochs"]),
-                 _fmt(r["wall_time_s"], 0), _fmt(r["images_per_s"], 1)]
+                 _fmt(r["wall_time_s"], 0), _fmt(r["images_per_s"], 1), ", ".join(r.get("recipe_set") or []) or "-"]
         if reference:
             ref = reference.get(name, {})
             delta = (r["test_map"] - ref["map"]) if ref.get("map") is not None and r["test_map"] is not None else None

@@ -29,7 +29,7 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     suite = _suite_module()
     out = tmp_path / "suite"
     tiny = ["--datasets", "thermal_dogs_people", "--datasets-root", str(DATASETS), "--epochs", "1",
-            "--imgsz", "128", "--batch", "8", "--out", str(out),
+            "--batch", "8", "--out", str(out), "--override", "data.image_size=128",
             "--override", "trainer.limit_train_batches=2", "--override", "trainer.limit_val_batches=2",
             "--override", "data.num_workers=0"]
     suite.main(tiny)
@@ -38,8 +38,13 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     saved = json.loads((out / "suite.json").read_text())
     run = saved["runs"]["thermal_dogs_people"]
     assert run["epochs"] == 1 and run["steps"] == 2 and 0.0 <= run["test_map"] <= 1.0
-    assert saved["budget"]["imgsz"] == 128 and "data.image_size=128" in run["overrides"]
-    assert "training  128 px, batch 8" in (out / "thermal_dogs_people" / "train.log").read_text()
+    # recipe=auto (the default) keeps what --override sets, as yolotl-train keeps its command line's:
+    # 128 px stays although 8.8 % of the boxes are under 8 px there; balancing is still the recipe's
+    assert "recipe.keep=[data.image_size,data.num_workers,trainer.limit_train_batches,trainer.limit_val_batches]" \
+        in run["overrides"]
+    log = (out / "thermal_dogs_people" / "train.log").read_text()
+    assert "data.image_size kept 128" in log and "training  128 px, batch 8" in log
+    assert run["recipe_set"] == ["data.balance=null", "model.module.class_weights=null"]
     trained = (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns
 
     suite.main([*tiny, "--report-only"])  # the same table from the finished run, nothing trained
@@ -50,3 +55,13 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match="other overrides"):
         suite.main([*tiny, "--override", "strategy=end_to_end"])
+
+
+def test_every_override_but_the_recipe_choice_is_kept():
+    kept = _suite_module()._kept_by_recipe
+    assert kept(["recipe=auto"]) == [] and kept([]) == []
+    assert kept(["recipe=auto", "strategy=end_to_end", "++trainer.max_time=1"]) == \
+        ["recipe.keep=[strategy,trainer.max_time]"]
+    # a recipe.keep list of the user's is joined, not replaced
+    assert kept(["strategy=end_to_end", "recipe.keep=[data.image_size, data.balance]"]) == \
+        ["recipe.keep=[data.balance,data.image_size,strategy]"]
