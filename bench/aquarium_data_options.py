@@ -38,6 +38,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         return json.loads(metrics_file.read_text())
     overrides = [
         "experiment=aquarium",
+        "recipe=fixed",  # the variants compare configured settings; recipe=auto would change them
         f"data.root={args.data_root}",
         f"data.image_size={args.image_size}",
         f"trainer.max_epochs={args.epochs}",

@@ -35,6 +35,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         return json.loads(metrics_file.read_text())
     overrides = [
         "experiment=bccd",
+        "recipe=fixed",  # the variants compare configured settings; recipe=auto would change them
         f"data.root={args.data_root}",
         f"trainer.max_epochs={args.epochs}",
         f"paths.output_dir={run_dir}",

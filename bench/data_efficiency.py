@@ -70,6 +70,7 @@ def run(strategy: str, start: str, fraction: float, args: argparse.Namespace, ba
     overrides = [
         *base,
         f"strategy={strategy}",
+        "recipe=fixed",  # the cells compare configured settings; recipe=auto would change them
         STARTS[start],
         f"data.train_fraction={fraction}",
         f"++trainer.max_steps={args.steps}",

@@ -43,7 +43,7 @@ def _train(name: str, overrides: list[str], args: argparse.Namespace) -> dict[st
         return json.loads(metrics_file.read_text())
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
-            *overrides, f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
+            *overrides, "recipe=fixed", f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
             f"paths.output_dir={run_dir}", "logger=csv", *args.override])
     metrics = train(cfg)
     print(f"{name}: test mAP50-95 {metrics.get('test', {}).get('map', float('nan')):.4f} "

@@ -30,7 +30,7 @@ def peak_rss_mib(strategy: str, size: int, batch: int, steps: int, root: Path, w
     """Run a few training steps in a fresh process; (peak RSS in MiB, wall s, exit status)."""
     command = [
         sys.executable, "-m", "yolotl.cli.train", "data=voc", f"data.root={root}", "data.class_names=[RBC,WBC,Platelets]",
-        f"strategy={strategy}", f"data.image_size={size}", f"data.batch_size={batch}", "data.num_workers=0",
+        "recipe=fixed", f"strategy={strategy}", f"data.image_size={size}", f"data.batch_size={batch}", "data.num_workers=0",
         "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
         "test_after_fit=false", "logger=csv", f"paths.output_dir={work / f'{strategy}-{size}-{batch}'}",
         f"data.health_cache={work / 'health'}",
