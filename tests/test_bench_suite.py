@@ -43,7 +43,7 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     assert "recipe.keep=[data.image_size,data.num_workers,trainer.limit_train_batches,trainer.limit_val_batches]" \
         in run["overrides"]
     log = (out / "thermal_dogs_people" / "train.log").read_text()
-    assert "data.image_size kept 128" in log and "training  128 px, batch 8" in log
+    assert "data.image_size kept 128" in log and "training  128 px, batch 8, 1 epoch, device" in log
     assert run["recipe_set"] == ["data.balance=null", "model.module.class_weights=null"]
     trained = (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns
 

@@ -96,7 +96,7 @@ def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
     print(
         f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
         f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
-        f"{metrics['epochs']} epochs, {metrics['wall_time_s']} s)"
+        f"{metrics['epochs']} epoch{'' if metrics['epochs'] == 1 else 's'}, {metrics['wall_time_s']} s)"
     )
     if "mask_map_50" in final:  # a segmenting detector
         print(f"{split} mask mAP50 = {final['mask_map_50']:.4f}, mask mAP50-95 = {final['mask_map']:.4f}")
