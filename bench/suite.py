@@ -10,7 +10,8 @@ Lightning Trainer argument, present in the config or not). Under ``recipe=auto``
 ``--imgsz`` is where the recipe starts (it may train larger). Each run trains, selects the checkpoint
 on val and scores it on test (BENCHMARKS.md protocol). It prints one Markdown table (per dataset:
 test mAP50, test mAP50-95, val mAP50-95, epochs, wall s, train images/s, what ``recipe=auto`` set;
-with ``--reference FILE`` YOLOv8n-from-scratch figures beside them) and writes every figure to ``<out>/suite.json``.
+with ``--reference FILE`` YOLOv8n-from-scratch figures beside them) and writes every figure to
+``<out>/suite.json``.
 
 Finished runs (a metrics.json in ``<out>/<dataset>``) are not trained again, so an interrupted
 suite resumes; a finished run made with other overrides is an error (use another ``--out`` or
@@ -184,6 +185,12 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
+def recipe_set(metrics: dict[str, Any]) -> list[str]:
+    """What ``recipe=auto`` changed in one run, as overrides (``strategy=end_to_end``, ``data.balance=null``)."""
+    choices = (metrics.get("recipe") or {}).get("choices", [])
+    return [f"{c['key']}={'null' if c['value'] is None else c['value']}" for c in choices if c.get("changed")]
+
+
 def summary(name: str, metrics: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """The figures the table and suite.json keep for one run (per-class AP included)."""
     test, val = metrics.get("test", {}), metrics.get("val", {})
@@ -201,8 +208,7 @@ def summary(name: str, metrics: dict[str, Any], overrides: list[str] | None) -> 
         "strategy": metrics.get("strategy"),
         "backbone": metrics.get("backbone"),
         "weights": metrics.get("weights"),
-        "recipe_set": [f"{c['key']}={'null' if c['value'] is None else c['value']}" for c in (metrics.get("recipe") or {}).get("choices", [])
-                       if c.get("changed")],
+        "recipe_set": recipe_set(metrics),
         "overrides": overrides,
         "run_dir": metrics.get("run_dir"),
         "test": test,
