@@ -101,7 +101,7 @@ def test_what_the_command_line_gives_wins(tmp_path):
     assert not kept["data.image_size"]["changed"] and kept["data.image_size"]["reason"].startswith("given by you")
 
 
-def test_auto_is_the_default(tmp_path):
+def test_auto_is_the_default():
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         assert compose(config_name="train").recipe.mode == "auto"
         assert compose(config_name="train", overrides=["experiment=bccd"]).recipe.mode == "auto"
