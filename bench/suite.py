@@ -108,11 +108,11 @@ def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
 def _kept_by_recipe(overrides: list[str]) -> list[str]:
     """recipe=auto keeps what ``--override`` sets (``data.image_size=512``, ``strategy=finetune``), as
     ``yolotl-train`` keeps its command line's keys; the budget (``--imgsz``) is where the recipe starts."""
-    from yolotl.api.configs import override_key
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    listed = [o.split("=", 1)[1].strip("[] ") for o in overrides if override_key(o) == "recipe.keep"]
-    kept = {override_key(o) for o in overrides} - {"recipe", "recipe.mode", "recipe.keep"}
-    kept |= {key.strip() for value in listed for key in value.split(",") if key.strip()}
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    kept = {o.key_or_group for o in parsed} - {"recipe", "recipe.mode", "recipe.keep"}
+    kept |= {str(key) for o in parsed if o.key_or_group == "recipe.keep" for key in o.value() or []}
     return [f"recipe.keep=[{','.join(sorted(kept))}]"] if kept else []
 
 

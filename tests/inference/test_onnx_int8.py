@@ -173,11 +173,11 @@ def test_cli_int8_export_of_a_trained_run_predicts_and_scores_like_float(trained
     (44 or 46 with the default recipe=auto: the fit differs with 1 or 2 threads) each have an INT8
     detection of the same class with IoU > 0.5, 95 % of them IoU > 0.88, the mean IoU > 0.93 (observed:
     all but one >= 0.90, boxes moving by up to about 1.7 px; the one, a 40 px box, moved 3.9 px, IoU
-    0.775; mean 0.968) and |score difference| < 0.25 (observed <= 0.22 for one detection, the next
-    0.19, mean 0.06: the backbone's rounding lowers scores a little, so detections just above 0.25
-    drop below it), at most 1 detection more or fewer per image and 15 % in all (observed 2 images
-    with one fewer); ``evaluate`` scores both ONNX models and their mAP50 agree within 0.05 (observed
-    0.606 and 0.597)."""
+    0.775; mean 0.968; 2 threads) and |score difference| < 0.25 (observed at most 0.22 with 1 thread,
+    0.19 with 2; mean 0.06: the backbone's rounding lowers scores a little, so detections just above
+    0.25 drop below it), at most 1 detection more or fewer per image and 15 % in all (observed 2 images
+    with one fewer, 1 thread); ``evaluate`` scores both ONNX models and their mAP50 agree within 0.05
+    (observed 0.606 and 0.597, 1 thread)."""
     output = tmp_path / "model.onnx"
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(

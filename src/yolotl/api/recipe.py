@@ -1,4 +1,5 @@
-"""``recipe=auto`` (the default): training settings chosen from the data before the run, each with its reason.
+"""``recipe=auto`` (the default): training settings chosen from the data before the run, each with
+its reason.
 
 The training split is profiled (:func:`yolotl.data.profile.profile_records`) and three rules set
 what the profile can justify; every other setting stays as configured. A key the user gave (on the

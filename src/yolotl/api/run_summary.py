@@ -33,7 +33,7 @@ def start_summary(cfg: DictConfig, datamodule: Any, module: DetectionModule, str
         selection.append(f"train fraction {datamodule.train_fraction:g}")
     epochs = cfg.trainer.get("max_epochs")
     steps = cfg.trainer.get("max_steps")
-    length = _plural(epochs, "epoch") + (f" (at most {steps} steps)" if steps and steps > 0 else "")
+    length = plural(epochs, "epoch") + (f" (at most {steps} steps)" if steps and steps > 0 else "")
     lines = [
         f"data      {datamodule.format} at {datamodule.root}: {', '.join(sizes)}"
         + (f" ({', '.join(selection)})" if selection else ""),
@@ -79,10 +79,10 @@ def _device(trainer: pl.Trainer) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({_plural(torch.get_num_threads(), 'thread')})"
+        return f"cpu ({plural(torch.get_num_threads(), 'thread')})"
     return str(device)
 
 
-def _plural(n: object, noun: str) -> str:
+def plural(n: object, noun: str) -> str:
     """``1 epoch``, ``6 epochs``: the console reads as a sentence."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -86,17 +86,19 @@ def _link_latest(run_dir: str) -> Path | None:
 
 
 def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
+    from yolotl.api.run_summary import plural  # imported by training already
+
     final = metrics.get("test") or metrics.get("val") or {}
     split = "test" if metrics.get("test") else "val"
     print(f"\nrun folder: {metrics['run_dir']}" + (f"  (also {_shown(latest)})" if latest else ""))
     if not final:
-        print(f"no scores: validation was off ({metrics['strategy']}, {metrics['backbone']}, {metrics['epochs']} "
-              f"epochs, {metrics['wall_time_s']} s)")
+        print(f"no scores: validation was off ({metrics['strategy']}, {metrics['backbone']}, "
+              f"{plural(metrics['epochs'], 'epoch')}, {metrics['wall_time_s']} s)")
         return
     print(
         f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
         f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
-        f"{metrics['epochs']} epoch{'' if metrics['epochs'] == 1 else 's'}, {metrics['wall_time_s']} s)"
+        f"{plural(metrics['epochs'], 'epoch')}, {metrics['wall_time_s']} s)"
     )
     if "mask_map_50" in final:  # a segmenting detector
         print(f"{split} mask mAP50 = {final['mask_map_50']:.4f}, mask mAP50-95 = {final['mask_map']:.4f}")
