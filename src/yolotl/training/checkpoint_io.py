@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fsspec.utils import get_protocol
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 
 from yolotl.errors import CheckpointError
 
@@ -81,7 +81,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO whose local saves are :func:`write_atomically`; loads are Lightning's."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
+        if storage_options is not None or get_protocol(str(path)) != "file":  # s3://, gs://, memory://, ...
             super().save_checkpoint(checkpoint, path, storage_options=storage_options)
             return
         buffer = io.BytesIO()
