@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from yolotl.api import config_dir, train
+from yolotl.evaluation.score_line import score_line
 
 EXPERIMENTS = {"bccd": "experiment=bccd", "aquarium": "experiment=aquarium"}
 STARTS = {"imagenet": "pretrained=auto", "random": "pretrained=false"}
@@ -77,14 +78,14 @@ def run(strategy: str, start: str, fraction: float, args: argparse.Namespace, ba
         f"trainer.max_epochs={epochs}",
         "trainer.check_val_every_n_epoch=null",  # validate by steps, across epochs
         f"++trainer.val_check_interval={args.steps // args.val_points}",
-        f"model.module.warmup_epochs={args.warmup_share * args.steps / per_epoch:.4f}",
+        f"model.module.schedule.warmup_epochs={args.warmup_share * args.steps / per_epoch:.4f}",
         f"data.augment.close_mosaic={epochs_without_mosaic(args.steps, per_epoch, args.close_mosaic_share)}",
         f"paths.output_dir={run_dir}",
         *args.override,
     ]
     metrics = train(compose_cfg(overrides))
-    print(f"{strategy} {start} {fraction:.0%}: test mAP50-95 {metrics.get('test', {}).get('map', float('nan')):.4f}"
-          f" ({metrics.get('steps')} steps, {epochs} epochs, {metrics['wall_time_s']} s)", flush=True)
+    print(f"{strategy} {start} {fraction:.0%}: {score_line('test', metrics.get('test', {}), ('map',))}"
+          f"  ({metrics.get('steps')} steps, {epochs} epochs, {metrics['wall_time_s']} s)", flush=True)
     return metrics
 
 

@@ -34,6 +34,7 @@ from hydra import compose, initialize_config_dir
 
 from yolotl import evaluate
 from yolotl.api import config_dir, train
+from yolotl.evaluation.score_line import score_line
 
 
 def _train(name: str, overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -46,8 +47,7 @@ def _train(name: str, overrides: list[str], args: argparse.Namespace) -> dict[st
             *overrides, "recipe=fixed", f"data.image_size={args.image_size}", f"data.batch_size={args.batch_size}",
             f"paths.output_dir={run_dir}", "logger=csv", *args.override])
     metrics = train(cfg)
-    print(f"{name}: test mAP50-95 {metrics.get('test', {}).get('map', float('nan')):.4f} "
-          f"({metrics['wall_time_s']} s)", flush=True)
+    print(f"{name}: {score_line('test', metrics.get('test', {}), ('map',))}  ({metrics['wall_time_s']} s)", flush=True)
     return metrics
 
 

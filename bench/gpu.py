@@ -14,14 +14,15 @@ each prints its table row as soon as it is done, so a timeout still leaves the r
   (``data.num_workers=auto``: one per spare core, at most 4) and once with one per spare core (up to 12).
 - **C, fit throughput**: four short fits of BCCD, ``experiment=bccd trainer=gpu`` with
   ``trainer.precision`` 32-true / bf16-mixed, torch.compile off / on, each in a fresh process: the
-  DataModule and module from ``yolotl.api.build(cfg)``, the Trainer from ``cfg.trainer``, the EMA callback
-  as in a yolotl-train run, validation and checkpointing off. ``--warmup-steps`` steps (cache fill, worker
-  start, cuDNN, compilation), then ``--measure-steps`` timed steps: images/s of the fit (data loading
-  included), images/s of the steps alone (the time between batches left out), the share of time waiting
-  for the next batch, GPU utilisation (pynvml, else ``nvidia-smi``, sampled every 0.1-0.2 s over the
-  timed steps), peak GPU memory (``torch.cuda.max_memory_allocated`` over the whole fit, per process).
-  yolotl has no compile option: the script calls ``detector.compile()`` (``torch.nn.Module.compile``,
-  the detector only; the loss and assigner stay eager) when the fit starts. Each step ends with one
+  DataModule and module from ``yolotl.api.build(cfg)``, the Trainer from
+  ``yolotl.api.trainer.build_trainer`` (a yolotl-train run's, with its EMA callback), validation and
+  checkpointing off. ``--warmup-steps`` steps (cache fill, worker start, cuDNN, compilation), then
+  ``--measure-steps`` timed steps: images/s of the fit (data loading included), images/s of the steps
+  alone (the time between batches left out), the share of time waiting for the next batch, GPU utilisation
+  (pynvml, else ``nvidia-smi``, sampled every 0.1-0.2 s over the timed steps), peak GPU memory
+  (``torch.cuda.max_memory_allocated`` over the whole fit, per process). yolotl has no compile option: the
+  script calls ``detector.compile()`` (``torch.nn.Module.compile``, the detector only; the loss and
+  assigner stay eager) when the fit starts. Each step ends with one
   ``torch.cuda.synchronize()`` for its timing (the step syncs once anyway, on its finite-loss check).
 
 Run it on the GPU machine (about 6-8 minutes; never past ``--budget-s``)::
@@ -413,6 +414,7 @@ def fit_worker(spec: dict[str, Any]) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from yolotl.api import build
+    from yolotl.api.trainer import build_trainer
 
     cuda = torch.cuda.is_available() and spec["gpu"]
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -468,14 +470,12 @@ def fit_worker(spec: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         datamodule, module, strategy = build(cfg)
         build_s = time.perf_counter() - start
-        precision = str(cfg.trainer.precision)
-        if cuda and precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
-            precision = "16-mixed"  # what yolotl-train does on a GPU without bfloat16
         timer = StepTimer()
         callbacks = [instantiate(cfg.callbacks.ema), timer]  # EMA as in a yolotl-train run; the timer last
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, enable_checkpointing=False,
-                              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-                              precision=precision)
+        # yolotl-train's Trainer (bf16 becomes 16-mixed on a GPU without bfloat16), with its output off
+        trainer = build_trainer(cfg, tmp, callbacks, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+        precision = str(trainer.precision)
         timer.t_fit = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         timer.sampler.stop()
@@ -654,7 +654,8 @@ def table_notes(plan: Plan) -> list[str]:
         "waiting for data is that time's share.",
         "Fits: `experiment=bccd trainer=gpu trainer.precision=<p>` composed with Hydra, built with "
         "`yolotl.api.build(cfg)` (finetune, efficientnet_lite0, offline ImageNet weights), the Trainer from "
-        "`cfg.trainer` with the EMA callback; validation, checkpoints and logging off. One "
+        "`yolotl.api.trainer.build_trainer` as in yolotl-train, with the EMA callback; validation, checkpoints and "
+        "logging off. One "
         "`torch.cuda.synchronize()` per step for its timing.",
         "torch.compile: yolotl has no option for it; the script calls `module.detector.compile()` "
         f"(backend {plan.compile_backend!r}, default mode; the loss and assigner stay eager). Its compile time is "

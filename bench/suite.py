@@ -154,6 +154,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     from yolotl.api import config_dir, train
+    from yolotl.evaluation.score_line import BRIEF, score_line
 
     run_dir = Path(args.out) / name
     overrides = overrides_for(name, args)
@@ -179,9 +180,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         logging.getLogger().removeHandler(log_file)
         log_file.close()
-    test = metrics.get("test", {})
-    print(f"{name}: test mAP50 {test.get('map_50', float('nan')):.4f}, mAP50-95 {test.get('map', float('nan')):.4f}"
-          f" ({metrics.get('epochs')} epochs, {metrics.get('wall_time_s')} s)", flush=True)
+    print(f"{name}: {score_line('test', metrics.get('test', {}), BRIEF)}"
+          f"  ({metrics.get('epochs')} epochs, {metrics.get('wall_time_s')} s)", flush=True)
     return metrics
 
 

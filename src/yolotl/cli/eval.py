@@ -36,14 +36,9 @@ def run(cfg: DictConfig) -> None:
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    m = result["metrics"]
-    print(
-        f"{result['split']}: mAP50-95 {m['map']:.4f}  mAP50 {m['map_50']:.4f}  mAP75 {m['map_75']:.4f}  "
-        f"P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f} at best-F1 confidence {m['confidence']:.3f}"
-    )
-    if "mask_map" in m:  # a segmenting detector
-        print(f"{result['split']} masks: mAP50-95 {m['mask_map']:.4f}  mAP50 {m['mask_map_50']:.4f}  "
-              f"mAP75 {m['mask_map_75']:.4f}")
+    from yolotl.evaluation.score_line import score_line
+
+    print(score_line(result["split"], result["metrics"]))  # P, R, F1 at the best-F1 confidence (conf)
     for key, path in result["files"].items():
         print(f"{key:>13}: {path}")
 

@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> float:
     from yolotl.api import train
 
     console_to_hydra_logging()
-    # Frozen norm layers are in eval mode on purpose (see TimmBackbone.freeze).
+    # Frozen norm layers are in eval mode on purpose (see yolotl.models.freezing.apply_freeze).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     # Lightning's own use of a torch.utils._pytree name torch deprecated: nothing for a user to change.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
@@ -87,6 +87,7 @@ def _link_latest(run_dir: str) -> Path | None:
 
 def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
     from yolotl.api.run_summary import plural  # imported by training already
+    from yolotl.evaluation.score_line import BRIEF, score_line
 
     final = metrics.get("test") or metrics.get("val") or {}
     split = "test" if metrics.get("test") else "val"
@@ -95,13 +96,8 @@ def _report(metrics: dict[str, Any], latest: Path | None = None) -> None:
         print(f"no scores: validation was off ({metrics['strategy']}, {metrics['backbone']}, "
               f"{plural(metrics['epochs'], 'epoch')}, {metrics['wall_time_s']} s)")
         return
-    print(
-        f"{split} mAP50 = {final.get('map_50', float('nan')):.4f}, "
-        f"mAP50-95 = {final.get('map', float('nan')):.4f} ({metrics['strategy']}, {metrics['backbone']}, "
-        f"{plural(metrics['epochs'], 'epoch')}, {metrics['wall_time_s']} s)"
-    )
-    if "mask_map_50" in final:  # a segmenting detector
-        print(f"{split} mask mAP50 = {final['mask_map_50']:.4f}, mask mAP50-95 = {final['mask_map']:.4f}")
+    print(f"{score_line(split, final, BRIEF)}  ({metrics['strategy']}, {metrics['backbone']}, "
+          f"{plural(metrics['epochs'], 'epoch')}, {metrics['wall_time_s']} s)")
 
 
 def _shown(path: Path) -> str:
