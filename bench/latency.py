@@ -63,7 +63,7 @@ def parse_args() -> argparse.Namespace:
 
 def build_detector(ckpt: str | None) -> yolotl.YoloDetector:
     if ckpt:
-        return yolotl.load(ckpt)
+        return yolotl.load(ckpt).detector
     return yolotl.create_detector("efficientnet_lite0", num_classes=3, pretrained="offline").eval()
 
 

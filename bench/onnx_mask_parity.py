@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     photos = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    detector = yolotl.load(args.checkpoint).eval()
+    detector = yolotl.load(args.checkpoint)
     ious, unpaired = [], 0
     with tempfile.TemporaryDirectory() as folder:
         runtime = OnnxDetector(export_onnx(detector, Path(folder) / "model.onnx"), ["CPUExecutionProvider"])

@@ -29,7 +29,7 @@ def _save(detector, path, **changes):
 
 def test_load_round_trip_uses_weights_only_and_no_training_code(detector, tmp_path):
     path = _save(detector, tmp_path / "best.ckpt")
-    loaded = yolotl.load(path)
+    loaded = yolotl.load(path).detector
     assert not loaded.training and loaded.class_names == ["a", "b"] and loaded.config.image_size == 64
     for key, value in detector.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key

@@ -2,7 +2,7 @@
 
 Layers, top to bottom: cli/ -> api/ -> training/ -> evaluation/, inference/ -> data/ -> models/,
 ops/ -> errors. A module may import its own layer and the layers below, never above (function-level
-imports included). The one sanctioned upward import is marked ``# layering: ... (sanctioned)``.
+imports included, and no comment exempts one).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ FORBIDDEN = {
     "training": {"api", "cli"},
     "api": {"cli"},
 }
-SANCTIONED = "# layering:"
 CLI_HELPERS = {"shell", "console", "overrides"}  # cli/ modules every command may use; the rest are commands
 
 
@@ -47,7 +46,6 @@ def _module_name(path: Path, package: Path) -> str:
 def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, imported module) for every import in the file, function-level ones included."""
     tree = ast.parse(path.read_text(), str(path))
-    lines = path.read_text().splitlines()
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -56,8 +54,6 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             # ``from yolotl import cli`` names the package it imports; ``from yolotl.x import y`` its module
             names = [f"yolotl.{a.name}" for a in node.names] if node.module == "yolotl" else [node.module]
         else:
-            continue
-        if SANCTIONED in lines[node.lineno - 1] or (node.lineno > 1 and SANCTIONED in lines[node.lineno - 2]):
             continue
         found += [(node.lineno, name) for name in names]
     return found
@@ -98,6 +94,23 @@ def test_the_check_catches_a_forbidden_import(tmp_path):
     assert len(problems) == 2, problems
     assert "models/ must not import training/" in problems[0] or "models/ must not import training/" in problems[1]
     assert any("never another command" in p for p in problems)
+
+
+def test_no_comment_exempts_an_upward_import(tmp_path):
+    """The old ``# layering:`` escape hatch is gone: a model that imports inference/ inside a function, with
+    the comment that once excused it, is reported like any other."""
+    fake = tmp_path / "yolotl"
+    (fake / "models").mkdir(parents=True)
+    (fake / "models" / "detector.py").write_text(
+        "class YoloDetector:\n"
+        "    def predict(self, images):\n"
+        "        # layering: predict() delegates to inference/ (sanctioned)\n"
+        "        from yolotl.inference.predict import predict_images  # layering: sanctioned\n"
+        "        return predict_images(images)\n"
+    )
+    problems = layer_violations(fake)
+    assert len(problems) == 1 and "models/ must not import inference/" in problems[0], problems
+    assert "detector.py:4 imports yolotl.inference.predict" in problems[0]
 
 
 def _modules_after(code: str) -> set[str]:

@@ -14,19 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
-import yolotl
 from tests.inference.helpers import lively_detector
 from yolotl.data.cache import read_image
 from yolotl.errors import ConfigError
 from yolotl.inference.preprocess import load_image
+from yolotl.inference.torch_runtime import TorchDetector
 
 SETTINGS = {"score_threshold": 0.01, "max_detections": 30}
 ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
-def detector() -> yolotl.YoloDetector:
-    return lively_detector("efficientnet_lite0", 128)
+def detector() -> TorchDetector:
+    return TorchDetector(lively_detector("efficientnet_lite0", 128))
 
 
 def _photo(height: int = 120, width: int = 200) -> np.ndarray:

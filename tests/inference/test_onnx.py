@@ -20,7 +20,7 @@ from tests.inference.helpers import lively_detector
 from yolotl.errors import CheckpointError, ConfigError, YolotlError
 from yolotl.api import export, parity_summary
 from yolotl.cli.export import run as run_cli
-from yolotl.inference import OnnxDetector, export_onnx
+from yolotl.inference import OnnxDetector, TorchDetector, export_onnx
 from yolotl.ops import postprocess
 from yolotl.api import config_dir
 
@@ -169,11 +169,10 @@ def test_dynamo_exporter_matches_pytorch_with_dynamic_shapes(detector, tmp_path)
 
 
 def _photos() -> list:
-    """Real photos: a few BCCD blood smears when the shared datasets are present, and two skimage images."""
+    """Real photos: a few BCCD blood smears (the caller is marked ``real_data``) and two skimage images."""
     from skimage import data
 
-    photos: list = sorted(BCCD_IMAGES.glob("*.jpg"))[:8] if BCCD_IMAGES.is_dir() else []
-    return photos + [data.chelsea(), data.astronaut()]
+    return [*sorted(BCCD_IMAGES.glob("*.jpg"))[:8], data.chelsea(), data.astronaut()]
 
 
 def _assert_same_detections(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
@@ -192,6 +191,7 @@ def _assert_same_detections(want: dict[str, torch.Tensor], got: dict[str, torch.
 
 
 @pytest.mark.slow
+@pytest.mark.real_data("bccd/JPEGImages")
 def test_trained_detector_predicts_the_same_through_onnx_runtime(trained_run, tmp_path):
     torch_detector = yolotl.load(trained_run.checkpoint)
     synthetic = sorted((trained_run.data_root / "test" / "images").glob("*.png"))
@@ -223,7 +223,7 @@ def test_export_cli_writes_only_the_model_and_prints_parity(trained_run, tmp_pat
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_classes_filter_before_the_detection_cap_in_both_graphs(detector, raw_model, nms_model, index):
     image = np.random.default_rng(1).integers(0, 255, size=(96, 96, 3), dtype=np.uint8)
-    want = detector.predict([image], score_threshold=0.0, max_detections=1, classes=[index])[0]
+    want = TorchDetector(detector).predict([image], score_threshold=0.0, max_detections=1, classes=[index])[0]
     assert want["labels"].tolist() == [index]
     for model in (raw_model, nms_model):
         got = OnnxDetector(model).predict([image], score_threshold=0.0, max_detections=1, classes=[index])[0]

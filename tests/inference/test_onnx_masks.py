@@ -14,7 +14,7 @@ import yolotl
 from tests.data.helpers import shared_datasets
 from tests.inference.helpers import lively_detector
 from yolotl.errors import ConfigError
-from yolotl.inference import OnnxDetector, export_onnx
+from yolotl.inference import OnnxDetector, TorchDetector, export_onnx
 from yolotl.inference.predict import input_batch
 from yolotl.inference.preprocess import letterbox, load_image
 
@@ -32,8 +32,6 @@ def segmenter() -> yolotl.YoloDetector:
 
 @pytest.fixture(scope="module")
 def photos() -> list[Path]:
-    if not ANIMALS.is_dir():
-        pytest.skip(f"{ANIMALS} not found")
     return sorted(ANIMALS.glob("*.jpg"))[:4]
 
 
@@ -56,6 +54,7 @@ def _pair_instances(want: dict, got: dict) -> tuple[list[int], list[int], torch.
 
 
 @pytest.mark.parametrize("nms", [False, True])
+@pytest.mark.real_data("animals_seg/test")
 def test_onnx_masks_match_pytorch_on_real_photos(segmenter, photos, nms, tmp_path):
     """Every instance's mask IoU > 0.98 at the network input; in original pixels (where a random head's
     masks often lie mostly in the letterbox padding, leaving slivers) all masks together agree to 0.5%."""
@@ -70,7 +69,7 @@ def test_onnx_masks_match_pytorch_on_real_photos(segmenter, photos, nms, tmp_pat
         assert bool((ious > 0.98).all()), (photo.name, ious.min())
         matched += len(ious)
     assert matched >= 20  # the lively head finds plenty to compare on these photos
-    for photo, want, got in zip(photos, segmenter.predict(photos, 0.3), runtime.predict(photos, 0.3)):
+    for photo, want, got in zip(photos, TorchDetector(segmenter).predict(photos, 0.3), runtime.predict(photos, 0.3)):
         assert got["masks"].shape[1:] == load_image(photo).shape[:2]
         rows, cols, _ = _pair_instances(want, got)
         differ = (want["masks"][rows] ^ got["masks"][cols]).sum()

@@ -1,4 +1,6 @@
-"""TimmBackbone: widths/strides from feature_info, stage assignment, freezing that survives .train()."""
+"""TimmBackbone: widths/strides from feature_info, stage assignment, the frozen (no-autograd, bf16) forward pass.
+
+Freezing itself is `apply_freeze`'s, on the whole detector: tests/models/test_freezing.py."""
 
 import pytest
 import timm
@@ -32,31 +34,16 @@ def test_every_parameter_belongs_to_exactly_one_stage(backbone):
     assert sum(p.numel() for p in backbone.stage_parameters(backbone.num_stages - 1)) > 0
 
 
-def test_freeze_sets_requires_grad_by_stage_and_pins_norms():
-    backbone = TimmBackbone("efficientnet_lite0")
-    backbone.freeze(2)
-    for stage in range(backbone.num_stages):
-        flags = {p.requires_grad for p in backbone.stage_parameters(stage)}
-        assert flags == {stage >= 2}
-    backbone.train()
-    frozen_norms = backbone.frozen_norm_layers()
-    assert frozen_norms and all(not m.training for m in frozen_norms)
-    assert any(m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    backbone.freeze(0)
-    assert all(p.requires_grad for p in backbone.parameters())
-    assert all(m.training for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
-
-
 def test_fully_frozen_backbone_runs_without_autograd():
     backbone = TimmBackbone("mobilenetv3_small_100")
-    backbone.freeze(backbone.num_stages)
+    backbone.requires_grad_(False)  # what freezing the part 'backbone' does to it
     features = backbone(torch.rand(1, 3, 64, 64))
     assert all(not f.requires_grad for f in features)
 
 
 def test_frozen_bf16_runs_only_training_steps_in_bfloat16():
     backbone = TimmBackbone("efficientnet_lite0").eval()
-    backbone.freeze(backbone.num_stages)
+    backbone.requires_grad_(False)
     x = torch.rand(2, 3, 96, 96)
     reference = backbone(x)  # float32
     backbone.frozen_bf16 = True
@@ -71,16 +58,10 @@ def test_frozen_bf16_runs_only_training_steps_in_bfloat16():
 
 def test_frozen_backbone_keeps_a_trainers_autocast():
     backbone = TimmBackbone("mobilenetv3_small_100").eval()
-    backbone.freeze(backbone.num_stages)
+    backbone.requires_grad_(False)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # trainer.precision=bf16-mixed
         features = backbone(torch.rand(1, 3, 64, 64))
     assert all(f.dtype == torch.bfloat16 for f in features)
-
-
-def test_freeze_out_of_range_is_an_error():
-    backbone = TimmBackbone("resnet18")
-    with pytest.raises(ValueError, match="num_stages"):
-        backbone.freeze(backbone.num_stages + 1)
 
 
 def test_unknown_backbone_names_close_matches():

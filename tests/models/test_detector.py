@@ -1,9 +1,7 @@
-"""YoloDetector: raw outputs per level, decoding, predict() on every input kind, class reset."""
+"""YoloDetector: raw outputs per level, decoding, class reset (predict(): tests/inference/test_torch_runtime.py)."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from yolotl.models import create_detector
 from yolotl.models.head import class_prior
@@ -32,32 +30,6 @@ def test_class_logits_start_at_the_share_of_points_an_object_covers(detector):
     assert class_prior(80, 52 * 52) == pytest.approx(5 / 80 / 2704) and class_prior(3, None) == 0.01
 
 
-@pytest.mark.parametrize("kind", ["path", "numpy", "pil", "tensor", "gray"])
-def test_predict_accepts_every_input_kind_and_returns_original_pixels(detector, tmp_path, kind):
-    array = np.random.default_rng(0).integers(0, 255, size=(90, 200, 3), dtype=np.uint8)
-    inputs = {
-        "numpy": array,
-        "pil": Image.fromarray(array),
-        "tensor": torch.from_numpy(array).permute(2, 0, 1).float() / 255,
-        "gray": array[:, :, 0],
-    }
-    if kind == "path":
-        Image.fromarray(array).save(tmp_path / "image.png")
-        inputs["path"] = str(tmp_path / "image.png")
-    result = detector.predict(inputs[kind], score_threshold=0.0, max_detections=20)
-    assert len(result) == 1
-    boxes = result[0]["boxes"]
-    assert boxes.shape == (20, 4) and result[0]["labels"].dtype == torch.int64
-    assert float(boxes[:, [0, 2]].max()) <= 200 and float(boxes[:, [1, 3]].max()) <= 90
-    assert float(boxes.min()) >= 0
-
-
-def test_predict_takes_a_batch(detector):
-    images = [np.zeros((64, 64, 3), np.uint8), np.zeros((32, 128, 3), np.uint8)]
-    assert len(detector.predict(images, score_threshold=0.0)) == 2
-    assert len(detector.predict(torch.rand(3, 3, 64, 64), score_threshold=0.0)) == 3
-
-
 def test_reset_classes_swaps_only_the_class_layers():
     detector = create_detector("resnet18", num_classes=3, pretrained=False, image_size=64, neck_width=16)
     box_before = [p.clone() for p in detector.head.box_branches.parameters()]
@@ -66,12 +38,3 @@ def test_reset_classes_swaps_only_the_class_layers():
     assert all(m.shape[1] == 5 for m in out.cls_maps)
     assert all(torch.equal(a, b) for a, b in zip(box_before, detector.head.box_branches.parameters()))
     assert detector.class_names == ["a", "b", "c", "d", "e"] and detector.config.num_classes == 5
-
-
-def test_classes_filter_before_nms_and_the_detection_cap(detector):
-    """With max_detections=1 each class asked for still gets its best box (filtering after the cut would
-    leave most classes empty)."""
-    image = np.random.default_rng(1).integers(0, 255, size=(128, 128, 3), dtype=np.uint8)
-    for name, index in (("0", 0), ("1", 1), ("2", 2)):
-        (det,) = detector.predict([image], score_threshold=0.0, max_detections=1, classes=[name])
-        assert det["labels"].tolist() == [index]

@@ -88,3 +88,43 @@ def test_frozen_statistics_survive_a_training_forward_pass(detector):
     detector(torch.rand(2, 3, 64, 64))
     assert not all(torch.equal(before[k], v) for k, v in detector.backbone.state_dict().items())
     apply_freeze(detector, set(), "frozen")
+
+
+def test_stages_freeze_and_unfreeze_through_apply_freeze(detector):
+    backbone = detector.backbone
+    apply_freeze(detector, select_all(detector, ["stage:0", "stage:1"]))
+    for stage in range(backbone.num_stages):
+        assert {p.requires_grad for p in backbone.stage_parameters(stage)} == {stage >= 2}
+    assert backbone.frozen_stages == 2 and not backbone.fully_frozen
+    detector.train()
+    pinned = [detector.get_submodule(n) for n in detector.pinned_norms]
+    assert pinned and all(not m.training for m in pinned)
+    assert any(m.training for m in _norms(detector, "backbone").values())
+    apply_freeze(detector, set())  # unfreezing is the same call with nothing frozen
+    assert all(p.requires_grad for p in detector.parameters()) and detector.pinned_norms == []
+    assert backbone.frozen_stages == 0 and all(m.training for m in _norms(detector, "").values())
+
+
+def test_frozen_weights_and_statistics_stay_byte_identical_through_training_steps(detector):
+    frozen = select_all(detector, ["stage:0", "stage:1"])
+    apply_freeze(detector, frozen)
+    pinned = tuple(f"{n}." for n in detector.pinned_norms)
+    state = detector.state_dict()
+    kept = {k for k in state if k in frozen or k.startswith(pinned)}
+    assert any(k.endswith("running_mean") for k in kept)
+    before = {k: v.clone() for k, v in state.items()}
+    optimizer = torch.optim.SGD([p for p in detector.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    for step in range(3):
+        detector.eval()
+        detector.train()  # what a trainer does around validation: the pinned norms stay in eval mode
+        outputs = detector(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(step)))
+        loss = sum(m.square().mean() for m in [*outputs.box_maps, *outputs.cls_maps])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = detector.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in kept)
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("backbone.body.blocks.6.") and k.endswith("running_mean") for k in changed)
+    assert any(k.startswith("head.") for k in changed)  # the rest trained
+    apply_freeze(detector, set())

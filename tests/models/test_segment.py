@@ -7,6 +7,7 @@ import torch
 
 import yolotl
 from yolotl.errors import ConfigError
+from yolotl.inference.torch_runtime import TorchDetector
 from yolotl.models import create_detector
 from yolotl.models.checkpoint import checkpoint_entry
 
@@ -55,9 +56,10 @@ def test_predict_returns_masks_aligned_with_boxes_in_original_pixels() -> None:
             branch[-1].weight.zero_()
             branch[-1].bias.fill_(1.0)
     image = np.random.default_rng(0).integers(0, 255, (40, 100, 3), dtype=np.uint8)  # letterboxed, padded in y
-    for result in [detector.predict(image, score_threshold=0.0, max_detections=20),
-                   detector.predict([image, torch.from_numpy(image).permute(2, 0, 1)], score_threshold=0.0,
-                                    max_detections=20)]:
+    runtime = TorchDetector(detector)
+    for result in [runtime.predict(image, score_threshold=0.0, max_detections=20),
+                   runtime.predict([image, torch.from_numpy(image).permute(2, 0, 1)], score_threshold=0.0,
+                                   max_detections=20)]:
         det = result[0]
         assert det["masks"].dtype == torch.bool and det["masks"].shape == (len(det["boxes"]), 40, 100)
         checked = 0
@@ -69,14 +71,14 @@ def test_predict_returns_masks_aligned_with_boxes_in_original_pixels() -> None:
             assert torch.allclose(found, box, atol=2.5), (found, box)
             checked += 1
         assert checked >= 3
-    assert "masks" not in detector.predict(image, masks=False)[0]
+    assert "masks" not in runtime.predict(image, masks=False)[0]
 
 
 def test_a_detection_only_detector_asked_for_masks_says_so() -> None:
-    detector = _detector("detect").eval()
-    assert "masks" not in detector.predict(np.zeros((32, 32, 3), np.uint8))[0]
+    runtime = TorchDetector(_detector("detect"))
+    assert "masks" not in runtime.predict(np.zeros((32, 32, 3), np.uint8))[0]
     with pytest.raises(ConfigError, match="task=detect"):
-        detector.predict(np.zeros((32, 32, 3), np.uint8), masks=True)
+        runtime.predict(np.zeros((32, 32, 3), np.uint8), masks=True)
     with pytest.raises(ConfigError, match="task="):
         create_detector(BACKBONE, num_classes=1, pretrained=False, task="segmentation")
 
@@ -84,7 +86,7 @@ def test_a_detection_only_detector_asked_for_masks_says_so() -> None:
 def test_a_segmenting_checkpoint_reloads_as_one(tmp_path) -> None:
     detector = _detector(num_protos=8).eval()
     _save(detector, tmp_path / "seg.ckpt")
-    loaded = yolotl.load(tmp_path / "seg.ckpt")
+    loaded = yolotl.load(tmp_path / "seg.ckpt").detector
     assert loaded.segments and loaded.config.num_protos == 8
     images = torch.rand(1, 3, SIZE, SIZE)
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """Inference shared by every runtime (PyTorch, ONNX Runtime): image inputs -> boxes in original pixels.
 
-``export_onnx``, ``quantize_onnx`` and ``OnnxDetector`` load on first use, so this package imports
-without onnx or onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
+``TorchDetector`` (PyTorch) and ``OnnxDetector`` (ONNX Runtime) share one ``predict()``. They,
+``export_onnx`` and ``quantize_onnx`` load on first use, so this package imports without the models or
+onnx/onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from yolotl.inference.predict import DetectFn, Detections, predict_images, resol
 
 _LAZY = {
     "OnnxDetector": "yolotl.inference.onnx_runtime",
+    "TorchDetector": "yolotl.inference.torch_runtime",
     "export_onnx": "yolotl.inference.onnx_export",
     "quantize_onnx": "yolotl.inference.onnx_quantize",
 }
 
 __all__ = [
-    "DetectFn", "Detections", "OnnxDetector", "export_onnx", "predict_images", "quantize_onnx", "resolve_classes",
+    "DetectFn", "Detections", "OnnxDetector", "TorchDetector", "export_onnx", "predict_images", "quantize_onnx",
+    "resolve_classes",
 ]
 
 

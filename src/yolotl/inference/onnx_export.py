@@ -51,6 +51,7 @@ from yolotl.ops.masks import flatten_coefficients
 if TYPE_CHECKING:
     import onnx
 
+    from yolotl.inference.torch_runtime import TorchDetector
     from yolotl.models.detector import YoloDetector
 
 ONNX_FORMAT = 1  # bump when inputs, outputs or metadata change; OnnxDetector refuses formats it does not know
@@ -81,7 +82,7 @@ def output_names(segments: bool) -> list[str]:
 
 
 def export_onnx(
-    detector: YoloDetector,
+    detector: YoloDetector | TorchDetector,
     path: str | Path,
     *,
     nms: bool = False,
@@ -92,6 +93,7 @@ def export_onnx(
     """Write ``detector`` as an ONNX model at ``path`` (validated by ``onnx.checker``) and return the path.
 
     Args:
+        detector: a YoloDetector, or the TorchDetector that ``yolotl.load`` returns.
         nms: append per-class NonMaxSuppression, with its thresholds as graph inputs (module docstring).
         dynamic: dynamic batch, height and width; ``False`` fixes the input to
             ``[1, 3, image_size, image_size]``.
@@ -109,6 +111,11 @@ def export_onnx(
     if opset < 13:
         raise ConfigError(f"opset {opset} is too old for the exported graph; use 13 or newer (default {DEFAULT_OPSET})")
     onnx = _import_onnx()
+    # imported here: OnnxDetector imports this module and must not need the models
+    from yolotl.inference.torch_runtime import TorchDetector
+
+    if isinstance(detector, TorchDetector):
+        detector = detector.detector
     model = _export_decoded(detector, opset, dynamic, exporter)
     _fix_output_shapes(model, detector.num_classes, detector.config.num_protos)
     if nms:

@@ -1,8 +1,8 @@
 """OnnxDetector: a model written by :func:`~yolotl.inference.onnx_export.export_onnx`, run by ONNX Runtime.
 
-Same ``detect`` and ``predict`` contract as :class:`~yolotl.YoloDetector` (one code path,
-:func:`~yolotl.inference.predict.predict_images`), so switching runtimes changes no calling code. Needs
-``onnxruntime`` only (not torch's exporter, not onnx).
+Same ``detect`` and ``predict`` contract as :class:`~yolotl.inference.torch_runtime.TorchDetector` (one
+code path, :func:`~yolotl.inference.predict.predict_images`), so switching runtimes changes no calling
+code. Needs ``onnxruntime`` only (not torch's exporter, not onnx).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class OnnxDetector:
         quantization: ``"int8"`` for a model written by :func:`~yolotl.inference.onnx_quantize.quantize_onnx`,
             else None (float32).
         segments: the graph carries a mask branch (exported from a ``task="segment"`` detector): ``detect``
-            and ``predict`` add ``masks`` as :class:`~yolotl.YoloDetector`'s do.
+            and ``predict`` add ``masks`` as :class:`~yolotl.inference.torch_runtime.TorchDetector`'s do.
         session: the ``onnxruntime.InferenceSession``.
     """
 
@@ -162,8 +162,9 @@ class OnnxDetector:
         """Detect objects in image files, PIL images, NumPy arrays or tensors (read as
         :data:`yolotl.inference.preprocess.ImageInput` says; unreadable forms raise ConfigError).
 
-        Exactly :meth:`yolotl.YoloDetector.predict`: boxes xyxy in original-image pixels, one dict per
-        image, and ``masks`` (bool ``[K, h, w]``, original pixels) from a model with a mask branch.
+        Exactly :meth:`yolotl.inference.torch_runtime.TorchDetector.predict`: boxes xyxy in original-image
+        pixels, one dict per image, and ``masks`` (bool ``[K, h, w]``, original pixels) from a model with a
+        mask branch.
         """
         detect = partial(
             self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,

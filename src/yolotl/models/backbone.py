@@ -1,9 +1,8 @@
 """TimmBackbone: any timm model with ``features_only``, cut at strides 8, 16 and 32.
 
 Widths, strides and stage names come from timm's ``feature_info``; nothing is hard-coded. The backbone
-owns its freezing: ``freeze(num_stages)`` stops gradients for the first stages and keeps their norm
-layers in eval mode, a state that survives any later ``.train()`` call (the mmdetection ``norm_eval``
-habit), so frozen weights and norm statistics stay byte-identical.
+maps each parameter to its stage, which freezing selectors read; freezing itself is
+:func:`yolotl.models.freezing.apply_freeze`'s (on the whole detector), never the backbone's.
 """
 
 from __future__ import annotations
@@ -92,7 +91,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 class TimmBackbone(nn.Module):
-    """Multi-scale features [C3, C4, C5] from a timm model; owns stage-wise freezing."""
+    """Multi-scale features [C3, C4, C5] from a timm model, with each parameter's stage."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -106,7 +105,6 @@ class TimmBackbone(nn.Module):
         self.strides: list[int] = [info.reduction()[i] for i in self.out_indices]
         self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", {}) or {})
         self._stage_of_param = _assign_params_to_stages(self.body, self.stage_names)
-        self._pinned_norms: list[str] = []  # norm layers kept in eval mode (see pin_norms)
         # A fully frozen backbone's forward pass in a training step runs in bfloat16 on the CPU when
         # True (set by the transfer strategy; see ``cpu_has_native_bf16``). Evaluation stays float32.
         self.frozen_bf16 = False
@@ -143,24 +141,6 @@ class TimmBackbone(nn.Module):
             if self._stage_of_param[name] == stage:
                 yield param
 
-    def stage_modules(self, stage: int) -> list[nn.Module]:
-        """Modules whose parameters all belong to stage ``stage``."""
-        owners = {name.rsplit(".", 1)[0] for name, s in self._stage_of_param.items() if s == stage}
-        return [m for n, m in self.body.named_modules() if n in owners]
-
-    def freeze(self, num_stages: int) -> None:
-        """Freeze the first ``num_stages`` stages (weights and norm statistics); unfreeze the rest.
-
-        The stand-alone form; a training run freezes through :func:`yolotl.models.freezing.apply_freeze`
-        (by part, stage or pattern, with a norm policy), which replaces this state.
-        """
-        if not 0 <= num_stages <= self.num_stages:
-            raise ValueError(f"num_stages must be in [0, {self.num_stages}] for {self.name}, got {num_stages}")
-        for name, param in self.body.named_parameters():
-            param.requires_grad_(self._stage_of_param[name] >= num_stages)
-        owners = {name.rsplit(".", 1)[0] for name, stage in self._stage_of_param.items() if stage < num_stages}
-        self.pin_norms([f"body.{n}" for n, m in self.body.named_modules() if n in owners and is_norm(m)])
-
     @property
     def frozen_stages(self) -> int:
         """How many leading stages are frozen whole (no parameter of theirs trains)."""
@@ -172,18 +152,6 @@ class TimmBackbone(nn.Module):
             count += 1
         return count
 
-    def pin_norms(self, names: Sequence[str]) -> None:
-        """Keep the norm layers ``names`` (module names inside this backbone) in eval mode."""
-        self._pinned_norms = list(names)
-        self.train(self.training)
-
-    @property
-    def pinned_norms(self) -> list[str]:
-        return list(self._pinned_norms)
-
-    def frozen_norm_layers(self) -> list[nn.Module]:
-        return [self.get_submodule(name) for name in self._pinned_norms]
-
     def stage_of(self, parameter_name: str) -> int:
         """Stage index of a parameter named relative to ``body`` (0 holds the stem)."""
         return self._stage_of_param[parameter_name]
@@ -194,14 +162,9 @@ class TimmBackbone(nn.Module):
         return [n for n, s in self._stage_of_param.items()
                 if s == 0 and not n.replace("_", ".").startswith(first + ".")]
 
-    def train(self, mode: bool = True) -> TimmBackbone:
-        super().train(mode)
-        for name in self._pinned_norms:
-            self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
-        return self
-
 
 def is_norm(module: nn.Module) -> bool:
+    """A normalisation layer: what freezing pins in eval mode so its statistics stay put."""
     return isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
 
 

@@ -32,7 +32,8 @@ def checkpoint_entry(detector: YoloDetector) -> dict[str, Any]:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> YoloDetector:
-    """The trained detector in a ``yolotl-train`` checkpoint (EMA weights when EMA ran), in eval mode.
+    """The trained detector in a ``yolotl-train`` checkpoint (EMA weights when EMA ran), in eval mode: the
+    bare nn.Module, for training code (``init_from``, a teacher); ``yolotl.load`` wraps it to predict.
 
     Raises :class:`~yolotl.CheckpointError` naming the file and the fix when the file is missing,
     corrupt, not a yolotl checkpoint, or written by an unsupported format version.

@@ -1,18 +1,18 @@
 """YoloDetector: backbone -> PAN neck -> decoupled head, plus decoding to boxes.
 
-``forward`` always returns raw head outputs; ``detect`` decodes a batch of letterboxed input tensors;
-``predict`` takes image files, arrays, PIL images or tensors and returns boxes in original pixels (the
-torchvision detection contract, which torchmetrics' MeanAveragePrecision takes as is).
+``forward`` always returns raw head outputs; ``detect`` decodes a batch of letterboxed input tensors into
+boxes in input pixels. Reading images and mapping boxes back to original pixels is the inference side's
+(:class:`yolotl.inference.torch_runtime.TorchDetector`, which ``yolotl.load`` returns): the model stays a
+pure nn.Module.
 
 ``task="segment"`` adds YOLACT's mask branch to the head (prototypes and per-anchor coefficients):
-``detect`` and ``predict`` then also return boolean instance ``masks``.
+``detect`` then also returns boolean instance ``masks``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
@@ -119,9 +119,8 @@ class YoloDetector(nn.Module):
         self.config.class_names = list(class_names or [])
 
     def pin_norms(self, names: Sequence[str]) -> None:
-        """Keep the norm layers ``names`` in eval mode, whatever ``train()`` is called with; they
-        replace any the backbone pinned on its own (:meth:`TimmBackbone.freeze`)."""
-        self.backbone.pin_norms([])
+        """Keep the norm layers ``names`` (module names) in eval mode, whatever ``train()`` is called with;
+        they replace the ones pinned before. :func:`yolotl.models.freezing.apply_freeze` chooses them."""
         self._pinned_norms = list(names)
         self.train(self.training)
 
@@ -193,42 +192,3 @@ class YoloDetector(nn.Module):
                               "predict masks; train one with model.detector.task=segment "
                               "(create_detector(task='segment')) on data with instance masks")
         return self.segments if masks is None else bool(masks)
-
-    @torch.no_grad()
-    def predict(
-        self,
-        images: Any,
-        score_threshold: float = 0.25,
-        iou_threshold: float = 0.6,
-        max_detections: int = 300,
-        classes: Sequence[int | str] | None = None,
-        batch_size: int = 16,
-        masks: bool | None = None,
-    ) -> Detections:
-        """Detect objects in image files, PIL images, numpy arrays or tensors (every form and value
-        range that :data:`yolotl.inference.preprocess.ImageInput` lists is read right or refused).
-
-        One image or a list (or a 4-D tensor) of them (see ``yolotl.inference.preprocess.ImageInput``).
-        ``classes`` keeps only these class ids or names (before NMS and ``max_detections``). Returns one dict per image with ``boxes`` (xyxy, original-image pixels), ``scores``
-        and ``labels``, sorted by decreasing score; a segmenting detector adds ``masks`` (bool ``[K, H, W]``,
-        original-image pixels, one per box). ``masks=False`` skips them; ``masks=True`` asks a detection-only
-        detector for them and gets a ConfigError.
-        """
-        # layering: predict() delegates to inference/ (sanctioned)
-        from yolotl.inference.predict import predict_images
-
-        was_training = self.training
-        self.eval()
-        try:
-            return predict_images(
-                images,
-                self.config.image_size,
-                partial(self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold,
-                        max_detections=max_detections, masks=self._with_masks(masks)),
-                classes=classes,
-                class_names=self.class_names,
-                batch_size=batch_size,
-                device=self.mean.device,
-            )
-        finally:
-            self.train(was_training)
