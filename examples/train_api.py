@@ -47,7 +47,7 @@ def main() -> None:
     print(detector.load_report.summary())
 
     # 3. Train with a transfer strategy and EMA, then score the test split.
-    module = yolotl.DetectionModule(detector, lr=2e-3, strategy=yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1),
+    module = yolotl.DetectionModule(detector, optimizer=yolotl.adamw(lr=2e-3), strategy=yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1),
                                     train_class_counts=datamodule.class_counts("train"))
     trainer = L.Trainer(
         max_epochs=args.epochs,
@@ -62,7 +62,7 @@ def main() -> None:
     # 4. Predict on an image file: boxes in the image's own pixels.
     image = sorted((Path(args.root) / "test" / "images").glob("*.png"))[0]
     threshold = min(0.3, scores["test/confidence"])  # a short run is under-confident: use its best-F1 point
-    detections = detector.predict(str(image), score_threshold=threshold)[0]
+    detections = yolotl.TorchDetector(detector).predict(str(image), score_threshold=threshold)[0]
     for box, score, label in zip(detections["boxes"], detections["scores"], detections["labels"]):
         print(f"{detector.class_names[int(label)]:>9} {float(score):.2f} {[round(float(v), 1) for v in box]}")
 

@@ -15,7 +15,6 @@ from tests.data.helpers import shared_datasets
 DATASETS = shared_datasets()
 SUITE = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
 
-pytestmark = pytest.mark.skipif(not (DATASETS / "thermal_dogs_people").is_dir(), reason=f"{DATASETS} is absent")
 
 
 def _suite_module():
@@ -25,6 +24,8 @@ def _suite_module():
     return module
 
 
+@pytest.mark.slow
+@pytest.mark.real_data("thermal_dogs_people")
 def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     suite = _suite_module()
     out = tmp_path / "suite"
@@ -44,7 +45,7 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
         in run["overrides"]
     log = (out / "thermal_dogs_people" / "train.log").read_text()
     assert "data.image_size kept 128" in log and "training  128 px, batch 8, 1 epoch, device" in log
-    assert run["recipe_set"] == ["data.balance=null", "model.module.class_weights=null"]
+    assert run["recipe_set"] == ["data.balance=null", "model.module.loss.classes=null"]
     trained = (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns
 
     suite.main([*tiny, "--report-only"])  # the same table from the finished run, nothing trained

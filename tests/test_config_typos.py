@@ -15,11 +15,13 @@ from yolotl.cli.overrides import check_overrides
 @pytest.mark.parametrize(("args", "expected"), [
     (["trainer.max_epoch=1"], "did you mean trainer.max_epochs"),
     (["+trainer.max_epoch=1"], "did you mean trainer.max_epochs"),  # Hydra's advice, followed
-    (["model.module.lrr=0.1"], "did you mean model.module.lr"),
+    (["model.module.optimizer.lrr=0.1"], "did you mean model.module.optimizer.lr"),
+    (["model.module.lr=0.1"], "model.module.lr is now model.module.optimizer.lr"),  # moved in 0.2
+    (["model.module.layer_decay=0.75"], "model.module.layer_decay is now strategy.layer_decay"),
     (["data.batchsize=4"], "did you mean data.batch_size"),
     (["+data.pin_memry=true"], "did you mean data.pin_memory"),
     (["trainr.max_epochs=3"], "did you mean trainer.max_epochs"),
-    (["strategy=end_to_end", "strategy.freeze_stages=1"], "its keys are \\['backbone_lr_mult', 'norm'\\]"),
+    (["strategy=end_to_end", "strategy.freeze_stages=1"], "its keys are \\['backbone_lr_mult', 'layer_decay', 'norm'\\]"),
 ])
 def test_unknown_keys_name_the_closest_real_key(args, expected):
     with pytest.raises(ConfigError, match=expected):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from yolotl import ConfigError
@@ -75,13 +76,34 @@ def test_grey_data_far_from_imagenet_trains_the_whole_backbone(tmp_path):
     assert colour.strategy._target_ == "yolotl.Finetune"
 
 
+@pytest.mark.parametrize("strategy", [{"_target_": "yolotl.training.strategies.EndToEnd"},
+                                      {"_target_": "yolotl.TransferStrategy", "name": "end_to_end"}])
+def test_the_strategy_is_known_by_its_own_name_not_its_target(tmp_path, strategy):
+    """Grey data: a strategy that calls itself end_to_end is kept as configured, whatever its _target_."""
+    cfg = _config(_dataset(tmp_path / "d", box=60, grey=True))
+    with open_dict(cfg):
+        cfg.strategy = strategy
+    choice = next(c for c in apply_recipe(cfg)["choices"] if c["key"] == "strategy")
+    assert choice["value"] == "end_to_end" and not choice["changed"], choice
+    assert OmegaConf.to_container(cfg.strategy) == strategy
+
+
+def test_under_a_running_hydra_the_end_to_end_config_is_composed_there_too(tmp_path):
+    root = _dataset(tmp_path / "d", box=60, grey=True)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["recipe=auto", "data=yolo", f"data.root={root}",
+                                                      "data.test_split=null", f"paths.output_dir={root}/run"])
+        apply_recipe(cfg)
+    assert cfg.strategy._target_ == "yolotl.EndToEnd" and cfg.strategy.backbone_lr_mult == 1.0
+
+
 def test_balanced_classes_turn_balancing_off_and_imbalanced_ones_keep_it(tmp_path):
     balanced = _config(_dataset(tmp_path / "b", box=60, grey=False, counts=(10, 10)))
     apply_recipe(balanced)
-    assert balanced.data.balance is None and balanced.model.module.class_weights is None
+    assert balanced.data.balance is None and balanced.model.module.loss.classes is None
     skewed = _config(_dataset(tmp_path / "s", box=60, grey=False, counts=(20, 5)))
     apply_recipe(skewed)
-    assert skewed.data.balance == "repeat_factor" and skewed.model.module.class_weights == "inverse_sqrt"
+    assert skewed.data.balance == "repeat_factor" and skewed.model.module.loss.classes == "inverse_sqrt"
     empty = _config(_dataset(tmp_path / "e", box=60, grey=False, counts=(10, 0, 5)))
     reasons = {c["key"]: c["reason"] for c in apply_recipe(empty)["choices"]}
     assert empty.data.balance == "repeat_factor"
@@ -124,10 +146,8 @@ def test_fixed_changes_nothing_and_a_wrong_mode_is_named(tmp_path):
 
 
 def test_choices_can_be_made_without_hydra(tmp_path):
-    from omegaconf import OmegaConf
-
     profile = profile_training_split(OmegaConf.create({"format": "yolo", "root": str(_dataset(tmp_path / "d", box=9, grey=False))}))
     current = {"data.image_size": 416, "strategy": "finetune", "data.balance": "repeat_factor",
-               "model.module.class_weights": "inverse_sqrt"}
+               "model.module.loss.classes": "inverse_sqrt"}
     choices = {c.key: c for c in choose_recipe(profile, current, keep={"data.image_size"})}
     assert choices["data.image_size"].value == 416 and not choices["data.image_size"].changed

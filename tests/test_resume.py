@@ -85,11 +85,11 @@ def test_resume_refuses_a_setting_that_changes_the_run_and_names_it(tmp_path):
     from omegaconf import OmegaConf
 
     OmegaConf.save(cfg, run / "config.yaml")
-    given = OmegaConf.merge(cfg, {"resume": str(run), "data": {"num_workers": 3}, "model": {"module": {"lr": 0.1}}})
-    with pytest.raises(ConfigError, match=r"model.module.lr=0.1 would change what it trains.*init_from="):
-        resumed_config(given, [f"resume={run}", "model.module.lr=0.1"])
+    given = OmegaConf.merge(cfg, {"resume": str(run), "data": {"num_workers": 3}, "model": {"module": {"optimizer": {"lr": 0.1}}}})
+    with pytest.raises(ConfigError, match=r"model.module.optimizer.lr=0.1 would change what it trains.*init_from="):
+        resumed_config(given, [f"resume={run}", "model.module.optimizer.lr=0.1"])
     resumed, checkpoint = resumed_config(given, [f"resume={run}", "data.num_workers=3"])
-    assert resumed.data.num_workers == 3 and resumed.model.module.lr == cfg.model.module.lr
+    assert resumed.data.num_workers == 3 and resumed.model.module.optimizer.lr == cfg.model.module.optimizer.lr
     assert checkpoint == (run / "checkpoints" / "last.ckpt").resolve() and resumed.paths.output_dir == str(run.resolve())
 
 

@@ -10,8 +10,9 @@ Everything a notebook needs is importable from here, no Hydra required::
                                     train_class_counts=dm.class_counts("train"))
     trainer = lightning.Trainer(max_epochs=30, callbacks=[yolotl.EMA()])
     trainer.fit(module, datamodule=dm)
-    detector.predict("image.jpg")
+    yolotl.TorchDetector(detector).predict("image.jpg")
     detector = yolotl.load("outputs/<run>/checkpoints/best.ckpt")  # later, no training code
+    detector.predict("image.jpg")
 
 Names are imported on first use (PEP 562): ``import yolotl`` is cheap, and ``yolotl.load`` and
 ``predict()`` never import Lightning or Hydra.
@@ -26,7 +27,7 @@ from yolotl._version import __version__
 
 # name -> the module that defines it
 _HOMES = {
-    "load": "yolotl.models.checkpoint",
+    "load": "yolotl.inference.loading",
     **dict.fromkeys(
         ["AugmentSettings", "DetectionDataModule", "HealthReport", "check_dataset", "make_synthetic_dataset",
          "read_split", "save_augmentation_grid"], "yolotl.data"),
@@ -37,14 +38,16 @@ _HOMES = {
     "DetectionMetrics": "yolotl.evaluation",
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
                     "yolotl.models"),
-    **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "FeatureExtract", "Finetune",
-                     "Milestone", "StallWarning", "TransferStrategy"], "yolotl.training"),
-    **dict.fromkeys(["OnnxDetector", "export_onnx", "quantize_onnx"], "yolotl.inference"),  # onnx, onnxruntime: optional
+    **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "EvalSettings",
+                     "FeatureExtract", "Finetune", "LossWeights", "Milestone", "OldClasses", "StallWarning",
+                     "TransferStrategy", "WarmupCosine", "adamw"], "yolotl.training"),
+    # onnx, onnxruntime: optional
+    **dict.fromkeys(["OnnxDetector", "TorchDetector", "export_onnx", "quantize_onnx"], "yolotl.inference"),
 }
 
 if TYPE_CHECKING:
     from yolotl.api import evaluate, export, predict_source, train
-    from yolotl.models.checkpoint import load
+    from yolotl.inference.loading import load
     from yolotl.data import (
         AugmentSettings,
         DetectionDataModule,
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
         YolotlError,
     )
     from yolotl.evaluation import DetectionMetrics
-    from yolotl.inference import OnnxDetector, export_onnx, quantize_onnx
+    from yolotl.inference import OnnxDetector, TorchDetector, export_onnx, quantize_onnx
     from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
     from yolotl.training import (
         EMA,
@@ -73,11 +76,16 @@ if TYPE_CHECKING:
         Distiller,
         EarlyStop,
         EndToEnd,
+        EvalSettings,
         FeatureExtract,
         Finetune,
+        LossWeights,
         Milestone,
+        OldClasses,
         StallWarning,
         TransferStrategy,
+        WarmupCosine,
+        adamw,
     )
 
 __all__ = sorted([*_HOMES, "__version__"])

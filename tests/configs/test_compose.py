@@ -98,14 +98,14 @@ def test_typos_in_group_options_and_keys_are_rejected_with_choices():
 
 def test_augment_group_and_data_options_reach_the_datamodule(tmp_path):
     cfg = _compose("augment=heavy", "data.augment.mixup=0", "data.balance=null", "data.cache=none",
-                   "data.fold=2", f"data.root={tmp_path}", "model.module.class_weights=[1,2,3]")
+                   "data.fold=2", f"data.root={tmp_path}", "model.module.loss.classes=[1,2,3]")
     dm = instantiate(cfg.data, _convert_="all")
     assert dm.augment == yolotl.data.resolve_augment({"preset": "heavy", "mixup": 0.0})
     assert dm.balance is None and dm.cache.mode == "none" and dm.fold == 2
-    assert list(cfg.model.module.class_weights) == [1, 2, 3]
+    assert list(cfg.model.module.loss.classes) == [1, 2, 3]
     default = _compose()  # the imbalance options measured on Aquarium are on by default, as in Python
     assert default.data.balance == "repeat_factor" == inspect.signature(yolotl.DetectionDataModule).parameters["balance"].default
-    assert default.model.module.class_weights == "inverse_sqrt" == inspect.signature(yolotl.DetectionModule).parameters["class_weights"].default
+    assert default.model.module.loss.classes == "inverse_sqrt" == yolotl.LossWeights().classes
     assert _compose().data.augment.mosaic == yolotl.data.AUGMENT_PRESETS["medium"].mosaic  # the default preset
 
 

@@ -19,7 +19,7 @@ from yolotl.models.backbone import TimmBackbone
 from yolotl.api import config_dir
 
 CONF = Path(config_dir())
-SEARCHED = ["strategy", "model.module.lr", "search.backbone_lr_mult", "search.freeze_stages", "augment"]
+SEARCHED = ["strategy", "model.module.optimizer.lr", "search.backbone_lr_mult", "search.freeze_stages", "augment"]
 
 
 def _search_override() -> str:
@@ -64,8 +64,8 @@ def test_search_space_parses_to_the_intended_optuna_distributions():
     assert set(space["strategy"].choices) == {"feature_extract", "finetune", "end_to_end"}
     assert all((CONF / "strategy" / f"{name}.yaml").is_file() for name in space["strategy"].choices)
     assert set(space["augment"].choices) == {"light", "medium", "heavy"}
-    lr, mult, depth = space["model.module.lr"], space["search.backbone_lr_mult"], space["search.freeze_stages"]
-    assert isinstance(lr, LogUniformDistribution) and lr.low < cfg.model.module.lr < lr.high
+    lr, mult, depth = space["model.module.optimizer.lr"], space["search.backbone_lr_mult"], space["search.freeze_stages"]
+    assert isinstance(lr, LogUniformDistribution) and lr.low < cfg.model.module.optimizer.lr < lr.high
     assert isinstance(mult, LogUniformDistribution) and mult.low > 0 and mult.high == 1.0
     assert isinstance(depth, IntUniformDistribution) and (depth.low, depth.high) == (0, 4)  # both ends inclusive
     # the deepest sampled freeze still leaves the default backbone a stage to train
@@ -138,8 +138,8 @@ def test_two_trial_optuna_sweep_on_cpu_writes_best_params(tmp_path):
         params_of.append(params)
         # the sampled values reached the trained run
         assert trial.name.split("_", 1)[1] == params["strategy"] == metrics["strategy"]
-        assert config.model.module.lr == pytest.approx(float(params["model.module.lr"]))
-        assert 3e-4 <= config.model.module.lr <= 1e-2
+        assert config.model.module.optimizer.lr == pytest.approx(float(params["model.module.optimizer.lr"]))
+        assert 3e-4 <= config.model.module.optimizer.lr <= 1e-2
         assert metrics["augment"] == yolotl.data.AUGMENT_PRESETS[params["augment"]].to_dict()
         if params["strategy"] == "finetune":
             assert config.strategy.freeze_stages == int(params["search.freeze_stages"])

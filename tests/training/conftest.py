@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from yolotl.data import collate_detections
 from yolotl.models import create_detector
-from yolotl.training import DetectionModule, TransferStrategy
+from yolotl.training import DetectionModule, TransferStrategy, WarmupCosine, adamw
 
 IMAGE = 64
 
@@ -42,7 +42,7 @@ def make_module():
     def build(backbone: str = "efficientnet_lite0") -> DetectionModule:
         pl.seed_everything(0)
         detector = create_detector(backbone, num_classes=2, pretrained=False, image_size=IMAGE, neck_width=16)
-        return DetectionModule(detector, lr=1e-2, warmup_epochs=0)
+        return DetectionModule(detector, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0))
 
     return build
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests` importable in both ranks
 
 from tests.training.conftest import IMAGE, SquaresDataset  # noqa: E402
-from yolotl import DetectionModule, TransferStrategy, create_detector  # noqa: E402
+from yolotl import DetectionModule, LossWeights, TransferStrategy, WarmupCosine, adamw, create_detector  # noqa: E402
 from yolotl.data import collate_detections  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=IMAGE, neck_width=16)
     strategy = TransferStrategy(freeze=["backbone"], backbone_lr_mult=0.5,
                                 schedule=[{"epoch": 1, "unfreeze": ["stage:-1", "stage:-2"], "lr_mult": 0.2}])
-    module = DetectionModule(detector, lr=1e-2, warmup_epochs=0, class_weights=None, strategy=strategy)
+    module = DetectionModule(detector, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0), loss=LossWeights(classes=None), strategy=strategy)
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy=DDPStrategy(process_group_backend="gloo",
                                                            find_unused_parameters=True),

@@ -11,7 +11,7 @@ import torch
 from tests.training.conftest import fit
 from yolotl.errors import ConfigError
 from yolotl.ops import DetectionLoss
-from yolotl.training.module import check_class_weights, inverse_sqrt_weights
+from yolotl.training.class_weights import check_class_weights, inverse_sqrt_weights
 
 
 def test_inverse_sqrt_weights() -> None:
@@ -73,9 +73,10 @@ def test_weighting_the_target_class_raises_only_the_class_term() -> None:
     assert "class_weights" not in loss.state_dict()  # not persisted: resolved again at setup
 
 
+@pytest.mark.slow
 def test_without_a_datamodule_the_default_weights_warn_and_stay_off(make_module, caplog) -> None:
     module = make_module()
-    assert module.hparams.class_weights == "inverse_sqrt"  # the default
+    assert module.loss_weights.classes == "inverse_sqrt"  # the default
     with caplog.at_level(logging.WARNING, logger="yolotl.train"):
         fit(module, [], epochs=1)
     assert module.loss.class_weights is None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -14,6 +16,7 @@ from yolotl.data.datamodule import multi_scale_size, resize_batch
 from yolotl.api import config_dir, train
 
 
+@pytest.mark.slow
 def test_fit_with_every_data_option(tmp_path):
     overrides = [f"paths.output_dir={tmp_path}", "debug=fast", "recipe=fixed", "pretrained=false", "augment=heavy",
                  "data.augment.close_mosaic=0", "logger=csv", "data.image_size=128",

@@ -20,6 +20,7 @@ def _run(out: Path) -> subprocess.CompletedProcess:
                           timeout=600, env=env, cwd=SCRIPT.parents[2], check=False)
 
 
+@pytest.mark.slow  # two ranks train in a subprocess
 def test_two_ranks_hold_identical_weights_and_trainable_sets_after_a_milestone(tmp_path):
     done = _run(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,7 +10,7 @@ import pytest
 import lightning.pytorch as pl
 
 from tests.training.conftest import fit, loader
-from yolotl import ConfigError, DetectionModule, EarlyStop, StallWarning
+from yolotl import ConfigError, DetectionModule, EarlyStop, StallWarning, WarmupCosine, adamw
 from yolotl.models import create_detector
 from yolotl.training.monitor import budget_patience
 
@@ -21,9 +21,10 @@ def test_patience_is_a_quarter_of_the_budget_and_at_least_five():
         EarlyStop(patience=0)
 
 
+@pytest.mark.slow
 def test_a_run_that_stops_improving_stops_after_the_patience(caplog):
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
-    module = DetectionModule(detector, lr=0.0, warmup_epochs=0)  # nothing changes: val mAP never improves
+    module = DetectionModule(detector, optimizer=adamw(lr=0.0), schedule=WarmupCosine(warmup_epochs=0))  # nothing changes: val mAP never improves
     stop = EarlyStop()
     with caplog.at_level(logging.INFO, logger="yolotl.training"):
         trainer = fit(module, [stop], epochs=20)
@@ -31,21 +32,23 @@ def test_a_run_that_stops_improving_stops_after_the_patience(caplog):
     assert "early stop after epoch 6 of 20" in caplog.text
 
 
+@pytest.mark.slow
 def test_no_stop_that_would_save_less_than_half_a_patience():
     """8 epochs, nothing improves: patience 5 would stop after epoch 6 of 8, saving only 2 (< 2.5)."""
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
     stop = EarlyStop()
-    trainer = fit(DetectionModule(detector, lr=0.0, warmup_epochs=0), [stop], epochs=8, limit_train_batches=1)
+    trainer = fit(DetectionModule(detector, optimizer=adamw(lr=0.0), schedule=WarmupCosine(warmup_epochs=0)), [stop], epochs=8, limit_train_batches=1)
     assert stop.patience == 5 and trainer.current_epoch == 8 and stop.stopped_epoch == 0
 
 
+@pytest.mark.slow
 def test_a_fit_without_validation_is_not_stopped_and_does_not_fail():
     """Before: "Early stopping conditioned on metric `val/map` which is not available" at the first epoch end."""
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[EarlyStop()])
-    trainer.fit(DetectionModule(detector, lr=0.0, warmup_epochs=0), train_dataloaders=loader())
+    trainer.fit(DetectionModule(detector, optimizer=adamw(lr=0.0), schedule=WarmupCosine(warmup_epochs=0)), train_dataloaders=loader())
     assert trainer.current_epoch == 2
 
 

@@ -11,6 +11,8 @@ from yolotl import (
     DetectionModule,
     EMA,
     Finetune,
+    WarmupCosine,
+    adamw,
     create_detector,
 )
 
@@ -54,12 +56,13 @@ def _kept(source_ckpt, data):
                            keep_old_classes=True, image_size=64, neck_width=16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [False, True], ids=["plain", "ema"])
 def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source_ckpt, data, ema):
     detector = _kept(source_ckpt, data)
     assert detector.class_names == ["star", "circle", "square", "triangle"]
     before = [(b[-1].weight.detach().clone(), b[-1].bias.detach().clone()) for b in detector.head.cls_branches]
-    module = _module(detector, data, lr=1e-2, warmup_epochs=0, old_classes="frozen")
+    module = _module(detector, data, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0), old_classes="frozen")
     trainer = _fit(module, data, callbacks=[EMA(decay=0.9, ramp_steps=1.0)] if ema else [])  # EMA: its average
     assert module._label_map.tolist() == [1, 2, 3]  # circle, square, triangle -> detector classes
     assert module.loss.class_keep.tolist() == [0.0, 1.0, 1.0, 1.0]  # star: no BCE on unlabelled images
@@ -69,8 +72,9 @@ def test_frozen_old_class_rows_stay_byte_identical_and_labels_map_by_name(source
     assert "val/map" in trainer.callback_metrics
 
 
+@pytest.mark.slow
 def test_distilling_old_classes_from_the_source(source_ckpt, data):
-    module = _module(_kept(source_ckpt, data), data, lr=1e-2, warmup_epochs=0, old_classes="distill")
+    module = _module(_kept(source_ckpt, data), data, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0), old_classes="distill")
     trainer = _fit(module, data)
     assert module.distiller is not None and module.distiller.class_pairs == [(0, 0)]
     assert float(trainer.callback_metrics["train/kd_cls"]) > 0 and "train/kd_box" in trainer.callback_metrics

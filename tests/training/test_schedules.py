@@ -38,6 +38,7 @@ class Recorder(pl.Callback):
         }
 
 
+@pytest.mark.slow
 def test_trainable_set_and_groups_at_every_milestone(make_module):
     module = make_module()
     recorder = Recorder()
@@ -62,6 +63,7 @@ def test_trainable_set_and_groups_at_every_milestone(make_module):
     assert "backbone.body.bn1" in recorder.epochs[1]["eval_norms"] and not recorder.epochs[2]["eval_norms"]
 
 
+@pytest.mark.slow
 def test_frozen_weights_and_statistics_are_byte_identical_until_their_milestone(make_module):
     module = make_module()
     recorder = Recorder()
@@ -77,10 +79,10 @@ def test_frozen_weights_and_statistics_are_byte_identical_until_their_milestone(
     assert not all(torch.equal(after1[k], final[k]) for k in shallow)  # epoch 2: everything
 
 
+@pytest.mark.slow
 def test_layer_wise_lr_decay_gives_deeper_stages_larger_rates(make_module):
     module = make_module()
-    module.hparams.layer_decay = 0.5
-    trainer = fit(module, [Finetune(freeze_stages=1, backbone_lr_mult=0.1)], epochs=1)
+    trainer = fit(module, [Finetune(freeze_stages=1, backbone_lr_mult=0.1, layer_decay=0.5)], epochs=1)
     mults = {g["name"]: g["lr_mult"] for g in trainer.optimizers[0].param_groups}
     stages = module.detector.backbone.stage_names
     for depth, stage in enumerate(stages):
@@ -88,6 +90,7 @@ def test_layer_wise_lr_decay_gives_deeper_stages_larger_rates(make_module):
     assert mults["neck"] == mults["head"] == 1.0
 
 
+@pytest.mark.slow
 def test_resume_in_the_middle_of_a_schedule_gives_the_identical_state(make_module, tmp_path):
     straight = make_module()
     straight_trainer = fit(straight, [progressive()], epochs=3)
@@ -112,6 +115,7 @@ def test_resume_in_the_middle_of_a_schedule_gives_the_identical_state(make_modul
     assert lrs[0] == lrs[1]
 
 
+@pytest.mark.slow
 def test_schedule_errors_name_the_fix(make_module):
     with pytest.raises(ConfigError, match="schedule\\[0\\] has unknown keys \\['stage'\\]"):
         TransferStrategy(freeze=["backbone"], schedule=[{"epoch": 1, "stage": "x"}])
@@ -134,6 +138,7 @@ def _parts(detector, *selectors):
     (lambda: EndToEnd(), [(), ()], {1.0}),
     (lambda: TransferStrategy(freeze=["stem", "neck"], norm="eval"), [("stem", "neck"), ("stem", "neck")], {1.0}),
 ], ids=["feature_extract", "finetune", "end_to_end", "stem_and_neck"])
+@pytest.mark.slow
 def test_each_strategy_trainable_set_groups_and_frozen_bytes(make_module, make_strategy, frozen_by_epoch,
                                                              backbone_mults):
     module = make_module()

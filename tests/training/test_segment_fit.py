@@ -14,7 +14,7 @@ from yolotl.data import DetectionDataset, ImageRecord
 from yolotl.data.dataset import collate_detections
 from yolotl.data.segments import Segment
 from yolotl.models import create_detector
-from yolotl.training import DetectionModule, EndToEnd, FeatureExtract, Finetune
+from yolotl.training import DetectionModule, EndToEnd, FeatureExtract, Finetune, LossWeights, WarmupCosine, adamw
 
 SIZE = 64
 
@@ -59,7 +59,7 @@ def _module(**kwargs) -> DetectionModule:
     pl.seed_everything(0)
     detector = create_detector("mobilenetv3_small_100", class_names=["red", "blue"], pretrained=False,
                                image_size=SIZE, neck_width=16, task="segment", num_protos=8)
-    return DetectionModule(detector, lr=1e-2, warmup_epochs=0, class_weights=None, **kwargs)
+    return DetectionModule(detector, optimizer=adamw(lr=1e-2), schedule=WarmupCosine(warmup_epochs=0), loss=LossWeights(classes=None), **kwargs)
 
 
 def _trainer(**kwargs) -> pl.Trainer:
@@ -73,6 +73,7 @@ def _train_mask_loss(module: DetectionModule, batch) -> float:
         return float(module._losses(batch)[1].mask)
 
 
+@pytest.mark.slow
 def test_the_mask_loss_falls_and_validation_scores_masks(seg_data) -> None:
     seg_loader = _loader(seg_data)
     module = _module()
@@ -89,6 +90,7 @@ def test_the_mask_loss_falls_and_validation_scores_masks(seg_data) -> None:
 
 @pytest.mark.parametrize("strategy", [FeatureExtract(), Finetune(freeze_stages=2), EndToEnd()],
                          ids=["feature_extract", "finetune", "end_to_end"])
+@pytest.mark.slow
 def test_every_strategy_trains_the_mask_branch(seg_data, strategy) -> None:
     module = _module(strategy=strategy)
     before = {n: p.detach().clone() for n, p in module.detector.named_parameters() if "proto" in n or "coef" in n}

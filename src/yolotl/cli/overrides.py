@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.moved_keys import moved_key_message
 from yolotl.errors import ConfigError
 
 _NOT_OVERRIDABLE = re.compile(r"Could not override '([^']+)'")
@@ -71,6 +72,9 @@ def _compose(config_dir: str, config_name: str, overrides: list[str]) -> tuple[D
 
 
 def _check_key(cfg: DictConfig, key: str, added: bool) -> None:
+    moved = moved_key_message(key)
+    if moved is not None:
+        raise ConfigError(moved)
     parent_key, _, name = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
     if not isinstance(parent, DictConfig):

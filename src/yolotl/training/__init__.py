@@ -5,7 +5,9 @@ from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
 from yolotl.training.monitor import EarlyStop, StallWarning
+from yolotl.training.optimization import WarmupCosine, adamw
 from yolotl.training.param_groups import build_param_groups, count_parameters
+from yolotl.training.settings import EvalSettings, LossWeights, OldClasses
 from yolotl.training.strategies import (
     EndToEnd,
     FeatureExtract,
@@ -21,12 +23,17 @@ __all__ = [
     "Distiller",
     "EarlyStop",
     "EndToEnd",
+    "EvalSettings",
     "FeatureExtract",
     "Finetune",
+    "LossWeights",
     "Milestone",
+    "OldClasses",
     "StallWarning",
     "Throughput",
     "TransferStrategy",
+    "WarmupCosine",
+    "adamw",
     "build_param_groups",
     "count_parameters",
 ]

@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import WeightAveraging
 from torch.optim.swa_utils import AveragedModel
 
 from yolotl.errors import ConfigError
+from yolotl.evaluation.score_line import BRIEF, score_line
+from yolotl.training.lightning_internals import drop_timer_state, set_average_model
 
 log = logging.getLogger("yolotl.training")
 
@@ -46,11 +48,12 @@ class EMA(WeightAveraging):
     # Lightning's hooks average ``pl_module``; each one below hands them the detector instead.
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # WeightAveraging.setup averages all of pl_module: here its AveragedModel (the settings given to
+        # super().__init__) is built of the detector only.
         if stage == "fit":
-            device = self._device or pl_module.device
-            self._average_model = AveragedModel(
-                _averaged(pl_module), device=device, use_buffers=self._use_buffers, **self._kwargs
-            )
+            average = AveragedModel(_averaged(pl_module), device=pl_module.device, use_buffers=True,
+                                    avg_fn=self._average)
+            set_average_model(self, average)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         super().on_train_batch_end(trainer, _averaged(pl_module), outputs, batch, batch_idx)
@@ -128,9 +131,10 @@ class Throughput(pl.Callback):
 
 
 class ValidationLog(pl.Callback):
-    """One INFO line per validation of a fit: epoch, val mAP50-95 and mAP50, the best so far.
+    """One INFO line per validation of a fit: epoch, val mAP50-95 and mAP50 (and mask mAP), the best so far.
 
-    ``epoch 3/6  val mAP50-95 0.4121  mAP50 0.8350  (best 0.4121 at epoch 3)``; "best" follows
+    ``epoch 3/6  val mAP50-95 0.4121  mAP50 0.8350  (best 0.4121 at epoch 3)`` (the scores as
+    :func:`yolotl.evaluation.score_line.score_line` writes them); "best" follows
     ``monitor`` (``val/map``, higher is better, as the checkpoint callback picks ``best.ckpt``).
     """
 
@@ -150,14 +154,10 @@ class ValidationLog(pl.Callback):
         epoch = trainer.current_epoch + 1
         if math.isfinite(score) and (self.best is None or score > self.best):
             self.best, self.best_epoch = score, epoch
-        map_50 = float(metrics.get("val/map_50", float("nan")))
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         best = "" if self.best is None else f"  (best {self.best:.4f} at epoch {self.best_epoch})"
-        masks = ""
-        if "val/mask_map_50" in metrics:  # a segmenting detector
-            mask_map, mask_50 = float(metrics["val/mask_map"]), float(metrics["val/mask_map_50"])
-            masks = f"  mask mAP50-95 {mask_map:.4f}  mAP50 {mask_50:.4f}"
-        self._log.info("epoch %d%s  val mAP50-95 %.4f  mAP50 %.4f%s%s", epoch, total, score, map_50, masks, best)
+        values = {key: float(metrics[f"val/{key}"]) for key in BRIEF if f"val/{key}" in metrics}
+        self._log.info("epoch %d%s  %s%s", epoch, total, score_line("val", values), best)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -176,7 +176,7 @@ class TimeLimitPerJob(pl.Callback):
     """
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
-        (checkpoint.get("callbacks") or {}).pop("Timer", None)
+        drop_timer_state(trainer, checkpoint)
 
 
 def stop_reason(trainer: pl.Trainer) -> str:

@@ -83,7 +83,7 @@ class Distiller(nn.Module):
 
     Args:
         teacher: a :class:`YoloDetector`, or the path of a yolotl checkpoint (read with
-            :func:`yolotl.load`). It is put in eval mode and frozen in place.
+            :func:`yolotl.models.checkpoint.load`). It is put in eval mode and frozen in place.
         student_class_names: the student's class names, in label order.
         cls_weight: multiplier of ``kd_cls`` (0 skips the term).
         box_weight: multiplier of ``kd_box`` (0 skips the term).

@@ -2,163 +2,122 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
-from functools import partial
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch.optim.lr_scheduler import LambdaLR
 
-from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.errors import ConfigError, TrainingDivergedError
 from yolotl.evaluation import DetectionMetrics
+from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.models.transfer import match_class_rows
 from yolotl.ops import DetectionLoss, LossOutput
+from yolotl.training.class_weights import check_class_weights, inverse_sqrt_weights
 from yolotl.training.distillation import Distiller
-from yolotl.training.param_groups import build_param_groups, check_layer_decay
+from yolotl.training.optimization import (
+    OptimizerFactory,
+    WarmupCosine,
+    base_lr,
+    build_optimizer,
+    adamw,
+)
+from yolotl.training.param_groups import build_param_groups
+from yolotl.training.settings import EvalSettings, LossWeights, OldClasses
 from yolotl.training.strategies import TransferStrategy
 
 log = logging.getLogger("yolotl.train")
-CLASS_WEIGHTING = ("inverse_sqrt",)
-OLD_CLASS_MODES = (None, "frozen", "distill")
-
-
-# inverse_sqrt weights: a class with fewer training boxes than this is "rare" (see inverse_sqrt_weights).
-MIN_WEIGHTED_BOXES = 5
-
-
-def inverse_sqrt_weights(counts: list[int]) -> list[float]:
-    """``sqrt(n_max / n_c)`` per class (the most common class gets 1, rarer ones more), with two bounds
-    that only touch classes whose weight could not be trusted:
-
-    - a class with **no** training box gets 1: there is nothing to up-weight (the unbounded rule
-      gave it the largest weight of all, 9.95 and 22.3 in two real datasets);
-    - a class with fewer than ``MIN_WEIGHTED_BOXES`` (5) boxes gets at most the largest weight of
-      the classes that have 5 or more (1 if none has): a stray category's one or two boxes never
-      weigh more than the dataset's real minority classes.
-
-    Classes with 5 or more boxes keep ``sqrt(n_max / n_c)`` exactly, as measured on BCCD and
-    Aquarium. The data health check names the rare ones (``class_missing_in_train``, ``rare_class``).
-    """
-    largest = max(max(counts, default=1), 1)
-    raw = [math.sqrt(largest / count) if count > 0 else 1.0 for count in counts]
-    ceiling = max((w for w, count in zip(raw, counts) if count >= MIN_WEIGHTED_BOXES), default=1.0)
-    return [min(w, ceiling) if 0 < count < MIN_WEIGHTED_BOXES else w for w, count in zip(raw, counts)]
-
-
-def check_class_weights(class_weights: Any, num_classes: int) -> None:
-    """ConfigError unless ``class_weights`` is None, a known scheme or ``num_classes`` positive numbers."""
-    if class_weights is None or class_weights in CLASS_WEIGHTING:
-        return
-    if isinstance(class_weights, str):
-        raise ConfigError(f"class_weights='{class_weights}' is not a scheme; use one of {list(CLASS_WEIGHTING)}, "
-                          f"a list of {num_classes} numbers, or null.")
-    values = list(class_weights)
-    if len(values) != num_classes or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-                                             for v in values):
-        raise ConfigError(f"class_weights={values} must hold {num_classes} positive finite numbers (one per class).")
-
-
-def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
-    """LR factor: linear warmup from 10% over ``warmup`` steps, then cosine decay to ``floor``."""
-    if step < warmup:
-        return 0.1 + 0.9 * step / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+Schedule = Callable[[torch.optim.Optimizer, int, int], Any]  # (optimizer, total steps, steps per epoch) -> scheduler
 
 
 class DetectionModule(pl.LightningModule):
     """Trains a :class:`YoloDetector`: task-aligned assignment, CIoU + DFL + BCE, mAP validation.
 
-    The transfer strategy (a callback) decides what is frozen and the LR multipliers; this module
-    puts every parameter into fixed named groups (part, multiplier, decay / no decay).
+    Built from parts, each a config node of its own (``conf/model/yolo.yaml``):
 
-    - ``layer_decay``: layer-wise LR decay over the backbone's stages (deepest stage full rate).
-    - ``old_classes``: ``frozen`` or ``distill`` keeps the classes a detector made with
-      ``init_from`` + ``keep_old_classes`` knew, while it learns new ones (see ``_protect_old_classes``);
-      ``None`` trains them as background where the new data does not label them.
+    - ``optimizer``: builds a torch optimizer from parameter groups (a partial: ``yolotl.adamw(lr=4e-3)``,
+      ``functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9)``; default ``adamw()``: 2e-3, decay 0.05). Every
+      parameter sits in a fixed named group (part, LR multiplier from the strategy, decay / no decay).
+    - ``schedule``: builds the per-step LR scheduler from the optimizer and the run's step counts
+      (default :class:`~yolotl.training.optimization.WarmupCosine`).
+    - ``loss``: :class:`~yolotl.training.settings.LossWeights` (terms and per-class weights).
+    - ``evaluation``: :class:`~yolotl.training.settings.EvalSettings` (validation post-processing).
+    - ``old_classes``: ``"frozen"``, ``"distill"`` or :class:`~yolotl.training.settings.OldClasses`: keep
+      the classes a detector made with ``init_from`` + ``keep_old_classes`` knew, while it learns new ones
+      (see ``_protect_old_classes``); ``None`` trains them as background where the new data does not label them.
     - ``distiller``: a :class:`~yolotl.training.distillation.Distiller` whose teacher teaches this
       detector (class and box distillation added to the loss).
-    - ``mask_weight``: weight of the mask term for a segmenting detector (``task="segment"``), which
-      then also logs ``train/mask``, ``val/mask`` and mask mAP (``val/mask_map``, ``val/mask_map_50``).
+    - ``strategy``: the transfer strategy; its plan (frozen parts, LR multipliers, layer-wise decay) fixes
+      the parameter groups, and the module hands it to the Trainer (:meth:`configure_callbacks`).
+      ``None``: everything trains at the optimizer's rate.
+    - ``data_class_names``: the data's classes in label order, when they differ from the detector's
+      (``keep_old_classes``): labels are mapped to detector classes by name.
+    - ``train_class_counts``: training boxes per data class name, for ``loss.classes="inverse_sqrt"``:
+      ``{name: boxes}``, or ``DetectionDataModule.class_counts("train")`` as it is.
 
-    When the detector's classes differ from the data's (``keep_old_classes``), labels are mapped by name.
+    A segmenting detector (``task="segment"``) also logs ``train/mask``, ``val/mask`` and mask mAP
+    (``val/mask_map``, ``val/mask_map_50``). What the module uses comes in through the constructor; the
+    Trainer is asked only for the run's step counts, when the optimizer is configured.
     """
 
     def __init__(
         self,
         detector: YoloDetector,
-        optimizer: str = "adamw",
-        lr: float = 2e-3,
-        weight_decay: float = 0.05,
-        momentum: float = 0.9,
-        warmup_epochs: float = 1.0,
-        min_lr_ratio: float = 0.05,
-        box_weight: float = 7.5,
-        cls_weight: float = 0.5,
-        dfl_weight: float = 1.5,
-        mask_weight: float = 7.5,
-        val_score_threshold: float = 0.001,
-        val_iou_threshold: float = 0.6,
-        max_detections: int = 300,
-        class_weights: str | list[float] | None = "inverse_sqrt",
-        layer_decay: float | None = None,
-        old_classes: str | None = None,
-        old_class_distill_weight: float = 1.0,
+        optimizer: OptimizerFactory | None = None,
+        schedule: Schedule | None = None,
+        loss: LossWeights | None = None,
+        evaluation: EvalSettings | None = None,
+        old_classes: str | OldClasses | None = None,
         distiller: Distiller | None = None,
         strategy: TransferStrategy | None = None,
         data_class_names: Sequence[str] | None = None,
         train_class_counts: Mapping[str, int | Mapping[str, int]] | None = None,
     ) -> None:
-        """Everything the module uses comes in here (nothing is looked up on the Trainer later):
-
-        - ``strategy``: the transfer strategy; its plan fixes the parameter groups, and the module
-          hands it to the Trainer (:meth:`configure_callbacks`). ``None``: everything trains at ``lr``.
-        - ``data_class_names``: the data's classes in label order, when they differ from the
-          detector's (``keep_old_classes``): labels are mapped to detector classes by name.
-        - ``train_class_counts``: training boxes per data class name, for ``class_weights="inverse_sqrt"``:
-          ``{name: boxes}``, or ``DetectionDataModule.class_counts("train")`` as it is.
-        """
         super().__init__()
-        if optimizer not in ("adamw", "sgd"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got '{optimizer}'")
-        check_class_weights(class_weights, detector.num_classes)
-        check_layer_decay(layer_decay)
-        if old_classes not in OLD_CLASS_MODES:
-            raise ConfigError(f"old_classes={old_classes!r}; choose one of {list(OLD_CLASS_MODES)}")
+        loss = loss if loss is not None else LossWeights()
+        check_class_weights(loss.classes, detector.num_classes)
         if strategy is not None and not isinstance(strategy, TransferStrategy):
             raise ConfigError(f"strategy must be a TransferStrategy (yolotl.Finetune(), ...), got {type(strategy).__name__}")
-        self.save_hyperparameters(ignore=["detector", "distiller", "strategy"])
         self.detector = detector
         self.distiller = distiller
         self.strategy = strategy
-        self.loss = DetectionLoss(
-            detector.num_classes, detector.config.reg_max, box_weight, cls_weight, dfl_weight, mask_weight=mask_weight
-        )
+        self.optimizer_factory = optimizer if optimizer is not None else adamw()
+        self.schedule = schedule if schedule is not None else WarmupCosine()
+        self.loss_weights = loss
+        self.evaluation = evaluation if evaluation is not None else EvalSettings()
+        self.old_classes = OldClasses.of(old_classes)
+        self.loss = DetectionLoss(detector.num_classes, detector.config.reg_max, loss.box, loss.cls, loss.dfl,
+                                  mask_weight=loss.mask)
         self.val_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
         self.test_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
         self._loss_names = ("box", "cls", "dfl", "mask") if detector.segments else ("box", "cls", "dfl")
         self._label_map = self._make_label_map(list(data_class_names or []))
-        self.class_weights = self._resolve_class_weights(class_weights, train_class_counts)
+        self._data_class_names = list(data_class_names or [])
+        self.class_weights = self._resolve_class_weights(loss.classes, train_class_counts)
         self.loss.set_class_weights(self.class_weights)
         self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         self._protect_old_classes()
+        # For the loggers' record (hparams.yaml): plain values only; the parts themselves are not saved.
+        self.save_hyperparameters({"optimizer": _describe(self.optimizer_factory), "schedule": _describe(self.schedule),
+                                   "loss": _describe(loss), "evaluation": _describe(self.evaluation),
+                                   "old_classes": _describe(self.old_classes)}, logger=True)
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """The strategy is this module's: the Trainer gets it from here (replacing one of its type)."""
         return [self.strategy] if self.strategy is not None else []
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.class_weights is None and self.hparams.class_weights is not None:
-            log.warning("class_weights='%s' needs the training class counts (train_class_counts=, e.g. "
+        if stage == "fit" and self.class_weights is None and self.loss_weights.classes is not None:
+            log.warning("class weights '%s' need the training class counts (train_class_counts=, e.g. "
                         "DetectionDataModule.class_counts('train')); training with unweighted classes "
-                        "(class_weights=None silences this).", self.hparams.class_weights)
+                        "(LossWeights(classes=None) silences this).", self.loss_weights.classes)
 
     def _resolve_class_weights(self, weights: str | list[float] | None,
                                train_counts: Mapping[str, Any] | None) -> list[float] | None:
@@ -169,7 +128,7 @@ class DetectionModule(pl.LightningModule):
             return [float(w) for w in weights]
         if train_counts is None:
             return None  # said once, when a fit starts (setup)
-        names = list(self.hparams.data_class_names or self.detector.class_names)
+        names = list(self._data_class_names or self.detector.class_names)
         unknown = sorted(set(train_counts) - set(names))
         if unknown:
             raise ConfigError(f"train_class_counts has classes {unknown} that are not the data's classes {names}")
@@ -211,7 +170,7 @@ class DetectionModule(pl.LightningModule):
         learns new ones on images that do not label them. ``frozen``: their class rows stay byte-identical
         and their BCE is off (unlabelled is not background); ``distill``: their BCE is off and the
         frozen source detector teaches their logits and the boxes where it sees objects."""
-        mode = self.hparams.old_classes
+        mode = self.old_classes.mode
         transfer = self.detector.class_transfer
         old = list(transfer.old_only) if transfer is not None else []
         if not old:
@@ -232,8 +191,8 @@ class DetectionModule(pl.LightningModule):
                     self._frozen_rows.append((param, rows, param.detach()[rows].clone()))
         elif self.distiller is None:
             self.distiller = Distiller(transfer.source, self.detector.class_names, classes=old,
-                                       cls_weight=self.hparams.old_class_distill_weight,
-                                       box_weight=self.hparams.old_class_distill_weight)
+                                       cls_weight=self.old_classes.distill_weight,
+                                       box_weight=self.old_classes.distill_weight)
         log.info("old classes %s: %s", old, "class rows frozen, left out of the BCE" if mode == "frozen"
                  else f"distilled from {transfer.source}, left out of the BCE")
 
@@ -273,7 +232,7 @@ class DetectionModule(pl.LightningModule):
             parts = ", ".join(f"{name} {float(getattr(losses, name)):.4g}" for name in self._loss_names)
             raise TrainingDivergedError(
                 f"the training loss became {float(total):.4g} at epoch {self.current_epoch}, step "
-                f"{self.global_step} ({parts}); lower model.module.lr (now {self.hparams.lr:g}), keep "
+                f"{self.global_step} ({parts}); lower model.module.optimizer.lr (now {self._base_lr()}), keep "
                 "trainer.gradient_clip_val on, or check the data for broken boxes (yolotl-check-data)"
             )
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -299,9 +258,9 @@ class DetectionModule(pl.LightningModule):
     def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
         return self.detector.postprocess_outputs(
             outputs,
-            score_threshold=self.hparams.val_score_threshold,
-            iou_threshold=self.hparams.val_iou_threshold,
-            max_detections=self.hparams.max_detections,
+            score_threshold=self.evaluation.score_threshold,
+            iou_threshold=self.evaluation.iou_threshold,
+            max_detections=self.evaluation.max_detections,
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -320,20 +279,19 @@ class DetectionModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         strategy = self.strategy
         groups = build_param_groups(
-            self.detector, self.hparams.lr, self.hparams.weight_decay,
+            self.detector,
             lr_mults=strategy.lr_multipliers(self.detector) if strategy is not None else None,
-            layer_decay=self.hparams.layer_decay,
+            layer_decay=strategy.layer_decay if strategy is not None else None,
             unfreeze_epochs=strategy.milestone_of(self.detector) if strategy is not None else None,
         )
-        if self.hparams.optimizer == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=self.hparams.momentum, nesterov=True)
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=(self.hparams.momentum, 0.999))
+        optimizer = build_optimizer(self.optimizer_factory, groups)
         total = max(1, int(self.trainer.estimated_stepping_batches))  # once, not per step
-        warmup = min(total // 2, int(self.hparams.warmup_epochs * self._steps_per_epoch(total)))
-        factor = partial(warmup_cosine, total=total, warmup=warmup, floor=self.hparams.min_lr_ratio)
-        schedule = LambdaLR(optimizer, factor)
+        schedule = self.schedule(optimizer, total, self._steps_per_epoch(total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _base_lr(self) -> str:
+        optimizers = self.trainer.optimizers
+        return f"{base_lr(optimizers[0]):g}" if optimizers else "?"
 
     def _steps_per_epoch(self, total: int) -> int:
         """Optimizer steps in one epoch, from the train loader's length (right under ``max_steps`` too)."""
@@ -348,7 +306,8 @@ class DetectionModule(pl.LightningModule):
 
     @staticmethod
     def detector_from_checkpoint(path: str | Path, map_location: str = "cpu") -> YoloDetector:
-        """Same as :func:`yolotl.load`: the trained detector of a yolotl checkpoint."""
+        """The trained detector (a ``YoloDetector``) of a yolotl checkpoint: :func:`yolotl.models.checkpoint.load`
+        (``yolotl.load`` wraps it for prediction)."""
         return load(path, map_location)
 
 
@@ -359,3 +318,13 @@ def _scored(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return target
     keep = ~ignored.bool()
     return {**target, **{k: target[k][keep] for k in ("boxes", "labels", "iscrowd", "masks") if k in target}}
+
+
+def _describe(part: Any) -> Any:
+    """A part as plain values for hparams.yaml: a dataclass's fields, a partial's target and keywords."""
+    if dataclasses.is_dataclass(part) and not isinstance(part, type):
+        return {"_target_": type(part).__name__, **dataclasses.asdict(part)}
+    if isinstance(part, functools.partial):
+        return {"_target_": getattr(part.func, "__qualname__", repr(part.func)),
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in part.keywords.items()}}
+    return repr(part)

@@ -109,7 +109,7 @@ class StallWarning(pl.Callback):
             log.warning(
                 "val mAP50-95 has not improved for %d epochs (best %.4f at epoch %d) while the training loss "
                 "fell from %.3f to %.3f: the detector is fitting its training images, not the task. Try "
-                "augment=heavy, strategy=feature_extract (fewer trainable weights), a lower model.module.lr, "
+                "augment=heavy, strategy=feature_extract (fewer trainable weights), a lower model.module.optimizer.lr, "
                 "or fewer trainer.max_epochs; best.ckpt keeps the best epoch",
                 self.since_best, self.best, self.best_epoch, self.loss_at_best, loss,
             )

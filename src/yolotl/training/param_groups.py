@@ -35,8 +35,8 @@ def layer_decay_factors(detector: nn.Module, layer_decay: float | None) -> dict[
 
 def build_param_groups(
     detector: nn.Module,
-    lr: float,
-    weight_decay: float,
+    lr: float | None = None,
+    weight_decay: float | None = None,
     backbone_lr_mult: float = 1.0,
     lr_mults: Mapping[str, float] | None = None,
     layer_decay: float | None = None,
@@ -50,7 +50,9 @@ def build_param_groups(
 
     Every parameter is in a group, trainable or not: frozen parameters have no gradient, so the
     optimizer skips them, and unfreezing later needs no new group (resume-safe, scheduler-safe).
-    Norm weights and biases (1-D tensors) get no weight decay.
+    Norm weights and biases (1-D tensors) get no weight decay. ``lr`` and ``weight_decay`` None (as
+    :func:`~yolotl.training.optimization.build_optimizer` calls it) leave the base rate and the decay to
+    the optimizer, which then multiplies each group's rate by its ``lr_mult``.
     """
     stage_factor = layer_decay_factors(detector, layer_decay)
     backbone = detector.backbone
@@ -71,8 +73,13 @@ def build_param_groups(
             group_name = label if decay else f"{label}_no_decay"
             if any(g["name"] == group_name for g in groups.values()):
                 group_name += f"(x{mult:g})"
-            groups[key] = {"name": group_name, "params": [], "lr": lr * mult, "lr_mult": mult,
-                           "weight_decay": weight_decay if decay else 0.0}
+            groups[key] = {"name": group_name, "params": [], "lr_mult": mult}
+            if lr is not None:
+                groups[key]["lr"] = lr * mult
+            if not decay:
+                groups[key]["weight_decay"] = 0.0
+            elif weight_decay is not None:
+                groups[key]["weight_decay"] = weight_decay
         groups[key]["params"].append(param)
     return [g for g in groups.values() if g["params"]]
 

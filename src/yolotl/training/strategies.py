@@ -42,7 +42,8 @@ from yolotl.models.freezing import (
     select,
     select_all,
 )
-from yolotl.training.param_groups import count_parameters
+from yolotl.training.lightning_internals import move_callback_first, start_method
+from yolotl.training.param_groups import check_layer_decay, count_parameters
 
 log = logging.getLogger("yolotl.training")
 
@@ -95,6 +96,9 @@ class TransferStrategy(Callback):
         schedule: milestones ``{epoch, unfreeze, lr_mult}``: from ``epoch`` on, ``unfreeze`` trains at
             ``lr_mult`` x LR. Milestones must unfreeze something that is frozen.
         backbone_lr_mult: LR multiplier of the backbone's parameters (neck and head: 1).
+        layer_decay: layer-wise LR decay over the backbone's stages on top of that: stage ``s`` of ``S``
+            trains at ``layer_decay ** (S - 1 - s)`` x its rate (deepest stage full rate, stem least),
+            e.g. 0.75; None: off.
         name: what runs, logs and sweep summaries call this strategy.
         frozen_bf16: while the whole backbone is frozen, run its forward pass of each training step in
             bfloat16 on the CPU: ``False`` (default: float32), ``"auto"`` (where the CPU has native bf16,
@@ -113,8 +117,11 @@ class TransferStrategy(Callback):
         backbone_lr_mult: float = 1.0,
         name: str | None = None,
         frozen_bf16: bool | str = False,
+        layer_decay: float | None = None,
     ) -> None:
         super().__init__()
+        check_layer_decay(layer_decay)
+        self.layer_decay = layer_decay
         if frozen_bf16 not in (True, False, "auto"):
             raise ConfigError(f"frozen_bf16 must be auto, true or false, got {frozen_bf16!r}")
         self.frozen_bf16 = cpu_has_native_bf16() if frozen_bf16 == "auto" else bool(frozen_bf16)
@@ -205,9 +212,7 @@ class TransferStrategy(Callback):
         apply_freeze(pl_module.detector, set(), self.norm)
         # The module hands the strategy over through configure_callbacks, which appends it; move it
         # to the front so every other callback sees the epoch's frozen set at its epoch start.
-        if trainer.callbacks and trainer.callbacks[0] is not self and self in trainer.callbacks:
-            trainer.callbacks.remove(self)
-            trainer.callbacks.insert(0, self)
+        move_callback_first(trainer, self)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After the DDP wrap. Parameter groups never change, so nothing needs restoring; the
@@ -223,8 +228,7 @@ class TransferStrategy(Callback):
         if not isinstance(wrapped, DistributedDataParallel) or not (self.freeze or self.schedule):
             return
         if not wrapped.find_unused_parameters:
-            launcher = getattr(trainer.strategy, "_start_method", None)  # spawn / fork: ddp_spawn, ddp_notebook
-            name = {"spawn": "ddp_spawn", "fork": "ddp_notebook"}.get(launcher, "ddp")
+            name = {"spawn": "ddp_spawn", "fork": "ddp_notebook"}.get(start_method(trainer), "ddp")
             raise ConfigError(
                 f"strategy '{self.name}' freezes parameters, so under DDP some get no gradient: use "
                 f"trainer.strategy={name}_find_unused_parameters_true "
@@ -249,9 +253,10 @@ class FeatureExtract(TransferStrategy):
     name = "feature_extract"
 
     def __init__(self, norm: str = "frozen", schedule: Sequence[Mapping[str, Any]] | None = None,
-                 backbone_lr_mult: float = 0.1, frozen_bf16: bool | str = False) -> None:
+                 backbone_lr_mult: float = 0.1, frozen_bf16: bool | str = False,
+                 layer_decay: float | None = None) -> None:
         super().__init__(freeze=["backbone"], norm=norm, schedule=schedule, backbone_lr_mult=backbone_lr_mult,
-                         frozen_bf16=frozen_bf16)
+                         frozen_bf16=frozen_bf16, layer_decay=layer_decay)
 
 
 class Finetune(TransferStrategy):
@@ -272,6 +277,7 @@ class Finetune(TransferStrategy):
         freeze: Sequence[str] | str | None = None,
         norm: str = "frozen",
         schedule: Sequence[Milestone | Mapping[str, Any]] | None = None,
+        layer_decay: float | None = None,
     ) -> None:
         if not isinstance(freeze_stages, int) or freeze_stages < 0:
             raise ConfigError(f"freeze_stages must be an integer >= 0, got {freeze_stages!r}")
@@ -284,7 +290,8 @@ class Finetune(TransferStrategy):
         milestones = list(schedule or [])
         if unfreeze_at_epoch is not None and selectors:
             milestones.append({"epoch": unfreeze_at_epoch, "unfreeze": list(selectors)})
-        super().__init__(freeze=selectors, norm=norm, schedule=milestones, backbone_lr_mult=backbone_lr_mult)
+        super().__init__(freeze=selectors, norm=norm, schedule=milestones, backbone_lr_mult=backbone_lr_mult,
+                         layer_decay=layer_decay)
 
     def resolve(self, detector: Any) -> _Resolved:
         stages = detector.backbone.num_stages
@@ -299,8 +306,9 @@ class EndToEnd(TransferStrategy):
 
     name = "end_to_end"
 
-    def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "frozen") -> None:
-        super().__init__(freeze=None, norm=norm, schedule=None, backbone_lr_mult=backbone_lr_mult)
+    def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "frozen", layer_decay: float | None = None) -> None:
+        super().__init__(freeze=None, norm=norm, schedule=None, backbone_lr_mult=backbone_lr_mult,
+                         layer_decay=layer_decay)
 
 
 def freeze_report(pl_module: pl.LightningModule, strategy: str, epoch: int) -> dict[str, Any]:
