@@ -2,12 +2,62 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
+
+from tests.data.helpers import shared_datasets
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``real_data("bccd", ...)`` tests need those shared datasets: skipped where they are absent, except
+    under CI (``CI`` set), where a skip would hide them: there the test fails, naming the folder."""
+    for marker in item.iter_markers("real_data"):
+        missing = [shared_datasets() / name for name in marker.args if not (shared_datasets() / name).exists()]
+        if not missing:
+            continue
+        message = (f"needs the shared datasets {', '.join(map(str, missing))} "
+                   "($YOLOTL_SHARED_DATASETS or ../shared/datasets)")
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI runs the real-data tests, so they must be there", pytrace=False)
+        pytest.skip(message)
+
+
+_RUNNING: list[pytest.Item] = []  # the test being set up, run or torn down
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    _RUNNING.append(item)
+    try:
+        yield
+    finally:
+        _RUNNING.pop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fits_are_slow():
+    """The fast lane (``-m "not slow"``) runs no fit: ``Trainer.fit`` in this process, from a test or from
+    any fixture it sets up, fails a test not marked ``slow``, so a fit-based test cannot slip into the lane
+    unmarked. (A fit in a ``yolotl-train`` subprocess is not seen here; those tests are marked by hand.)"""
+    import lightning.pytorch as pl
+
+    fit = pl.Trainer.fit
+
+    def guarded_fit(self, *args, **kwargs):
+        if _RUNNING and _RUNNING[-1].get_closest_marker("slow") is None:
+            pytest.fail(f"{_RUNNING[-1].nodeid} trains (Trainer.fit): mark it @pytest.mark.slow", pytrace=False)
+        return fit(self, *args, **kwargs)
+
+    pl.Trainer.fit = guarded_fit
+    yield
+    pl.Trainer.fit = fit
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -18,6 +68,24 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory):
     patch.setenv("YOLOTL_CACHE", str(tmp_path_factory.mktemp("yolotl-cache")))
     yield
     patch.undo()
+
+
+FIT_THREADS = 2  # the thread count of every fit a test scores: this project's machines have 2 cores
+
+
+@contextmanager
+def fixed_threads(count: int = FIT_THREADS) -> Iterator[None]:
+    """Run a fit whose numbers a test checks with ``count`` torch threads, whatever the machine has: the
+    float sums (and so the fit) differ with the thread count. The CPU itself still matters, which is why
+    the bounds such tests use come from a margin (trained against untrained), never one run's value."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -55,5 +123,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    metrics = train(cfg)
+    with fixed_threads():
+        metrics = train(cfg)
     return TrainedRun(run_dir=root / "run", data_root=root / "synthetic", metrics=metrics)

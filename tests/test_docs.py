@@ -74,7 +74,7 @@ def test_api_reference_builds_from_docstrings(tmp_path):
 
     top = (out / "yolotl.html").read_text(encoding="utf-8")
     for anchor in ("load", "evaluate", "create_detector", "DetectionDataModule", "DetectionModule",
-                   "Finetune", "EMA", "YoloDetector.predict", "OnnxDetector.predict", "export_onnx"):
+                   "Finetune", "EMA", "TorchDetector.predict", "OnnxDetector.predict", "export_onnx"):
         assert f'id="{anchor}"' in top, anchor
     # docstring text, rendered: load() reads weights only; predict() returns original-image pixels
     assert "yolotl-train</code> checkpoint" in top

@@ -88,7 +88,7 @@ def test_eval_cli_on_the_runs_own_data_and_bad_inputs(trained_run, tmp_path):
     out = tmp_path / "eval"
     done = _cli("yolotl-eval", f"ckpt={trained_run.checkpoint}", "split=val", f"output_dir={out}", "report=false")
     assert done.returncode == 0, done.stderr
-    assert "val: mAP50-95" in done.stdout
+    assert "val mAP50-95 " in done.stdout
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["split"] == "val" and saved["metrics"]["map_50"] >= 0.4
     assert {"at_confidence/precision", "at_confidence/recall", "ap/circle", "ap50/square"} <= set(saved["metrics"])

@@ -99,7 +99,7 @@ root = yolotl.make_synthetic_dataset("synthetic", num_train=16, num_val=4, num_t
 dm = yolotl.DetectionDataModule(root=root, format="yolo", image_size=64, batch_size=4, num_workers=0)
 dm.setup("fit")
 detector = yolotl.create_detector("mobilenetv3_small_100", class_names=dm.class_names, pretrained=False)
-module = yolotl.DetectionModule(detector, lr=2e-3, strategy=yolotl.Finetune(freeze_stages=1),
+module = yolotl.DetectionModule(detector, optimizer=yolotl.adamw(lr=2e-3), strategy=yolotl.Finetune(freeze_stages=1),
                                 train_class_counts=dm.class_counts("train"))
 before = {k: v.clone() for k, v in detector.state_dict().items()}""",
     """trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_notebook_find_unused_parameters_true", max_epochs=1,
@@ -108,7 +108,7 @@ trainer.fit(module, datamodule=dm)""",
     """changed = [k for k, v in detector.state_dict().items() if not torch.equal(before[k], v)]
 assert trainer.state.finished and trainer.world_size == 2
 assert len(changed) > len(before) // 2, len(changed)  # the spawned ranks' training came back to this process
-print("boxes", detector.predict(torch.rand(3, 64, 64))[0]["boxes"].shape)""",
+print("boxes", yolotl.TorchDetector(detector).predict(torch.rand(3, 64, 64))[0]["boxes"].shape)""",
 ]
 
 

@@ -39,10 +39,9 @@ def test_the_datamodule_says_the_same_and_an_absolute_root_skips_the_cwd(tmp_pat
     assert "is not a folder" in str(err.value) and "current folder" not in str(err.value)
 
 
+@pytest.mark.real_data("tree_counting/data.yaml")
 def test_tree_counting_loads_with_its_windows_paths() -> None:
     root = shared_datasets() / "tree_counting"
-    if not (root / "data.yaml").is_file():
-        pytest.skip(f"shared dataset {root} is not here")
     sizes = {name: len(read_split("yolo", root, name)) for name in ("train", "val", "test")}
     assert all(sizes.values()), sizes
     [row] = [r for r in read_split("yolo", root, "val").findings.to_rows() if r["kind"] == "resolved_path"]

@@ -53,11 +53,10 @@ def test_datamodule_fold_is_val_and_the_rest_train(tmp_path: Path) -> None:
     assert len(set(seen_val)) == 30  # every image is val exactly once
 
 
+@pytest.mark.real_data("aquarium", "bccd")
 @pytest.mark.parametrize(("fmt", "name", "classes"), [("yolo", "aquarium", None), ("voc", "bccd", ["RBC", "WBC", "Platelets"])])
 def test_every_class_of_the_shared_datasets_is_in_every_fold(fmt, name, classes) -> None:
     root = shared_datasets() / name
-    if not root.is_dir():
-        pytest.skip(f"{root} not present")
     split = read_split(fmt, root, "train", classes)
     present = [sorted(set(r.labels.tolist())) for r in split.records]
     for seed in range(3):

@@ -10,10 +10,7 @@ from yolotl.data import check_dataset
 from .helpers import shared_datasets
 
 DATASETS = shared_datasets()
-pytestmark = [
-    pytest.mark.real_data,
-    pytest.mark.skipif(not DATASETS.is_dir(), reason=f"{DATASETS} is absent"),
-]
+pytestmark = pytest.mark.real_data("bccd", "aquarium")
 
 # DEFECTS.md item 2: the same RBC annotated twice, offset by 2 px (VOC 1-based corners there,
 # 0-based continuous corners here: xmin - 1, ymin - 1, xmax, ymax).

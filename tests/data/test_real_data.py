@@ -9,10 +9,7 @@ from yolotl.data import read_voc_split, read_yolo_split
 from .helpers import shared_datasets
 
 DATASETS = shared_datasets()
-pytestmark = [
-    pytest.mark.real_data,
-    pytest.mark.skipif(not DATASETS.is_dir(), reason=f"{DATASETS} is absent"),
-]
+pytestmark = pytest.mark.real_data("bccd", "aquarium")
 
 
 def _files(split, kind: str) -> list[str]:

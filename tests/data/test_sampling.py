@@ -113,6 +113,7 @@ class _Tiny(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.slow
 def test_lightning_sets_the_epoch_so_close_mosaic_takes_effect() -> None:
     """Lightning calls set_epoch on our sampler: mosaic is on for 2 epochs, then off for the last 2."""
     sampler = TrainSampler(8, mosaic=1.0, mosaic_until=2)

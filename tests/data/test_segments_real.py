@@ -16,10 +16,7 @@ from yolotl.data.health.masks import mask_findings
 from .helpers import shared_datasets
 
 ROOT = shared_datasets() / "animals_seg"
-pytestmark = [
-    pytest.mark.real_data,
-    pytest.mark.skipif(not ROOT.is_dir(), reason=f"{ROOT} is absent"),
-]
+pytestmark = pytest.mark.real_data("animals_seg")
 
 
 def test_animals_seg_train_is_clean_segmentation_data() -> None:
