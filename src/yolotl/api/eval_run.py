@@ -17,7 +17,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from yolotl.api.run_folder import run_data_config, run_dir_of
-from yolotl.inference.loading import load_predictor
 from yolotl.errors import ConfigError
 from yolotl.evaluation.coco_json import coco_ground_truth, coco_results, write_json
 from yolotl.evaluation.evaluator import (
@@ -27,12 +26,15 @@ from yolotl.evaluation.evaluator import (
     collect,
     score,
 )
+from yolotl.inference.loading import load_predictor
+from yolotl.inference.torch_runtime import TorchDetector
+from yolotl.models.detector import YoloDetector
 
 log = logging.getLogger("yolotl.evaluate")
 
 
 def evaluate(
-    checkpoint: str | Path | Predictor,
+    checkpoint: str | Path | Predictor | YoloDetector,
     data: Any = None,
     split: str = "test",
     output_dir: str | Path | None = None,
@@ -44,7 +46,8 @@ def evaluate(
     max_grid_images: int = 16,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint, an exported ``.onnx`` model (FP32 or INT8, run by ONNX Runtime; ``device`` is
-    then not used) or a loaded detector on ``split`` of ``data``; write and return the results.
+    then not used) or a loaded detector (what ``yolotl.load`` returns, an ``OnnxDetector`` or a bare
+    ``YoloDetector``) on ``split`` of ``data``; write and return the results.
 
     ``data`` is a :class:`~yolotl.DetectionDataModule`, a data config (dict / DictConfig with
     ``_target_``), or ``None`` for the data the checkpoint's run trained on (its ``config.yaml``).
@@ -57,6 +60,8 @@ def evaluate(
     detector's masks are scored too and both JSON files carry them as RLE (``COCOeval(..., "segm")``).
     """
     start = time.perf_counter()
+    if isinstance(checkpoint, YoloDetector):
+        checkpoint = TorchDetector(checkpoint)
     detector = checkpoint if hasattr(checkpoint, "predict") else load_predictor(checkpoint, device)
     ckpt_path = None if hasattr(checkpoint, "predict") else Path(checkpoint)
     datamodule = _datamodule(data, ckpt_path)

@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from yolotl.api.configs import config_dir
-from yolotl.data.formats import read_split
+from yolotl.api.configs import config_option
+from yolotl.data.formats import prepare_dataset, read_split
 from yolotl.data.profile import CANDIDATE_SIZES, DatasetProfile, profile_records
-from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.errors import ConfigError
 
 __all__ = ["RecipeChoice", "apply_recipe", "choose_recipe", "profile_training_split"]
@@ -62,11 +62,11 @@ class RecipeChoice:
 
 def choose_recipe(profile: DatasetProfile, current: dict[str, Any], keep: set[str] | frozenset[str] = frozenset()) -> list[RecipeChoice]:
     """The recipe's decisions for ``profile``, given the ``current`` values of the keys it sets
-    (``data.image_size``, ``strategy``, ``data.balance``, ``model.module.class_weights``); keys in ``keep``
+    (``data.image_size``, ``strategy``, ``data.balance``, ``model.module.loss.classes``); keys in ``keep``
     (or under one of them) are reported, never changed."""
     choices = [_image_size(profile, int(current["data.image_size"])),
                _strategy(profile, str(current["strategy"])),
-               *_balancing(profile, current["data.balance"], current["model.module.class_weights"])]
+               *_balancing(profile, current["data.balance"], current["model.module.loss.classes"])]
     for choice in choices:
         if choice.changed and _kept(choice.key, keep):
             choice.value, choice.changed = current[choice.key], False
@@ -113,23 +113,22 @@ def _balancing(profile: DatasetProfile, balance: Any, class_weights: Any) -> lis
     if imbalance < BALANCED:
         reason = f"classes within {imbalance:.2f}x of each other in boxes: nothing to rebalance"
         return [RecipeChoice("data.balance", None, reason, changed=balance is not None),
-                RecipeChoice("model.module.class_weights", None, reason, changed=class_weights is not None)]
+                RecipeChoice("model.module.loss.classes", None, reason, changed=class_weights is not None)]
     if imbalance == float("inf"):
         empty = [name for name, n in profile.boxes_per_class.items() if n == 0]
         reason = (f"{len(empty)} class(es) without training boxes ({', '.join(empty[:3])}): "
                   "the classes are far apart")
     else:
         reason = f"most / least common class: {imbalance:.1f}x in boxes"
-    return [RecipeChoice("data.balance", balance, reason), RecipeChoice("model.module.class_weights", class_weights, reason)]
+    return [RecipeChoice("data.balance", balance, reason), RecipeChoice("model.module.loss.classes", class_weights, reason)]
 
 
 def profile_training_split(data_cfg: DictConfig) -> DatasetProfile:
     """Profile the training split the data config names (the synthetic set is written first)."""
     fmt = str(data_cfg.format)
     root = Path(str(data_cfg.root))
-    if fmt == "synthetic":
-        make_synthetic_dataset(root, **OmegaConf.to_container(data_cfg.get("synthetic") or {}, resolve=True))
-        fmt = "yolo"
+    synthetic = data_cfg.get("synthetic")
+    prepare_dataset(fmt, root, OmegaConf.to_container(synthetic, resolve=True) if synthetic else None)
     class_names = data_cfg.get("class_names")
     split = read_split(fmt, root, str(data_cfg.get("train_split") or "train"),
                        list(class_names) if class_names else None,
@@ -148,8 +147,8 @@ def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
     if mode == "fixed":
         return {"mode": "fixed"}
     profile = profile_training_split(cfg.data)
-    current = {"data.image_size": cfg.data.image_size, "strategy": _strategy_name(cfg),
-               "data.balance": cfg.data.get("balance"), "model.module.class_weights": cfg.model.module.get("class_weights")}
+    current = {"data.image_size": cfg.data.image_size, "strategy": _strategy_name(cfg.strategy),
+               "data.balance": cfg.data.get("balance"), "model.module.loss.classes": cfg.model.module.loss.get("classes")}
     choices = choose_recipe(profile, current, frozenset(str(k) for k in recipe.get("keep") or []))
     for choice in choices:
         if choice.changed:
@@ -158,17 +157,14 @@ def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
     return {"mode": "auto", "choices": [asdict(c) for c in choices], "profile": profile.to_dict()}
 
 
-def _strategy_name(cfg: DictConfig) -> str:
-    target = str(cfg.strategy.get("_target_", ""))
-    names = {"yolotl.EndToEnd": "end_to_end", "yolotl.FeatureExtract": "feature_extract"}
-    if target in names:
-        return names[target]
-    return "progressive" if cfg.strategy.get("schedule") else "finetune"
+def _strategy_name(strategy_cfg: DictConfig) -> str:
+    """The name the configured strategy gives itself (``TransferStrategy.name``), whatever its ``_target_``."""
+    return instantiate(strategy_cfg, _convert_="all").name
 
 
 def _set(cfg: DictConfig, choice: RecipeChoice) -> None:
     with open_dict(cfg):
-        if choice.key == "strategy":
-            cfg.strategy = OmegaConf.load(Path(config_dir()) / "strategy" / f"{choice.value}.yaml")
+        if choice.key == "strategy":  # as strategy=<name> on the command line would set it
+            cfg.strategy = config_option("strategy", choice.value)
         else:
             OmegaConf.update(cfg, choice.key, choice.value, merge=False)

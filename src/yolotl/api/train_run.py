@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from yolotl.api.moved_keys import check_moved_keys
 from yolotl.api.recipe import apply_recipe
 from yolotl.api.run_summary import start_summary
+from yolotl.api.trainer import build_trainer
 from yolotl.errors import ConfigError
+from yolotl.evaluation.score_line import score_line
 from yolotl.training.callbacks import Throughput, TimeLimitPerJob, ValidationLog, stop_reason
-from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.module import DetectionModule
 from yolotl.training.param_groups import count_parameters
 from yolotl.training.run import FAILED_FILE, clean_metrics, discard_failed_run, write_metrics
@@ -43,6 +44,7 @@ RECIPE_FILE = "recipe.json"  # recipe=auto: the profile and the choices, for met
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, TransferStrategy]:
     """The DataModule (set up: every split read and checked), the module and its strategy."""
+    check_moved_keys(cfg)
     segment = cfg.model.detector.get("task", "detect") == "segment"
     datamodule = instantiate(cfg.data, masks=segment, _convert_="all")  # the task decides whether masks load
     datamodule.prepare_data()
@@ -58,18 +60,6 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, Tra
     module = instantiate(cfg.model.module, detector=detector, distiller=distiller, strategy=strategy,
                          data_class_names=class_names, train_class_counts=train_counts, _convert_="all")
     return datamodule, module, strategy
-
-
-def _loggers(cfg: DictConfig) -> list[Any]:
-    loggers = []
-    for name, logger_cfg in (cfg.get("logger") or {}).items():
-        try:
-            loggers.append(instantiate(logger_cfg))
-        except (ModuleNotFoundError, InstantiationException) as err:
-            if name != "tensorboard":
-                raise
-            log.info("TensorBoard logger skipped (%s); CSV logs are still written", err)
-    return loggers
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -133,8 +123,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
     callbacks = [throughput, ValidationLog(), TimeLimitPerJob(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_loggers(cfg), default_root_dir=str(run_dir),
-                          **_device_settings(cfg.trainer), **_checkpoint_io(cfg.trainer))
+    trainer = build_trainer(cfg, run_dir, callbacks)
     if trainer.global_rank == 0:
         for line in start_summary(cfg, datamodule, module, strategy, trainer, run_dir):
             log.info(line)
@@ -223,31 +212,6 @@ def _memory_advice(cfg: DictConfig, err: BaseException) -> str:
             "(resume=<run folder>)")
 
 
-def _device_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
-    """Trainer settings the machine decides: a GPU run on a machine without one stops with one line; bf16
-    on a GPU without bf16 becomes 16-mixed (said in the log)."""
-    import torch
-
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError("trainer=gpu (trainer.accelerator=gpu), but torch sees no CUDA GPU here "
-                          f"(torch {torch.__version__}); train on the CPU with trainer=default, or install a CUDA "
-                          "build of torch on a GPU machine")
-    precision = str(trainer_cfg.get("precision", "32-true"))
-    if precision.startswith("bf16") and accelerator in ("gpu", "cuda") and not torch.cuda.is_bf16_supported():
-        log.info("this GPU has no bfloat16: precision %s -> 16-mixed", precision)
-        return {"precision": "16-mixed"}
-    return {}
-
-
-def _checkpoint_io(trainer_cfg: DictConfig) -> dict[str, Any]:
-    """Checkpoints written beside themselves and renamed into place (a kill or a full disk during a save
-    keeps the previous one); a user's own ``trainer.plugins`` win."""
-    if trainer_cfg.get("plugins"):
-        return {}
-    return {"plugins": [AtomicCheckpointIO()]}
-
-
 def _leave_process_group() -> None:
     """After a DDP fit: end the process group, so that rank 0's evaluation (one process, all the data)
     does not wait for ranks that have finished (torchmetrics syncs whenever a group exists)."""
@@ -260,9 +224,9 @@ def _leave_process_group() -> None:
 
 def _rank_zero() -> bool:
     """True in the process of global rank 0, and in any process before a distributed launch."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from yolotl.training.lightning_internals import global_rank
 
-    return getattr(rank_zero_only, "rank", 0) == 0
+    return global_rank() == 0
 
 
 def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any) -> dict:
@@ -288,7 +252,7 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
         result["val"] = clean_metrics(
             evaluator.validate(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0], "val")
         log.info("best checkpoint (%s): %s", Path(checkpoint).name if checkpoint else "last weights",
-                 _scores("val", result["val"]))
+                 score_line("val", result["val"]))
         if not cfg.get("test_after_fit"):
             return result
         if not getattr(datamodule, "has_test_split", True):
@@ -297,13 +261,5 @@ def _evaluate(cfg: DictConfig, trainer: pl.Trainer, module: pl.LightningModule, 
         result["test"] = clean_metrics(
             evaluator.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)[0], "test")
         log.info("best checkpoint (%s): %s", Path(checkpoint).name if checkpoint else "last weights",
-                 _scores("test", result["test"]))
+                 score_line("test", result["test"]))
     return result
-
-
-def _scores(split: str, values: dict[str, float]) -> str:
-    """``val mAP50-95 0.4121  mAP50 0.8350  mAP75 0.4012  P 0.81  R 0.77  F1 0.79``"""
-    names = [("map", "mAP50-95", 4), ("map_50", "mAP50", 4), ("map_75", "mAP75", 4), ("precision", "P", 2),
-             ("recall", "R", 2), ("f1", "F1", 2), ("mask_map", "mask mAP50-95", 4), ("mask_map_50", "mask mAP50", 4)]
-    return f"{split} " + "  ".join(f"{label} {values[key]:.{digits}f}" for key, label, digits in names
-                                   if key in values)

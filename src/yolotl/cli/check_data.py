@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 def check_from_config(cfg: DictConfig) -> HealthReport:
     """:func:`~yolotl.check_dataset` on ``cfg.data`` (the synthetic dataset is written first)."""
-    from yolotl.data import check_dataset, make_synthetic_dataset
+    from yolotl.data import check_dataset, prepare_dataset
 
     data = cfg.data
-    if str(data.format).lower() == "synthetic":
-        make_synthetic_dataset(data.root, **OmegaConf.to_container(data.get("synthetic") or {}))
+    synthetic = data.get("synthetic")
+    prepare_dataset(data.format, data.root, OmegaConf.to_container(synthetic, resolve=True) if synthetic else None)
     class_names = data.get("class_names")
     return check_dataset(
         data.root, data.format,
@@ -51,7 +51,7 @@ def configured_splits(data: DictConfig) -> list[str]:
     (the default ``test`` only when the dataset has it; a test split the user named must exist), each once."""
     from yolotl.data import SplitNotFoundError, read_split
 
-    fmt = "yolo" if str(data.format).lower() == "synthetic" else str(data.format).lower()
+    fmt = str(data.format).lower()
     names = [data.get("train_split", "train"), data.get("val_split", "val")]
     test = data.get("test_split", "test")
     if test and test != "test":

@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> None:
             calibration_images=cfg.calibration_images,
         )
         float_model = output_path(cfg.ckpt, cfg.output, cfg.format)
-        summary = parity_summary(load(cfg.ckpt), float_model)
+        summary = parity_summary(load(cfg.ckpt).detector, float_model)
     print(f"wrote {float_model}")
     print(summary)
     if cfg.quantize:

@@ -22,6 +22,7 @@ from yolotl.data.findings import Finding, FindingLog
 from yolotl.data.formats import (
     FORMATS,
     SplitNotFoundError,
+    prepare_dataset,
     read_coco_split,
     read_split,
     read_voc_split,
@@ -75,6 +76,7 @@ __all__ = [
     "collate_detections",
     "letterbox_params",
     "make_synthetic_dataset",
+    "prepare_dataset",
     "read_coco_split",
     "read_image",
     "read_split",

@@ -19,13 +19,12 @@ from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
 from yolotl.data.dataset import DetectionDataset, collate_detections, seed_pipelines
 from yolotl.data.findings import FindingLog
-from yolotl.data.formats import FORMATS
+from yolotl.data.formats import FORMATS, prepare_dataset
 from yolotl.data.health.store import ImageInfoStore, default_store_dir
 from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.selection import check_fold, check_fraction, fold_split, fraction_split
 from yolotl.data.splits import CheckedSplits
-from yolotl.data.synthetic import make_synthetic_dataset
 from yolotl.data.transforms import (
     build_eval_transforms,
     build_train_transforms,
@@ -156,8 +155,7 @@ class DetectionDataModule(L.LightningDataModule):
 
         Lightning calls this on one process per node before ``setup`` on every process; nothing
         here changes what ``setup`` reads, checks or keeps, only how fast it does it."""
-        if self.format == "synthetic":
-            make_synthetic_dataset(self.root, **self.synthetic)
+        prepare_dataset(self.format, self.root, self.synthetic)
         self._checked.prepare()
 
     def setup(self, stage: str | None = None) -> None:
@@ -170,8 +168,7 @@ class DetectionDataModule(L.LightningDataModule):
         val/test, drops tiny and duplicate boxes, and logs one summary line; :meth:`write_health`
         writes every action. Cheap to call again.
         """
-        if self.format == "synthetic":
-            make_synthetic_dataset(self.root, **self.synthetic)  # a notebook may call setup() alone
+        prepare_dataset(self.format, self.root, self.synthetic)  # a notebook may call setup() alone
         roles = _STAGE_SPLITS.get(stage, _STAGE_SPLITS[None])
         # The default test split may be absent; one the user named (test_split=tset) must exist.
         optional = ("test",) if stage is None and self._split_names["test"] == DEFAULT_TEST_SPLIT else ()
@@ -351,7 +348,7 @@ class DetectionDataModule(L.LightningDataModule):
 
 def _check_args(fmt: str, image_size: int, batch_size: int, num_workers: int) -> None:
     """Reject impossible arguments before any data is read."""
-    known = [*FORMATS, "synthetic"]
+    known = list(FORMATS)
     if str(fmt).lower() not in known:
         raise ConfigError(f"Unknown dataset format '{fmt}'; use one of {known}.")
     check_image_size(image_size)

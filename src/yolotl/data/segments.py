@@ -17,7 +17,6 @@ from pycocotools import mask as mask_utils
 
 __all__ = ["Segment", "masks_to_boxes", "polygon_area", "self_intersects"]
 
-_SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 px
 _BLOCK = 256  # segments compared at once in the self-intersection test (bounds its memory)
 
 
@@ -56,21 +55,35 @@ class Segment:
         """uint8 ``[height, width]`` mask (1 inside) of this outline, scaled from the original
         ``orig_height`` x ``orig_width`` frame; what lies outside the frame is clipped.
 
-        Polygons are filled one by one (their union, as COCO merges them), each vertex taken at
-        continuous coordinates (pixel ``i`` spans ``[i, i + 1)``); an RLE is decoded at its own
-        size and resized to the frame with nearest neighbour."""
+        Polygons are scaled to the frame and rasterised as COCO does (``pycocotools``, the raster
+        COCO mask AP scores against): a pixel is inside when its centre is (pixel ``i`` spans
+        ``[i, i + 1)``, so a square on whole pixels fills exactly its pixels), and several polygons
+        give their union. An RLE is decoded at its own size and resized to the frame with exact
+        nearest neighbour (each output pixel takes the input pixel under its centre)."""
         if self.rle is not None:
             mask = mask_utils.decode(self._rle())
             if mask.shape != (height, width):
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
             return np.ascontiguousarray(mask, dtype=np.uint8)
-        mask = np.zeros((height, width), dtype=np.uint8)
         scale = np.array([width / orig_width, height / orig_height])
-        for polygon in self.polygons:
-            if len(polygon) < 3:
-                continue
-            fixed = np.round((polygon * scale - 0.5) * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-            cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+        # pycocotools reads a polygon of 4 coordinates as a box: fewer than 3 vertices fill nothing.
+        scaled = [polygon * scale for polygon in self.polygons if len(polygon) >= 3]
+        mask = np.zeros((height, width), dtype=np.uint8)
+        if not scaled:
+            return mask
+        # Rasterised in the window of its box only (the decode costs its area), shifted by whole
+        # pixels: the same pixels as in the full frame (each window edge has a margin of a pixel
+        # or is the frame's own edge, where pycocotools clips).
+        points = np.concatenate(scaled)
+        x0, y0 = np.maximum(np.floor(points.min(0)).astype(int), 0)
+        x1 = min(int(np.ceil(points[:, 0].max())) + 1, width)
+        y1 = min(int(np.ceil(points[:, 1].max())) + 1, height)
+        if x1 <= x0 or y1 <= y0:
+            return mask  # wholly outside the frame
+        offset = np.array([x0, y0], dtype=np.float64)
+        rles = mask_utils.frPyObjects([(polygon - offset).reshape(-1) for polygon in scaled],
+                                      y1 - y0, x1 - x0)
+        mask[y0:y1, x0:x1] = mask_utils.decode(rles[0] if len(rles) == 1 else mask_utils.merge(rles))
         return mask
 
 

@@ -87,7 +87,7 @@ class CheckedSplits:
             if name is None or role in self.splits or name in self._read_ahead:
                 continue
             try:
-                split = read_split(self._reader_format, self.root, name, names, **self.folders)
+                split = read_split(self.format, self.root, name, names, **self.folders)
             except SplitNotFoundError:
                 continue
             self._read_ahead[name] = (names, split)  # read() reuses it when it asks the same
@@ -119,10 +119,6 @@ class CheckedSplits:
         new.extend(f for f in checked if f.split not in fresh_names)  # leakage, whole-dataset
         return fresh, new.entries
 
-    @property
-    def _reader_format(self) -> str:
-        return "yolo" if self.format == "synthetic" else self.format
-
     def _read_role(self, role: str, optional: bool) -> DatasetSplit | None:
         """Read the split playing ``role`` once; None if it is optional and absent."""
         name = self.split_names[role]
@@ -141,7 +137,7 @@ class CheckedSplits:
             split = ahead[1]
         else:
             try:
-                split = read_split(self._reader_format, self.root, name, names, **self.folders)
+                split = read_split(self.format, self.root, name, names, **self.folders)
             except SplitNotFoundError:
                 if not optional:
                     raise

@@ -29,6 +29,11 @@ __all__ = [
 
 PAD_VALUE = 114
 _NO_UPDATE = "NO_ALBUMENTATIONS_UPDATE"
+# Masks are resized with exact nearest neighbour: each output pixel takes the input pixel under its
+# centre, as the image's INTER_LINEAR samples it. Plain INTER_NEAREST takes input floor(i / scale),
+# which shifts an enlarged mask by up to a pixel right/down of its image. (Affine's warp rounds the
+# mapped centre already, and does not accept INTER_NEAREST_EXACT.)
+_MASK_RESIZE = cv2.INTER_NEAREST_EXACT
 
 
 def _albumentations() -> ModuleType:
@@ -70,7 +75,8 @@ def letterbox_params(height: int, width: int, image_size: int) -> tuple[float, f
 def _letterbox(image_size: int) -> list[A.BasicTransform]:
     A = _albumentations()
     return [
-        A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_LINEAR),
+        A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_LINEAR,
+                         mask_interpolation=_MASK_RESIZE),
         A.PadIfNeeded(image_size, image_size, position="center",
                       border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE),
     ]
@@ -141,7 +147,8 @@ def build_train_transforms(
 def _mosaic(image_size: int) -> A.BasicTransform:
     A = _albumentations()
     return A.Mosaic(target_size=(image_size, image_size), cell_shape=(image_size, image_size),
-                    center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE, p=1.0)
+                    center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE,
+                    mask_interpolation=_MASK_RESIZE, p=1.0)
 
 
 def _affine(scale: tuple[float, float], translate: float, degrees: float,

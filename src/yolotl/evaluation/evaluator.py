@@ -34,7 +34,7 @@ Detections = list[dict[str, Any]]  # tensors, and ``segmentation`` (a list of RL
 
 
 class Predictor(Protocol):
-    """Anything with yolotl's ``predict()`` contract: a YoloDetector or an OnnxDetector (``segments``:
+    """Anything with yolotl's ``predict()`` contract: a TorchDetector or an OnnxDetector (``segments``:
     it has a mask branch and ``predict(..., masks=True)`` gives ``masks``)."""
 
     class_names: Sequence[str]

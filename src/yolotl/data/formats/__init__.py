@@ -1,8 +1,14 @@
-"""Format readers: one per annotation format, all returning the same :class:`DatasetSplit`."""
+"""Format readers: one per annotation format, all returning the same :class:`DatasetSplit`.
+
+``synthetic`` is one of them: :func:`prepare_dataset` writes the built-in dataset to its root (once),
+and from then on it is read as the YOLO folder it is. Every caller (the DataModule, the health check,
+``yolotl-check-data``, the recipe) goes through these two functions instead of special-casing it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from yolotl.data.formats import coco, voc, yolo
 from yolotl.data.formats._common import SplitNotFoundError, check_root
@@ -16,13 +22,25 @@ __all__ = [
     "FORMATS",
     "SplitNotFoundError",
     "available_splits",
+    "prepare_dataset",
     "read_coco_split",
     "read_split",
     "read_voc_split",
     "read_yolo_split",
 ]
 
-FORMATS = ("yolo", "voc", "coco")
+FORMATS = ("yolo", "voc", "coco", "synthetic")
+_READ_AS = {"synthetic": "yolo"}  # generated formats: written to disk by prepare_dataset, then read as this
+
+
+def prepare_dataset(format: str, root: str | Path, synthetic: Mapping[str, Any] | None = None) -> None:  # noqa: A002
+    """Write a generated dataset to ``root`` before it is read: ``format="synthetic"`` writes
+    :func:`~yolotl.data.synthetic.make_synthetic_dataset` with the ``synthetic`` settings (a no-op when the
+    same dataset is there already); every other format is read as it lies."""
+    if str(format).lower() == "synthetic":
+        from yolotl.data.synthetic import make_synthetic_dataset
+
+        make_synthetic_dataset(root, **dict(synthetic or {}))
 
 
 def read_split(
@@ -65,7 +83,8 @@ def _check_format(
     image_dir: str | Path | None,
     annotation_dir: str | Path | None,
 ) -> str:
-    """The format, lower case; ConfigError if unknown or given folder options it does not take."""
+    """The reader's format, lower case (``synthetic`` is read as ``yolo``); ConfigError if unknown or given
+    folder options it does not take."""
     fmt = str(format).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
@@ -74,4 +93,4 @@ def _check_format(
             f"image_dir/annotation_dir apply to format=voc only (format is '{format}'); remove "
             f"them (YOLO folders come from data.yaml, COCO's from the annotation file's place)."
         )
-    return fmt
+    return _READ_AS.get(fmt, fmt)

@@ -154,9 +154,8 @@ def check_dataset(
 
 def _reader_format(format: str) -> str:  # noqa: A002
     fmt = str(format).lower()
-    fmt = "yolo" if fmt == "synthetic" else fmt
     if fmt not in FORMATS:
-        raise ConfigError(f"Unknown dataset format '{format}'; use one of {[*FORMATS, 'synthetic']}.")
+        raise ConfigError(f"Unknown dataset format '{format}'; use one of {list(FORMATS)}.")
     return fmt
 
 
