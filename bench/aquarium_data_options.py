@@ -21,13 +21,13 @@ from hydra import compose, initialize_config_dir
 from yolotl.api import config_dir, train
 
 RARE = ("starfish", "stingray")
-_OFF = ["data.balance=null", "model.module.loss.classes=null"]
+_OFF = ["data.selection.balance=null", "model.module.loss.classes=null"]
 VARIANTS: dict[str, list[str]] = {  # every option spelled out: the result must not follow the defaults
     "mosaic": ["augment=medium", *_OFF],
     "no_mosaic": ["augment=medium", "data.augment.mosaic=0", *_OFF],
-    "mosaic+repeat_factor": ["augment=medium", "data.balance=repeat_factor", "model.module.loss.classes=null"],
-    "mosaic+class_weights": ["augment=medium", "data.balance=null", "model.module.loss.classes=inverse_sqrt"],
-    "mosaic+both": ["augment=medium", "data.balance=repeat_factor", "model.module.loss.classes=inverse_sqrt"],
+    "mosaic+repeat_factor": ["augment=medium", "data.selection.balance=repeat_factor", "model.module.loss.classes=null"],
+    "mosaic+class_weights": ["augment=medium", "data.selection.balance=null", "model.module.loss.classes=inverse_sqrt"],
+    "mosaic+both": ["augment=medium", "data.selection.balance=repeat_factor", "model.module.loss.classes=inverse_sqrt"],
 }
 
 

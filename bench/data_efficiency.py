@@ -44,7 +44,7 @@ def compose_cfg(overrides: list[str]) -> DictConfig:
 
 def steps_per_epoch(base: list[str], fraction: float) -> int:
     """Optimizer steps in one epoch of the ``fraction`` subset (repeat-factor sampling included)."""
-    cfg = compose_cfg([*base, f"data.train_fraction={fraction}", "data.cache=none", "data.num_workers=0"])
+    cfg = compose_cfg([*base, f"data.selection.train_fraction={fraction}", "data.loader.cache=none", "data.loader.num_workers=0"])
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -73,7 +73,7 @@ def run(strategy: str, start: str, fraction: float, args: argparse.Namespace, ba
         f"strategy={strategy}",
         "recipe=fixed",  # the cells compare configured settings; recipe=auto would change them
         STARTS[start],
-        f"data.train_fraction={fraction}",
+        f"data.selection.train_fraction={fraction}",
         f"++trainer.max_steps={args.steps}",
         f"trainer.max_epochs={epochs}",
         "trainer.check_val_every_n_epoch=null",  # validate by steps, across epochs

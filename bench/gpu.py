@@ -11,7 +11,7 @@ each prints its table row as soon as it is done, so a timeout still leaves the r
 - **B, data loader ceiling**: BCCD's training DataLoader alone (no model), composed exactly as
   ``yolotl-train experiment=bccd`` does (416 px, batch 16, augment medium, RAM cache), images/s over
   ``--loader-batches`` batches after the first; once with the workers the config uses
-  (``data.num_workers=auto``: one per spare core, at most 4) and once with one per spare core (up to 12).
+  (``data.loader.num_workers=auto``: one per spare core, at most 4) and once with one per spare core (up to 12).
 - **C, fit throughput**: four short fits of BCCD, ``experiment=bccd trainer=gpu`` with
   ``trainer.precision`` 32-true / bf16-mixed, torch.compile off / on, each in a fresh process: the
   DataModule and module from ``yolotl.api.build(cfg)``, the Trainer from
@@ -293,13 +293,13 @@ def overrides(spec: dict[str, Any]) -> list[str]:
     items = [
         "experiment=bccd",
         f"data.root={spec['data_root']}",
-        "data.class_names=[RBC,WBC,Platelets]",
+        "data.reading.class_names=[RBC,WBC,Platelets]",
         f"data.image_size={spec['image_size']}",
         f"data.batch_size={spec['batch_size']}",
         *device,
     ]
     if spec.get("num_workers") is not None:
-        items.append(f"data.num_workers={spec['num_workers']}")
+        items.append(f"data.loader.num_workers={spec['num_workers']}")
     if spec["kind"] == "fit":
         items += [f"trainer.precision={spec['precision']}", "trainer.limit_val_batches=0",
                   f"++trainer.max_steps={spec['warmup_steps'] + spec['measure_steps']}",
@@ -403,7 +403,7 @@ def loader_worker(spec: dict[str, Any]) -> dict[str, Any]:
         return {"images_per_s": images / seconds, "images": images, "batches": batches, "epochs_crossed": epoch,
                 "seconds": seconds, "num_workers": dm.num_workers, "setup_s": setup_s, "cache_fill_s": fill_s,
                 "first_batch_s": first_s, "train_images": len(dm.split("train").records),
-                "batches_per_epoch": len(loader), "pin_memory": dm.pin_memory, "cache": cfg.data.cache,
+                "batches_per_epoch": len(loader), "pin_memory": dm.pin_memory, "cache": cfg.data.loader.cache,
                 "mosaic": cfg.data.augment.mosaic, "overrides": overrides(spec)}
 
 
@@ -685,7 +685,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                             "shared/datasets/bccd in or beside the checkout)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"phase C fits, precision:compile, in order (default {','.join(VARIANTS)}; '' for none)")
-    parser.add_argument("--workers", type=int, help="data.num_workers for B and C (default: the config's auto)")
+    parser.add_argument("--workers", type=int, help="data.loader.num_workers for B and C (default: the config's auto)")
     parser.add_argument("--no-loader", dest="loader", action="store_false", help="skip phase B")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--batch-size", type=int)

@@ -1,10 +1,10 @@
 """Peak memory of CPU training: peak RSS per transfer strategy, image size and batch size.
 
 Each cell is one ``yolotl-train`` process (BCCD, efficientnet_lite0 with its offline ImageNet weights,
-``data.num_workers=0`` so the whole run is one process) that trains a few steps and stops; its peak
+``data.loader.num_workers=0`` so the whole run is one process) that trains a few steps and stops; its peak
 resident set size comes from the kernel (``os.wait4``'s ``ru_maxrss``), so the figure includes
 Python, torch, the model, the optimizer state, the decoded-image cache and the activations of the
-largest step. Data-loader workers (the default ``data.num_workers``) add their own processes on top.
+largest step. Data-loader workers (the default ``data.loader.num_workers``) add their own processes on top.
 A busy machine makes it slower, not bigger.
 
     python bench/memory.py                           # 3 strategies x 320/416/640 px x batch 8/16
@@ -29,11 +29,11 @@ BCCD = REPO.parent / "shared" / "datasets" / "bccd"
 def peak_rss_mib(strategy: str, size: int, batch: int, steps: int, root: Path, work: Path) -> tuple[float, float, int]:
     """Run a few training steps in a fresh process; (peak RSS in MiB, wall s, exit status)."""
     command = [
-        sys.executable, "-m", "yolotl.cli.train", "data=voc", f"data.root={root}", "data.class_names=[RBC,WBC,Platelets]",
-        "recipe=fixed", f"strategy={strategy}", f"data.image_size={size}", f"data.batch_size={batch}", "data.num_workers=0",
+        sys.executable, "-m", "yolotl.cli.train", "data=voc", f"data.root={root}", "data.reading.class_names=[RBC,WBC,Platelets]",
+        "recipe=fixed", f"strategy={strategy}", f"data.image_size={size}", f"data.batch_size={batch}", "data.loader.num_workers=0",
         "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
         "test_after_fit=false", "logger=csv", f"paths.output_dir={work / f'{strategy}-{size}-{batch}'}",
-        f"data.health_cache={work / 'health'}",
+        f"data.checks.health_cache={work / 'health'}",
     ]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -30,10 +30,9 @@ _WAIT = "[_TrainingEpochLoop].train_dataloader_next"
 
 def build_datamodule(args: argparse.Namespace) -> yolotl.DetectionDataModule:
     workers = args.num_workers if args.num_workers == "auto" else int(args.num_workers)
-    return yolotl.DetectionDataModule(
-        args.data_root, format=args.format, image_size=args.image_size, batch_size=args.batch_size,
-        num_workers=workers, val_split=args.val_split, augment=args.augment, cache=args.cache,
-    )
+    return yolotl.DetectionDataModule(args.data_root, format=args.format, image_size=args.image_size,
+                                      batch_size=args.batch_size, augment=args.augment, reading={"val_split": args.val_split},
+                                      loader={"num_workers": workers, "cache": args.cache})
 
 
 def pipeline_rate(loader: torch.utils.data.DataLoader, batches: int) -> tuple[float, list]:

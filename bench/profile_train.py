@@ -10,7 +10,7 @@ already in memory, split into:
   mark when their gradients arrive; the parts overlap a little where autograd interleaves them);
 - optimizer step (AdamW over the trainable parameters);
 - data: the single-process cost of building those batches (decode from the RAM cache, augment,
-  mosaic, collate) per batch; with ``data.num_workers`` workers this runs beside the step.
+  mosaic, collate) per batch; with ``data.loader.num_workers`` workers this runs beside the step.
 
     python bench/profile_train.py                                  # the three strategies, 416 px, batch 16
     python bench/profile_train.py --strategies end_to_end --threads 2 --steps 20
@@ -149,8 +149,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    data = yolotl.DetectionDataModule(args.root, format="voc", class_names=["RBC", "WBC", "Platelets"],
-                                      image_size=args.image_size, batch_size=args.batch_size, num_workers=0)
+    data = yolotl.DetectionDataModule(args.root, format="voc", image_size=args.image_size, batch_size=args.batch_size,
+                                      reading={"class_names": ["RBC", "WBC", "Platelets"]}, loader={"num_workers": 0})
     data.setup("fit")
     for _ in data.train_dataloader():  # one pass fills the RAM cache; time batches after it
         pass

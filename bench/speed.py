@@ -46,10 +46,10 @@ def train_images_per_s(strategy: str, epochs: int, root: Path, work: Path, overr
     out = work / strategy
     command = [
         sys.executable, "-m", "yolotl.cli.train", "data=voc", f"data.root={root}",
-        "data.class_names=[RBC,WBC,Platelets]", f"strategy={strategy}", "data.image_size=416", "data.batch_size=16",
+        "data.reading.class_names=[RBC,WBC,Platelets]", f"strategy={strategy}", "data.image_size=416", "data.batch_size=16",
         "recipe=fixed",
         f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0", "test_after_fit=false", "logger=csv",
-        f"hydra.run.dir={out}", f"data.health_cache={work / 'health'}", *overrides,
+        f"hydra.run.dir={out}", f"data.checks.health_cache={work / 'health'}", *overrides,
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode:

@@ -49,17 +49,17 @@ REPO = Path(__file__).resolve().parents[1]
 # yolotl does not find its valid/ split from them, so the suite points it at a corrected copy of
 # that yaml (written under <out>/_data; the dataset itself is not touched).
 DATASETS: dict[str, dict[str, Any]] = {
-    "bccd": {"format": "voc", "root": "bccd", "overrides": ["data.class_names=[RBC,WBC,Platelets]"]},
-    "aquarium": {"format": "yolo", "root": "aquarium", "overrides": ["data.val_split=valid"]},
-    "ph_coins": {"format": "yolo", "root": "ph_coins/data", "overrides": ["data.val_split=valid"]},
-    "math_symbols": {"format": "coco", "root": "math_symbols", "overrides": ["data.val_split=valid"]},
+    "bccd": {"format": "voc", "root": "bccd", "overrides": ["data.reading.class_names=[RBC,WBC,Platelets]"]},
+    "aquarium": {"format": "yolo", "root": "aquarium", "overrides": ["data.reading.val_split=valid"]},
+    "ph_coins": {"format": "yolo", "root": "ph_coins/data", "overrides": ["data.reading.val_split=valid"]},
+    "math_symbols": {"format": "coco", "root": "math_symbols", "overrides": ["data.reading.val_split=valid"]},
     "tree_counting": {
         "format": "yolo",
         "root": "tree_counting",
-        "overrides": ["data.val_split=valid"],
+        "overrides": ["data.reading.val_split=valid"],
         "yaml": {"train": "train/images", "val": "valid/images", "test": "test/images", "nc": 1, "names": ["tree"]},
     },
-    "thermal_dogs_people": {"format": "yolo", "root": "thermal_dogs_people", "overrides": ["data.val_split=valid"]},
+    "thermal_dogs_people": {"format": "yolo", "root": "thermal_dogs_people", "overrides": ["data.reading.val_split=valid"]},
 }
 SUITE_FILE = "suite.json"
 SETTINGS_FILE = "suite_run.json"
@@ -186,7 +186,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def recipe_set(metrics: dict[str, Any]) -> list[str]:
-    """What ``recipe=auto`` changed in one run, as overrides (``strategy=end_to_end``, ``data.balance=null``)."""
+    """What ``recipe=auto`` changed in one run, as overrides (``strategy=end_to_end``, ``data.selection.balance=null``)."""
     choices = (metrics.get("recipe") or {}).get("choices", [])
     return [f"{c['key']}={'null' if c['value'] is None else c['value']}" for c in choices if c.get("changed")]
 

@@ -51,12 +51,9 @@ def main(output: str | Path = "runs/quickstart", epochs: int = EPOCHS, min_map50
 
     # 1. Data: circles, squares and triangles on textured backgrounds, written once in YOLO format.
     datamodule = yolotl.DetectionDataModule(
-        root=str(output / "data"),  # a str, not a Path: the checkpoint stores it (see docs/api.md)
-        format="synthetic",
-        image_size=IMAGE_SIZE,
-        batch_size=8,  # small batches: more optimizer steps in a short run
-        num_workers=0,
-        synthetic={"num_train": 120, "num_val": 30, "num_test": 30, "image_size": IMAGE_SIZE},
+        root=str(output / "data"), format="synthetic", image_size=IMAGE_SIZE, batch_size=8,
+        reading={"synthetic": {"num_train": 120, "num_val": 30, "num_test": 30, "image_size": IMAGE_SIZE}},
+        loader={"num_workers": 0},
     )
     datamodule.setup()
     print("classes:", datamodule.class_names, "| images per split:", datamodule.split_sizes)
@@ -69,7 +66,7 @@ def main(output: str | Path = "runs/quickstart", epochs: int = EPOCHS, min_map50
     #    EMA averages the weights, ModelCheckpoint keeps the best epoch by val mAP50-95.
     module = yolotl.DetectionModule(
         detector,
-        lr=4e-3,  # twice the default LR: a short schedule
+        optimizer=yolotl.adamw(lr=4e-3),  # twice the default LR: a short schedule
         strategy=yolotl.Finetune(freeze_stages=2, backbone_lr_mult=0.1),
         train_class_counts=datamodule.class_counts("train"),  # rare classes weigh more (class_weights)
     )

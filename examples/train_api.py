@@ -30,13 +30,9 @@ def main() -> None:
 
     # 1. Data: the built-in synthetic dataset (YOLO format on disk); use format="voc"/"yolo"/"coco" for yours.
     datamodule = yolotl.DetectionDataModule(
-        root=args.root,
-        format="synthetic",
-        image_size=args.image_size,
-        batch_size=16,
-        num_workers=2,
-        augment=args.augment,
-        synthetic={"num_train": args.num_train, "num_val": 60, "num_test": 60, "image_size": args.image_size},
+        root=args.root, format="synthetic", image_size=args.image_size, batch_size=16, augment=args.augment,
+        reading={"synthetic": {"num_train": args.num_train, "num_val": 60, "num_test": 60, "image_size": args.image_size}},
+        loader={"num_workers": 2},
     )
     datamodule.setup()
 

@@ -32,7 +32,7 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     tiny = ["--datasets", "thermal_dogs_people", "--datasets-root", str(DATASETS), "--epochs", "1",
             "--batch", "8", "--out", str(out), "--override", "data.image_size=128",
             "--override", "trainer.limit_train_batches=2", "--override", "trainer.limit_val_batches=2",
-            "--override", "data.num_workers=0"]
+            "--override", "data.loader.num_workers=0"]
     suite.main(tiny)
     printed = capsys.readouterr().out
     assert "| thermal_dogs_people |" in printed and f"figures: {out / 'suite.json'}" in printed
@@ -41,11 +41,11 @@ def test_one_dataset_trains_reports_and_keeps_its_overrides(tmp_path, capsys):
     assert run["epochs"] == 1 and run["steps"] == 2 and 0.0 <= run["test_map"] <= 1.0
     # recipe=auto (the default) keeps what --override sets, as yolotl-train keeps its command line's:
     # 128 px stays although 8.8 % of the boxes are under 8 px there; balancing is still the recipe's
-    assert "recipe.keep=[data.image_size,data.num_workers,trainer.limit_train_batches,trainer.limit_val_batches]" \
+    assert "recipe.keep=[data.image_size,data.loader.num_workers,trainer.limit_train_batches,trainer.limit_val_batches]" \
         in run["overrides"]
     log = (out / "thermal_dogs_people" / "train.log").read_text()
     assert "data.image_size kept 128" in log and "training  128 px, batch 8, 1 epoch, device" in log
-    assert run["recipe_set"] == ["data.balance=null", "model.module.loss.classes=null"]
+    assert run["recipe_set"] == ["data.selection.balance=null", "model.module.loss.classes=null"]
     trained = (out / "thermal_dogs_people" / "metrics.json").stat().st_mtime_ns
 
     suite.main([*tiny, "--report-only"])  # the same table from the finished run, nothing trained
@@ -64,5 +64,5 @@ def test_every_override_but_the_recipe_choice_is_kept():
     assert kept(["recipe=auto", "strategy=end_to_end", "++trainer.max_time=1"]) == \
         ["recipe.keep=[strategy,trainer.max_time]"]
     # a recipe.keep list of the user's is joined, not replaced
-    assert kept(["strategy=end_to_end", "recipe.keep=[data.image_size, data.balance]"]) == \
-        ["recipe.keep=[data.balance,data.image_size,strategy]"]
+    assert kept(["strategy=end_to_end", "recipe.keep=[data.image_size, data.selection.balance]"]) == \
+        ["recipe.keep=[data.image_size,data.selection.balance,strategy]"]

@@ -41,12 +41,12 @@ def test_unknown_class_name_stops_with_file_and_known_classes_under_strict(tmp_p
         {"a": [("cat", (10, 10, 50, 50), 0)], "b": [("dgo", (5, 5, 40, 40), 0)], "c": [("dog", (5, 5, 40, 40), 0)]},
         {"train": ["a", "b"], "val": ["c"]},
     )
-    args = ["data=voc", f"data.root={root}", "data.class_names=[cat,dog]", "pretrained=false",
+    args = ["data=voc", f"data.root={root}", "data.reading.class_names=[cat,dog]", "pretrained=false",
             "backbone=mobilenetv3_small_100"]
     with pytest.raises(DatasetError, match="dgo") as err:
-        build(_cfg(tmp_path, *args, "data.policy=strict"))
-    assert "b.xml" in str(err.value) and "cat" in str(err.value) and "data.policy=fix" in str(err.value)
-    datamodule, _, _ = build(_cfg(tmp_path, *args))  # data.policy=fix (default): b is skipped and counted
+        build(_cfg(tmp_path, *args, "data.checks.policy=strict"))
+    assert "b.xml" in str(err.value) and "cat" in str(err.value) and "data.checks.policy=fix" in str(err.value)
+    datamodule, _, _ = build(_cfg(tmp_path, *args))  # data.checks.policy=fix (default): b is skipped and counted
     assert [r.image_path.name for r in datamodule.split("train").records] == ["a.jpg"]
     assert datamodule.health.totals()["unknown_class"] == 1  # (dog, now only in val, is reported too)
 
@@ -59,7 +59,7 @@ def test_missing_dataset_folder_stops_with_the_path(tmp_path):
 
 def test_unknown_backbone_stops_before_training(tmp_path):
     cfg = _cfg(tmp_path, "backbone=resnet_18", "pretrained=false", f"data.root={tmp_path}/synthetic",
-               "data.synthetic.num_train=4", "data.synthetic.num_val=2", "data.synthetic.num_test=2")
+               "data.reading.synthetic.num_train=4", "data.reading.synthetic.num_val=2", "data.reading.synthetic.num_test=2")
     with pytest.raises(Exception) as err:
         build(cfg)
     cause = err.value.__cause__ or err.value

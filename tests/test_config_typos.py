@@ -19,7 +19,9 @@ from yolotl.cli.overrides import check_overrides
     (["model.module.lr=0.1"], "model.module.lr is now model.module.optimizer.lr"),  # moved in 0.2
     (["model.module.layer_decay=0.75"], "model.module.layer_decay is now strategy.layer_decay"),
     (["data.batchsize=4"], "did you mean data.batch_size"),
-    (["+data.pin_memry=true"], "did you mean data.pin_memory"),
+    (["+data.loader.pin_memry=true"], "did you mean data.loader.pin_memory"),
+    (["data.num_workers=0"], "data.num_workers is now data.loader.num_workers"),  # moved in 0.2
+    (["data.policy=strict"], "data.policy is now data.checks.policy"),
     (["trainr.max_epochs=3"], "did you mean trainer.max_epochs"),
     (["strategy=end_to_end", "strategy.freeze_stages=1"], "its keys are \\['backbone_lr_mult', 'layer_decay', 'norm'\\]"),
 ])
@@ -31,7 +33,7 @@ def test_unknown_keys_name_the_closest_real_key(args, expected):
 @pytest.mark.parametrize("args", [
     ["trainer.max_epochs=1", "experiment=bccd", "data.root=x"],
     ["trainer.limit_train_batches=2", "++trainer.limit_val_batches=2", "+trainer.benchmark=true",
-     "data.pin_memory=true", "trainer.strategy=ddp", "trainer.num_nodes=2", "trainer.max_time=00:01:00:00"],
+     "data.loader.pin_memory=true", "trainer.strategy=ddp", "trainer.num_nodes=2", "trainer.max_time=00:01:00:00"],
     ["strategy=end_to_end", "strategy.backbone_lr_mult=0.5"],
     ["-m", "strategy=feature_extract,end_to_end", "trainer.max_epochs=1"],  # a sweep is Hydra's to expand
     ["--help"],

@@ -9,8 +9,8 @@ import pytest
 
 from yolotl.cli.console import ConsoleFilter, ConsoleFormatter, DropLightningTips
 
-SMALL = ["pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
-         "data.synthetic.num_train=16", "data.synthetic.num_val=4", "data.synthetic.num_test=4", "logger=csv"]
+SMALL = ["pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.reading.synthetic.image_size=64",
+         "data.reading.synthetic.num_train=16", "data.reading.synthetic.num_val=4", "data.reading.synthetic.num_test=4", "logger=csv"]
 
 
 def _record(name: str, level: int, msg: str) -> logging.LogRecord:

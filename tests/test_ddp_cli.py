@@ -11,8 +11,8 @@ import sys
 import pytest
 
 # The trained_run fixture's data and budget (tests/conftest.py), at the same global batch of 16.
-OVERRIDES = ["data.image_size=128", "data.synthetic.image_size=128", "data.synthetic.num_train=96",
-             "data.synthetic.num_val=20", "data.synthetic.num_test=20", "data.num_workers=0",
+OVERRIDES = ["data.image_size=128", "data.reading.synthetic.image_size=128", "data.reading.synthetic.num_train=96",
+             "data.reading.synthetic.num_val=20", "data.reading.synthetic.num_test=20", "data.loader.num_workers=0",
              "trainer.max_epochs=8", "logger=csv"]
 
 

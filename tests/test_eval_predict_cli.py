@@ -108,8 +108,7 @@ def test_eval_cli_on_the_runs_own_data_and_bad_inputs(trained_run, tmp_path):
 
 
 def test_evaluate_refuses_an_unknown_split(tmp_path):
-    dm = yolotl.DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64,
-                                    synthetic={"num_train": 2, "num_val": 2, "num_test": 0, "image_size": 64})
+    dm = yolotl.DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64, reading={"synthetic": {"num_train": 2, "num_val": 2, "num_test": 0, "image_size": 64}})
     with pytest.raises(DatasetError, match="unknown split 'holdout'"):
         dm.split("holdout")
     with pytest.raises(CheckpointError):

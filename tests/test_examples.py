@@ -96,7 +96,7 @@ def test_quickstart_notebook_runs_and_learns(tmp_path, monkeypatch):
 NOTEBOOK_DDP_CELLS = [
     """import torch, lightning as L, yolotl
 root = yolotl.make_synthetic_dataset("synthetic", num_train=16, num_val=4, num_test=4, image_size=64)
-dm = yolotl.DetectionDataModule(root=root, format="yolo", image_size=64, batch_size=4, num_workers=0)
+dm = yolotl.DetectionDataModule(root=root, format="yolo", image_size=64, batch_size=4, loader={"num_workers": 0})
 dm.setup("fit")
 detector = yolotl.create_detector("mobilenetv3_small_100", class_names=dm.class_names, pretrained=False)
 module = yolotl.DetectionModule(detector, optimizer=yolotl.adamw(lr=2e-3), strategy=yolotl.Finetune(freeze_stages=1),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-RUN = ["data.image_size=96", "data.synthetic.image_size=96", "data.synthetic.num_train=48",
-       "data.synthetic.num_val=12", "data.synthetic.num_test=12", "data.num_workers=0", "data.batch_size=8",
+RUN = ["data.image_size=96", "data.reading.synthetic.image_size=96", "data.reading.synthetic.num_train=48",
+       "data.reading.synthetic.num_val=12", "data.reading.synthetic.num_test=12", "data.loader.num_workers=0", "data.batch_size=8",
        "trainer.max_epochs=3", "logger=csv", "seed=7"]
 
 # yolotl-train whose next write of last.ckpt stops half-way with SIGKILL (the rest of the run is untouched).

@@ -39,7 +39,7 @@ def _dataset(root: Path, *, box: int, grey: bool, counts: tuple[int, ...] = (10,
 def _config(root: Path, *overrides: str):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(config_name="train", return_hydra_config=True,
-                       overrides=["recipe=auto", "data=yolo", f"data.root={root}", "data.test_split=null",
+                       overrides=["recipe=auto", "data=yolo", f"data.root={root}", "data.reading.test_split=null",
                                   f"paths.output_dir={root}/run", *overrides])
 
 
@@ -92,7 +92,7 @@ def test_under_a_running_hydra_the_end_to_end_config_is_composed_there_too(tmp_p
     root = _dataset(tmp_path / "d", box=60, grey=True)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["recipe=auto", "data=yolo", f"data.root={root}",
-                                                      "data.test_split=null", f"paths.output_dir={root}/run"])
+                                                      "data.reading.test_split=null", f"paths.output_dir={root}/run"])
         apply_recipe(cfg)
     assert cfg.strategy._target_ == "yolotl.EndToEnd" and cfg.strategy.backbone_lr_mult == 1.0
 
@@ -100,14 +100,14 @@ def test_under_a_running_hydra_the_end_to_end_config_is_composed_there_too(tmp_p
 def test_balanced_classes_turn_balancing_off_and_imbalanced_ones_keep_it(tmp_path):
     balanced = _config(_dataset(tmp_path / "b", box=60, grey=False, counts=(10, 10)))
     apply_recipe(balanced)
-    assert balanced.data.balance is None and balanced.model.module.loss.classes is None
+    assert balanced.data.selection.balance is None and balanced.model.module.loss.classes is None
     skewed = _config(_dataset(tmp_path / "s", box=60, grey=False, counts=(20, 5)))
     apply_recipe(skewed)
-    assert skewed.data.balance == "repeat_factor" and skewed.model.module.loss.classes == "inverse_sqrt"
+    assert skewed.data.selection.balance == "repeat_factor" and skewed.model.module.loss.classes == "inverse_sqrt"
     empty = _config(_dataset(tmp_path / "e", box=60, grey=False, counts=(10, 0, 5)))
     reasons = {c["key"]: c["reason"] for c in apply_recipe(empty)["choices"]}
-    assert empty.data.balance == "repeat_factor"
-    assert "1 class(es) without training boxes (c1)" in reasons["data.balance"]
+    assert empty.data.selection.balance == "repeat_factor"
+    assert "1 class(es) without training boxes (c1)" in reasons["data.selection.balance"]
 
 
 def test_what_the_command_line_gives_wins(tmp_path):
@@ -147,7 +147,7 @@ def test_fixed_changes_nothing_and_a_wrong_mode_is_named(tmp_path):
 
 def test_choices_can_be_made_without_hydra(tmp_path):
     profile = profile_training_split(OmegaConf.create({"format": "yolo", "root": str(_dataset(tmp_path / "d", box=9, grey=False))}))
-    current = {"data.image_size": 416, "strategy": "finetune", "data.balance": "repeat_factor",
+    current = {"data.image_size": 416, "strategy": "finetune", "data.selection.balance": "repeat_factor",
                "model.module.loss.classes": "inverse_sqrt"}
     choices = {c.key: c for c in choose_recipe(profile, current, keep={"data.image_size"})}
     assert choices["data.image_size"].value == 416 and not choices["data.image_size"].changed

@@ -17,8 +17,8 @@ from yolotl import ConfigError
 from yolotl.api.resume import resume_point
 
 # Small enough to take seconds an epoch; EMA, mosaic, colour jitter and repeat-factor sampling on.
-RUN = ["data.image_size=96", "data.synthetic.image_size=96", "data.synthetic.num_train=48",
-       "data.synthetic.num_val=12", "data.synthetic.num_test=12", "data.num_workers=0", "data.batch_size=8",
+RUN = ["data.image_size=96", "data.reading.synthetic.image_size=96", "data.reading.synthetic.num_train=48",
+       "data.reading.synthetic.num_val=12", "data.reading.synthetic.num_test=12", "data.loader.num_workers=0", "data.batch_size=8",
        "trainer.max_epochs=3", "data.augment.close_mosaic=1", "logger=csv", "seed=7"]
 
 
@@ -60,7 +60,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_unbroken_runs_weights_and_scores(
     assert killed_epoch < 2
 
     (broken / "FAILED").write_text("an earlier attempt failed\n")
-    out = _finish(_train(tmp_path, f"resume={broken}", "data.num_workers=0"))
+    out = _finish(_train(tmp_path, f"resume={broken}", "data.loader.num_workers=0"))
     assert "resuming" in out and not (broken / "FAILED").exists()
     want = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
     got = json.loads((broken / "metrics.json").read_text())
@@ -85,11 +85,11 @@ def test_resume_refuses_a_setting_that_changes_the_run_and_names_it(tmp_path):
     from omegaconf import OmegaConf
 
     OmegaConf.save(cfg, run / "config.yaml")
-    given = OmegaConf.merge(cfg, {"resume": str(run), "data": {"num_workers": 3}, "model": {"module": {"optimizer": {"lr": 0.1}}}})
+    given = OmegaConf.merge(cfg, {"resume": str(run), "data": {"loader": {"num_workers": 3}}, "model": {"module": {"optimizer": {"lr": 0.1}}}})
     with pytest.raises(ConfigError, match=r"model.module.optimizer.lr=0.1 would change what it trains.*init_from="):
         resumed_config(given, [f"resume={run}", "model.module.optimizer.lr=0.1"])
-    resumed, checkpoint = resumed_config(given, [f"resume={run}", "data.num_workers=3"])
-    assert resumed.data.num_workers == 3 and resumed.model.module.optimizer.lr == cfg.model.module.optimizer.lr
+    resumed, checkpoint = resumed_config(given, [f"resume={run}", "data.loader.num_workers=3"])
+    assert resumed.data.loader.num_workers == 3 and resumed.model.module.optimizer.lr == cfg.model.module.optimizer.lr
     assert checkpoint == (run / "checkpoints" / "last.ckpt").resolve() and resumed.paths.output_dir == str(run.resolve())
 
 

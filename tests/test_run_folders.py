@@ -9,8 +9,8 @@ import pytest
 
 from yolotl.training.run import discard_failed_run, link_latest
 
-SMALL = ["pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
-         "data.synthetic.num_train=8", "data.synthetic.num_val=4", "data.synthetic.num_test=4", "logger=csv"]
+SMALL = ["pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.reading.synthetic.image_size=64",
+         "data.reading.synthetic.num_train=8", "data.reading.synthetic.num_val=4", "data.reading.synthetic.num_test=4", "logger=csv"]
 
 
 def _run_folder(path, *extra):
@@ -96,8 +96,8 @@ def test_check_data_with_out_creates_no_outputs_folder(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     done = subprocess.run([sys.executable, "-m", "yolotl.cli.check_data", f"data.root={tmp_path}/synthetic",
-                           "data.synthetic.num_train=4", "data.synthetic.num_val=2", "data.synthetic.num_test=2",
-                           "data.synthetic.image_size=64", f"out={tmp_path}/report"],
+                           "data.reading.synthetic.num_train=4", "data.reading.synthetic.num_val=2", "data.reading.synthetic.num_test=2",
+                           "data.reading.synthetic.image_size=64", f"out={tmp_path}/report"],
                           cwd=work, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report" / "data_health.json").is_file()
@@ -118,8 +118,8 @@ def test_out_of_memory_names_the_batch_and_image_size_to_lower(tmp_path, monkeyp
     monkeypatch.setattr(pl.Trainer, "fit", out_of_memory)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
-            f"paths.output_dir={tmp_path}/run", f"data.root={tmp_path}/synthetic", "data.synthetic.num_train=8",
-            "data.synthetic.num_val=4", "data.synthetic.num_test=4", "pretrained=false", "data.num_workers=0"])
+            f"paths.output_dir={tmp_path}/run", f"data.root={tmp_path}/synthetic", "data.reading.synthetic.num_train=8",
+            "data.reading.synthetic.num_val=4", "data.reading.synthetic.num_test=4", "pretrained=false", "data.loader.num_workers=0"])
     with pytest.raises(ConfigError, match=r"out of memory at data.batch_size=16, data.image_size=256 .*"
                                           r"lower data.batch_size \(e.g. 8.*data.image_size \(e.g. 160\)"):
         train(cfg)

@@ -84,7 +84,7 @@ def segment_run(tmp_path_factory) -> SegmentRun:
         # balancing off on the two balanced classes, which changes the sample order and so the whole fit.
         "recipe=fixed",
         "backbone=mobilenetv3_small_100", "pretrained=false", "model.detector.neck_width=32",
-        "data.image_size=96", "data.batch_size=4", "data.num_workers=0", "data.augment.mosaic=0",
+        "data.image_size=96", "data.batch_size=4", "data.loader.num_workers=0", "data.augment.mosaic=0",
         "trainer.max_epochs=12", "model.module.optimizer.lr=0.005", "callbacks.early_stopping=null", "logger=csv",
         f"paths.output_dir={run_dir}",
     ]

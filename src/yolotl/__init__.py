@@ -3,7 +3,8 @@
 Everything a notebook needs is importable from here, no Hydra required::
 
     import yolotl
-    dm = yolotl.DetectionDataModule(root="data/bccd", format="voc", image_size=416)
+    dm = yolotl.DetectionDataModule(root="data/bccd", format="voc", image_size=416,
+                                    reading={"class_names": ["RBC", "WBC", "Platelets"]})
     dm.setup()
     detector = yolotl.create_detector("efficientnet_lite0", class_names=dm.class_names)
     module = yolotl.DetectionModule(detector, strategy=yolotl.Finetune(),
@@ -29,8 +30,8 @@ from yolotl._version import __version__
 _HOMES = {
     "load": "yolotl.inference.loading",
     **dict.fromkeys(
-        ["AugmentSettings", "DetectionDataModule", "HealthReport", "check_dataset", "make_synthetic_dataset",
-         "read_split", "save_augmentation_grid"], "yolotl.data"),
+        ["AugmentSettings", "CheckSettings", "DetectionDataModule", "HealthReport", "LoaderSettings", "ReadSettings",
+         "Selection", "check_dataset", "make_synthetic_dataset", "read_split", "save_augmentation_grid"], "yolotl.data"),
     **dict.fromkeys(
         ["BackboneError", "CheckpointError", "ConfigError", "DatasetError", "PretrainedWeightsError",
          "TrainingDivergedError", "YolotlError"], "yolotl.errors"),
@@ -50,8 +51,12 @@ if TYPE_CHECKING:
     from yolotl.inference.loading import load
     from yolotl.data import (
         AugmentSettings,
+        CheckSettings,
         DetectionDataModule,
         HealthReport,
+        LoaderSettings,
+        ReadSettings,
+        Selection,
         check_dataset,
         make_synthetic_dataset,
         read_split,

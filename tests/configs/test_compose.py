@@ -49,7 +49,7 @@ def test_data_options_compose(name):
 
 @pytest.mark.parametrize("name", _options("data"))
 def test_disk_cache_is_one_override_in_every_data_option(name, tmp_path):
-    cfg = _compose(f"data={name}", f"data.root={tmp_path}", "data.cache=disk", f"data.cache_dir={tmp_path}/cache")
+    cfg = _compose(f"data={name}", f"data.root={tmp_path}", "data.loader.cache=disk", f"data.loader.cache_dir={tmp_path}/cache")
     cache = instantiate(cfg.data, _convert_="all").cache
     assert cache.mode == "disk" and cache.cache_dir == tmp_path / "cache"
 
@@ -85,7 +85,7 @@ def test_top_level_shortcuts_reach_the_detector():
 def test_bccd_experiment_sets_voc_and_class_order():
     cfg = _compose("experiment=bccd")
     assert cfg.data.format == "voc"
-    assert list(cfg.data.class_names) == ["RBC", "WBC", "Platelets"]
+    assert list(cfg.data.reading.class_names) == ["RBC", "WBC", "Platelets"]
     assert cfg.data.image_size == 416 and cfg.trainer.max_epochs == 30
 
 
@@ -97,14 +97,14 @@ def test_typos_in_group_options_and_keys_are_rejected_with_choices():
 
 
 def test_augment_group_and_data_options_reach_the_datamodule(tmp_path):
-    cfg = _compose("augment=heavy", "data.augment.mixup=0", "data.balance=null", "data.cache=none",
-                   "data.fold=2", f"data.root={tmp_path}", "model.module.loss.classes=[1,2,3]")
+    cfg = _compose("augment=heavy", "data.augment.mixup=0", "data.selection.balance=null", "data.loader.cache=none",
+                   "data.selection.fold=2", f"data.root={tmp_path}", "model.module.loss.classes=[1,2,3]")
     dm = instantiate(cfg.data, _convert_="all")
     assert dm.augment == yolotl.data.resolve_augment({"preset": "heavy", "mixup": 0.0})
     assert dm.balance is None and dm.cache.mode == "none" and dm.fold == 2
     assert list(cfg.model.module.loss.classes) == [1, 2, 3]
     default = _compose()  # the imbalance options measured on Aquarium are on by default, as in Python
-    assert default.data.balance == "repeat_factor" == inspect.signature(yolotl.DetectionDataModule).parameters["balance"].default
+    assert default.data.selection.balance == "repeat_factor" == yolotl.data.Selection().balance
     assert default.model.module.loss.classes == "inverse_sqrt" == yolotl.LossWeights().classes
     assert _compose().data.augment.mosaic == yolotl.data.AUGMENT_PRESETS["medium"].mosaic  # the default preset
 

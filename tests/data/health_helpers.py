@@ -17,10 +17,10 @@ CSV_ACTIONS = ("skipped image", "dropped box", "fixed")
 BOX = "1 0.5 0.5 0.2 0.5"  # on a 100x80 image: [40, 20, 60, 60]
 
 
-def datamodule(root: Path, fmt: str, policy: str, **kwargs) -> DetectionDataModule:
+def datamodule(root: Path, fmt: str, policy: str, **kwargs) -> DetectionDataModule:  # kwargs: ReadSettings fields
     """A small DataModule over ``root`` (nothing is loaded until a dataloader is asked for)."""
-    return DetectionDataModule(str(root), format=fmt, image_size=64, batch_size=2, num_workers=0,
-                               policy=policy, **kwargs)
+    return DetectionDataModule(str(root), format=fmt, image_size=64, batch_size=2, reading=kwargs or None,
+                               loader={"num_workers": 0}, checks={"policy": policy})
 
 
 def check_case(root: Path, fmt: str, kind: str, file_part: str, run_dir: Path, count: int = 1,
@@ -41,7 +41,7 @@ def check_case(root: Path, fmt: str, kind: str, file_part: str, run_dir: Path, c
         with pytest.raises(DatasetError) as err:
             strict.setup()
         assert kind in str(err.value) and file_part in str(err.value)
-        assert "data.policy=fix" in str(err.value)
+        assert "data.checks.policy=fix" in str(err.value)
     fixed = datamodule(root, fmt, "fix", **kwargs)
     fixed.setup()
     assert fixed.health.totals().get(kind) == count, fixed.health.table()

@@ -20,8 +20,7 @@ SYNTHETIC = {"num_train": 12, "num_val": 2, "num_test": 2, "image_size": 64}
 
 
 def test_grid_of_augmented_samples(tmp_path: Path) -> None:
-    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, num_workers=0,
-                             synthetic=SYNTHETIC, augment={"preset": "heavy", "close_mosaic": 0})
+    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, augment={"preset": "heavy", "close_mosaic": 0}, reading={"synthetic": SYNTHETIC}, loader={"num_workers": 0})
     path = save_augmentation_grid(dm, tmp_path / "grid.png", num_samples=9)
     grid = cv2.imread(str(path))
     assert grid.shape == (3 * 66, 3 * 66, 3)
@@ -29,8 +28,7 @@ def test_grid_of_augmented_samples(tmp_path: Path) -> None:
 
 
 def test_grid_shows_mosaic_off_after_close_mosaic(tmp_path: Path) -> None:
-    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, num_workers=0,
-                             synthetic=SYNTHETIC, augment={"preset": "heavy", "mosaic": 1.0, "close_mosaic": 3})
+    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, augment={"preset": "heavy", "mosaic": 1.0, "close_mosaic": 3}, reading={"synthetic": SYNTHETIC}, loader={"num_workers": 0})
     assert all(key.mosaic for key in preview_keys(dm, 6, epoch=6, max_epochs=10))
     assert not any(key.mosaic for key in preview_keys(dm, 6, epoch=7, max_epochs=10))
     assert all(key.mosaic for key in preview_keys(dm, 6, epoch=7))  # no training length: never closed
@@ -39,8 +37,8 @@ def test_grid_shows_mosaic_off_after_close_mosaic(tmp_path: Path) -> None:
 def test_preview_console_script(tmp_path: Path) -> None:
     out = tmp_path / "samples.jpg"
     command = [sys.executable, "-m", "yolotl.cli.preview_augment", f"out={out}", "num_samples=4", "augment=light",
-               f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=8", "data.synthetic.num_val=2",
-               "data.synthetic.num_test=2", "data.image_size=64", "data.synthetic.image_size=64", "data.num_workers=0"]
+               f"data.root={tmp_path / 'syn'}", "data.reading.synthetic.num_train=8", "data.reading.synthetic.num_val=2",
+               "data.reading.synthetic.num_test=2", "data.image_size=64", "data.reading.synthetic.image_size=64", "data.loader.num_workers=0"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"augmented samples: {out}" in result.stdout and out.is_file()

@@ -17,10 +17,9 @@ from .helpers import write_image
 SYNTH = {"num_train": 10, "num_val": 4, "num_test": 0, "image_size": 64}
 
 
-def _module(root: Path, **kwargs) -> DetectionDataModule:
-    args = {"format": "synthetic", "image_size": 64, "batch_size": 4, "num_workers": 0,
-            "synthetic": SYNTH} | kwargs
-    return DetectionDataModule(str(root), **args)
+def _module(root: Path, num_workers: int = 0, batch_size: int = 4, **reading) -> DetectionDataModule:
+    return DetectionDataModule(str(root), format="synthetic", image_size=64, batch_size=batch_size,
+                               reading={"synthetic": SYNTH} | reading, loader={"num_workers": num_workers})
 
 
 def _check_batch(batch, batch_size: int, size: int) -> None:
@@ -72,8 +71,7 @@ def test_missing_test_split_raises_clearly(tmp_path: Path) -> None:
 
 
 def test_small_train_set_keeps_last_batch_and_worker_loading(tmp_path: Path) -> None:
-    dm = _module(tmp_path / "syn", batch_size=16, num_workers=1,
-                 synthetic=SYNTH | {"num_test": 2})
+    dm = _module(tmp_path / "syn", num_workers=1, batch_size=16, synthetic=SYNTH | {"num_test": 2})
     dm.setup()
     assert dm.split_sizes == {"train": 10, "val": 4, "test": 2}
     train = dm.train_dataloader()
@@ -85,9 +83,7 @@ def test_small_train_set_keeps_last_batch_and_worker_loading(tmp_path: Path) -> 
 def test_other_formats_and_defects(make_yolo) -> None:
     root = make_yolo({"train": {"a.jpg": "0 0.5 0.5 0 0\n1 0.5 0.5 0.2 0.2"},
                       "val": {"b.jpg": ""}})
-    dm = DetectionDataModule(str(root), format="yolo", image_size=64, batch_size=2,
-                             num_workers=0, class_names=["c", "b", "a"],
-                             augment="none")  # a mosaic of the one image would repeat its box
+    dm = DetectionDataModule(str(root), format="yolo", image_size=64, batch_size=2, augment="none", reading={"class_names": ["c", "b", "a"]}, loader={"num_workers": 0})  # a mosaic of the one image would repeat its box
     dm.setup("fit")
     assert dm.class_names == ["c", "b", "a"] and dm.split_sizes == {"train": 1, "val": 1}
     assert dm.health.totals() == {"dropped_degenerate_box": 1, "background_image": 1}
@@ -100,7 +96,8 @@ def test_other_formats_and_defects(make_yolo) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [({"image_size": 100}, "multiple of 32"), ({"batch_size": 0}, "batch_size"),
-     ({"format": "xml"}, "Unknown dataset format 'xml'"), ({"num_workers": -1}, "num_workers"),
+     ({"format": "xml"}, "Unknown dataset format 'xml'"), ({"loader": {"num_workers": -1}}, "num_workers"),
+     ({"loader": {"workers": 2}}, r"data.loader has no setting \['workers'\]"),
      ({"augment": {"flip": 0.5}}, "unknown key")],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict, pattern: str) -> None:
@@ -109,7 +106,7 @@ def test_bad_arguments_fail_at_construction(kwargs: dict, pattern: str) -> None:
 
 
 def test_missing_root_fails_in_setup(tmp_path: Path) -> None:
-    dm = DetectionDataModule(str(tmp_path / "nope"), format="voc", num_workers=0)
+    dm = DetectionDataModule(str(tmp_path / "nope"), format="voc", loader={"num_workers": 0})
     with pytest.raises(DatasetError, match=r"nope.*data\.root="):
         dm.setup("fit")
 
@@ -152,8 +149,7 @@ def test_crowd_regions_are_left_out_of_training_and_scored_as_ignored(make_coco)
                              "iscrowd": 1}]}
     make_coco("train", data)
     root = make_coco("val", data)
-    dm = DetectionDataModule(str(root), format="coco", image_size=64, batch_size=1, num_workers=0,
-                             augment="none", cache="none", test_split=None, health_cache=None)
+    dm = DetectionDataModule(str(root), format="coco", image_size=64, batch_size=1, augment="none", reading={"test_split": None}, loader={"num_workers": 0, "cache": "none"}, checks={"health_cache": None})
     dm.setup("fit")
     _, [train] = next(iter(dm.train_dataloader()))
     assert train["labels"].tolist() == [0] and train["iscrowd"].tolist() == [False]

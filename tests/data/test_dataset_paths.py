@@ -30,7 +30,7 @@ def test_a_missing_relative_root_names_the_folder_it_was_resolved_from(fmt, tmp_
 
 def test_the_datamodule_says_the_same_and_an_absolute_root_skips_the_cwd(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    dm = DetectionDataModule("datasets/bccd", format="voc", num_workers=0)
+    dm = DetectionDataModule("datasets/bccd", format="voc", loader={"num_workers": 0})
     with pytest.raises(DatasetError, match=r"'datasets/bccd' does not exist.*current folder"):
         dm.setup("fit")
     (tmp_path / "file").write_text("")

@@ -33,15 +33,14 @@ def test_bad_fold_settings() -> None:
     with pytest.raises(ConfigError, match="num_folds=3 must be in 2..2"):
         kfold_assignment([[0], [1]], 3)
     with pytest.raises(ConfigError, match="fold=5 must be an integer in 0..4"):
-        DetectionDataModule(root="x", format="synthetic", fold=5, num_folds=5)
+        DetectionDataModule(root="x", format="synthetic", selection={"fold": 5, "num_folds": 5})
 
 
 def test_datamodule_fold_is_val_and_the_rest_train(tmp_path: Path) -> None:
     synthetic = {"num_train": 30, "num_val": 4, "num_test": 4, "image_size": 64}
     seen_val: list[str] = []
     for fold in range(3):
-        dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, num_workers=0,
-                                 synthetic=synthetic, fold=fold, num_folds=3, cache="none")
+        dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, reading={"synthetic": synthetic}, loader={"num_workers": 0, "cache": "none"}, selection={"fold": fold, "num_folds": 3})
         dm.setup()
         train = {str(r.image_path) for r in dm.split("train").records}
         val = {str(r.image_path) for r in dm.split("val").records}

@@ -46,9 +46,9 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Path]]:
     return seen
 
 
-def _yolo_module(root: Path, **kwargs) -> DetectionDataModule:
-    return DetectionDataModule(str(root), format="yolo", image_size=64, batch_size=2, num_workers=0,
-                               **kwargs)
+def _yolo_module(root: Path, **checks) -> DetectionDataModule:
+    return DetectionDataModule(str(root), format="yolo", image_size=64, batch_size=2, loader={"num_workers": 0},
+                               checks=checks or None)
 
 
 def _dataset(make_yolo) -> Path:
@@ -156,8 +156,7 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path) -> None
 
 
 def test_checked_images_fill_the_ram_cache_without_a_second_decode(tmp_path, decodes) -> None:
-    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, batch_size=4,
-                             num_workers=0, synthetic=SYNTH, cache="ram")
+    dm = DetectionDataModule(str(tmp_path / "syn"), format="synthetic", image_size=64, batch_size=4, reading={"synthetic": SYNTH}, loader={"num_workers": 0, "cache": "ram"})
     dm.setup("fit")
     next(iter(dm.train_dataloader()))
     next(iter(dm.val_dataloader()))
@@ -184,10 +183,10 @@ def _first_batches(dm: DetectionDataModule, count: int = 2) -> list:
 
 def test_training_batches_are_bit_identical_with_decode_once(tmp_path) -> None:
     root = tmp_path / "syn"
-    args = {"format": "synthetic", "image_size": 64, "batch_size": 4, "num_workers": 0,
-            "synthetic": SYNTH}
-    seeded = _first_batches(DetectionDataModule(str(root), cache="ram", **args))
-    plain = _first_batches(DetectionDataModule(str(root), cache="none", health_cache=None, **args))
+    args = {"format": "synthetic", "image_size": 64, "batch_size": 4, "reading": {"synthetic": SYNTH}}
+    seeded = _first_batches(DetectionDataModule(str(root), **args, loader={"num_workers": 0, "cache": "ram"}))
+    plain = _first_batches(DetectionDataModule(str(root), **args, loader={"num_workers": 0, "cache": "none"},
+                                               checks={"health_cache": None}))
     for (images, targets), (images2, targets2) in zip(seeded, plain):
         assert torch.equal(images, images2)
         for t, t2 in zip(targets, targets2):

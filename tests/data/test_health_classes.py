@@ -48,7 +48,7 @@ def test_the_datamodule_warns_once_and_keeps_the_data(make_yolo, caplog, tmp_pat
 
 
 def test_strict_stops_on_a_class_missing_from_train(make_yolo) -> None:
-    with pytest.raises(DatasetError, match=r"(?s)class_missing_in_train.*'c'.*data\.policy=fix"):
+    with pytest.raises(DatasetError, match=r"(?s)class_missing_in_train.*'c'.*data\.checks\.policy=fix"):
         datamodule(_missing_in_train(make_yolo), "yolo", "strict").setup("fit")
 
 

@@ -37,13 +37,13 @@ def test_check_prints_the_table_and_writes_json(make_yolo, tmp_path, capsys) -> 
 
 def test_the_splits_training_reads_are_checked(make_yolo) -> None:
     root = make_yolo({"train": {"a.jpg": BOX}, "holdout": {"b.jpg": BOX}, "spare": {"c.jpg": BOX}})
-    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout"))
+    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.reading.val_split=holdout"))
     assert report.splits == ["train", "holdout"]  # no test split: skipped, as training skips it
-    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout",
-                                    "data.test_split=spare"))
+    report = check_from_config(_cfg("data=yolo", f"data.root={root}", "data.reading.val_split=holdout",
+                                    "data.reading.test_split=spare"))
     assert report.splits == ["train", "holdout", "spare"]
     with pytest.raises(DatasetError, match="spar"):  # a test split the user named, mistyped: an error, not a skip
-        check_from_config(_cfg("data=yolo", f"data.root={root}", "data.val_split=holdout", "data.test_split=spar"))
+        check_from_config(_cfg("data=yolo", f"data.root={root}", "data.reading.val_split=holdout", "data.reading.test_split=spar"))
 
 
 def test_experiment_and_thresholds_compose() -> None:

@@ -29,7 +29,7 @@ def _messy(make_yolo) -> Path:
 
 def test_unknown_policy_is_a_config_error_listing_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"'lenient'.*\['strict', 'fix'\]"):
-        DetectionDataModule("anywhere", policy="lenient")
+        DetectionDataModule("anywhere", checks={"policy": "lenient"})
 
 
 def test_bad_policy_in_the_config_is_one_clear_error(tmp_path) -> None:
@@ -40,7 +40,7 @@ def test_bad_policy_in_the_config_is_one_clear_error(tmp_path) -> None:
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["data=voc", f"data.root={tmp_path}",
-                                                      "data.policy=lenient", "paths.output_dir=x"])
+                                                      "data.checks.policy=lenient", "paths.output_dir=x"])
     with pytest.raises(Exception) as err:
         instantiate(cfg.data)
     cause = err.value.__cause__ or err.value  # Hydra wraps it; cli_errors() prints the cause
@@ -55,7 +55,7 @@ def test_strict_stops_with_the_table_and_the_way_out(make_yolo) -> None:
     message = str(err.value)
     assert "malformed_label" in message and "bad.txt" in message
     assert "dropped_degenerate_box" in message and "tiny_box" in message
-    assert "data.policy=fix" in message and "fix does" in message  # the table's header
+    assert "data.checks.policy=fix" in message and "fix does" in message  # the table's header
 
 
 def test_fix_repairs_counts_logs_one_line_and_writes_every_action(make_yolo, tmp_path, caplog) -> None:
@@ -64,7 +64,7 @@ def test_fix_repairs_counts_logs_one_line_and_writes_every_action(make_yolo, tmp
         dm.setup()
     lines = [r.getMessage() for r in caplog.records if r.name == "yolotl.data"]
     assert len(lines) == 1
-    assert "data.policy=fix: skipped 1 images, dropped 2 boxes" in lines[0]
+    assert "data.checks.policy=fix: skipped 1 images, dropped 2 boxes" in lines[0]
     assert train_names(dm) == ["boxes.jpg", "good.jpg"] and dm.split("train").num_boxes == 2
     assert dm.health.actions() == {"skipped image": 1, "dropped box": 2}
     assert dm.health.totals() == {"malformed_label": 1, "dropped_degenerate_box": 1, "tiny_box": 1}
@@ -87,7 +87,7 @@ def test_fix_is_the_default_and_the_data_configs_say_so() -> None:
     assert DetectionDataModule("anywhere").policy == "fix"
     conf = SRC.parents[1] / "conf" / "data"
     for name in ("voc", "yolo", "coco", "synthetic"):
-        assert re.search(r"^policy: fix\b", (conf / f"{name}.yaml").read_text(), re.MULTILINE), name
+        assert re.search(r"^  policy: fix\b", (conf / f"{name}.yaml").read_text(), re.MULTILINE), name
 
 
 def test_synthetic_dataset_is_clean(tmp_path) -> None:

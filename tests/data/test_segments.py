@@ -133,7 +133,7 @@ def test_health_check_finds_each_bad_outline_and_fix_drops_them(make_coco) -> No
     stats = report.stats["train"]
     assert (stats.images, stats.boxes) == (2, 5)  # 3 objects dropped, image 2 skipped
     error = strict_error(report)
-    assert error is not None and "data.policy=strict" in str(error)
+    assert error is not None and "data.checks.policy=strict" in str(error)
 
 
 def _polygon(cx: float, cy: float, radius: float, points: int = 12) -> np.ndarray:

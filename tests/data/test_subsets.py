@@ -27,18 +27,15 @@ def test_fractions_are_nested_seeded_and_keep_every_class() -> None:
 @pytest.mark.parametrize("bad", [0, -0.5, 1.5, "half"])
 def test_bad_fraction_names_the_range(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"train_fraction=.* must be a number in \(0, 1\]"):
-        DetectionDataModule(root="x", format="synthetic", train_fraction=bad)
+        DetectionDataModule(root="x", format="synthetic", selection={"train_fraction": bad})
 
 
 def test_datamodule_trains_on_the_fraction_only(tmp_path: Path) -> None:
     synthetic = {"num_train": 40, "num_val": 4, "num_test": 4, "image_size": 64}
-    full = DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64, synthetic=synthetic,
-                               num_workers=0, cache="none", augment="none")
+    full = DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64, augment="none", reading={"synthetic": synthetic}, loader={"num_workers": 0, "cache": "none"})
     full.prepare_data()
     full.setup()
-    quarter = DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64,
-                                  synthetic=synthetic, num_workers=0, cache="none", augment="none",
-                                  train_fraction=0.25, fraction_seed=1)
+    quarter = DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=64, augment="none", reading={"synthetic": synthetic}, loader={"num_workers": 0, "cache": "none"}, selection={"train_fraction": 0.25, "fraction_seed": 1})
     quarter.setup()
     train = quarter.split("train").records
     assert len(train) >= 10 and len(train) < 40

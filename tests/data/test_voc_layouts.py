@@ -68,8 +68,7 @@ def test_roboflow_voc_export_images_beside_their_xmls(tmp_path) -> None:
     root = tmp_path / "ds"
     _write(root / "train", root / "train", ["a", "b"])
     _write(root / "valid", root / "valid", ["c"])
-    dm = DetectionDataModule(str(root), format="voc", image_size=64, batch_size=2, num_workers=0,
-                             test_split=None)
+    dm = DetectionDataModule(str(root), format="voc", image_size=64, batch_size=2, reading={"test_split": None}, loader={"num_workers": 0})
     dm.setup("fit")
     assert dm.split_sizes == {"train": 2, "val": 1} and dm.class_names == ["cat"]
 
@@ -81,7 +80,7 @@ def test_without_splits_the_error_names_the_folders_and_all_reads_everything(tmp
         read_voc_split(root, "train")
     text = str(err.value)
     assert str(root / "annotations") in text and str(root / "images") in text
-    assert "ImageSets/Main" in text and "data.train_split=all" in text
+    assert "ImageSets/Main" in text and "data.reading.train_split=all" in text
     assert "No objects found" not in text
     assert available_splits("voc", root) == ["all"]
     assert len(read_voc_split(root, "all")) == 3
@@ -97,8 +96,7 @@ def test_the_folder_options_choose_unusual_names(tmp_path) -> None:
         read_voc_split(root, "train")
     split = read_split("voc", root, "train", image_dir="pictures", annotation_dir="boxes")
     assert split.records[0].image_path == root / "pictures" / "a.jpg"
-    dm = DetectionDataModule(str(root), format="voc", image_size=64, batch_size=2, num_workers=0,
-                             test_split=None, image_dir="pictures", annotation_dir=str(root / "boxes"))
+    dm = DetectionDataModule(str(root), format="voc", image_size=64, batch_size=2, reading={"test_split": None, "image_dir": "pictures", "annotation_dir": str(root / "boxes")}, loader={"num_workers": 0})
     dm.setup("fit")
     assert dm.split_sizes == {"train": 1, "val": 1}
     report = check_dataset(root, "voc", image_dir="pictures", annotation_dir="boxes")
@@ -115,7 +113,7 @@ def test_a_wrong_folder_option_lists_the_folders_seen(tmp_path) -> None:
     with pytest.raises(ConfigError, match="format=voc only"):
         read_split("yolo", root, "train", image_dir="photos")
     with pytest.raises(ConfigError, match="format=voc only"):
-        DetectionDataModule(str(root), format="coco", annotation_dir="x")
+        DetectionDataModule(str(root), format="coco", reading={"annotation_dir": "x"})
 
 
 def test_unlisted_images_are_looked_for_in_the_chosen_image_folder(tmp_path) -> None:
@@ -139,8 +137,8 @@ def test_check_data_passes_the_folder_options_on(tmp_path) -> None:
     _image_sets(root, {"train": ["a"], "val": ["b"]})
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="check_data", overrides=[
-            "data=voc", f"data.root={root}", "data.image_dir=pictures", "data.annotation_dir=boxes",
-            "data.class_names=[cat]"])
+            "data=voc", f"data.root={root}", "data.reading.image_dir=pictures", "data.reading.annotation_dir=boxes",
+            "data.reading.class_names=[cat]"])
     report = check_from_config(cfg)
     assert report.splits == ["train", "val"]
     assert report.stats["train"].images == 1

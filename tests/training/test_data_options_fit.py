@@ -20,8 +20,8 @@ from yolotl.api import config_dir, train
 def test_fit_with_every_data_option(tmp_path):
     overrides = [f"paths.output_dir={tmp_path}", "debug=fast", "recipe=fixed", "pretrained=false", "augment=heavy",
                  "data.augment.close_mosaic=0", "logger=csv", "data.image_size=128",
-                 f"data.root={tmp_path / 'syn'}", "data.synthetic.num_train=24", "data.synthetic.num_val=4",
-                 "data.synthetic.num_test=4", "data.synthetic.image_size=128", "data.batch_size=8"]
+                 f"data.root={tmp_path / 'syn'}", "data.reading.synthetic.num_train=24", "data.reading.synthetic.num_val=4",
+                 "data.reading.synthetic.num_test=4", "data.reading.synthetic.image_size=128", "data.batch_size=8"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     metrics = train(cfg)

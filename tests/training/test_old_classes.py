@@ -22,8 +22,7 @@ SYNTHETIC = {"num_train": 8, "num_val": 4, "num_test": 4, "image_size": 64}
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn")
-    datamodule = DetectionDataModule(str(root / "syn"), format="synthetic", image_size=64, synthetic=SYNTHETIC,
-                                     num_workers=0, cache="none", augment="none", batch_size=4)
+    datamodule = DetectionDataModule(str(root / "syn"), format="synthetic", image_size=64, augment="none", batch_size=4, reading={"synthetic": SYNTHETIC}, loader={"num_workers": 0, "cache": "none"})
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule

@@ -51,8 +51,8 @@ def test_parallel_sweep_over_strategies_writes_the_summary(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "yolotl.cli.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
          "strategy=feature_extract,end_to_end", "debug=fast",
-         "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.synthetic.image_size=64",
-         "data.synthetic.num_train=16", "data.synthetic.num_val=4", "data.synthetic.num_test=4",
+         "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64", "data.reading.synthetic.image_size=64",
+         "data.reading.synthetic.num_train=16", "data.reading.synthetic.num_val=4", "data.reading.synthetic.num_test=4",
          f"data.root={tmp_path}/synthetic", f"hydra.sweep.dir={tmp_path}/sweep", "logger=csv"],
         capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
@@ -107,8 +107,8 @@ def test_a_run_without_validation_finishes_with_its_last_checkpoint(tmp_path):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             "debug=fast", "pretrained=false", "backbone=mobilenetv3_small_100", "data.image_size=64",
-            "data.synthetic.image_size=64", "data.synthetic.num_train=8", "data.synthetic.num_val=4",
-            "data.synthetic.num_test=4", "data.num_workers=0", "trainer.limit_val_batches=0", "logger=csv",
+            "data.reading.synthetic.image_size=64", "data.reading.synthetic.num_train=8", "data.reading.synthetic.num_val=4",
+            "data.reading.synthetic.num_test=4", "data.loader.num_workers=0", "trainer.limit_val_batches=0", "logger=csv",
             f"data.root={tmp_path}/synthetic", f"paths.output_dir={tmp_path}/run"])
     metrics = train(cfg)
     assert metrics["checkpoint"] == "last weights" and "val" not in metrics and "test" not in metrics

@@ -126,7 +126,7 @@ def _training_images(checkpoint: str | Path) -> list[Path]:
             f"no calibration images: {checkpoint} is not inside a yolotl-train run folder (no config.yaml); "
             "pass calibration=<a folder or glob of images like the training images>"
         )
-    data.cache = "none"  # only the paths are needed: no decoded images kept in memory
+    data.loader.cache = "none"  # only the paths are needed: no decoded images kept in memory
     try:
         records = instantiate(data, _convert_="all").split("train").records
     except DatasetError as err:

@@ -31,7 +31,16 @@ MOVED_KEYS: dict[str, str] = {
     "model.module.max_detections": "model.module.evaluation.max_detections",
     "model.module.layer_decay": "strategy.layer_decay",
     "model.module.old_class_distill_weight": "model.module.old_classes.distill_weight",
+    **{f"data.{key}": f"data.{group}.{key}" for group, keys in {
+        "reading": ("class_names", "train_split", "val_split", "test_split", "image_dir", "annotation_dir", "synthetic"),
+        "loader": ("num_workers", "pin_memory", "persistent_workers", "cache", "cache_dir"),
+        "selection": ("fold", "num_folds", "fold_seed", "train_fraction", "fraction_seed", "balance", "repeat_threshold"),
+        "checks": ("policy", "health_cache"),
+    }.items() for key in keys},
 }
+# data config nodes of the parts (a config from before 0.2 gets them when it is read again: upgrade_data_config)
+_DATA_PARTS = {"reading": "yolotl.data.ReadSettings", "loader": "yolotl.data.LoaderSettings",
+               "selection": "yolotl.data.Selection", "checks": "yolotl.data.CheckSettings"}
 DOCS = "docs/configs.md"
 
 
@@ -53,3 +62,19 @@ def check_moved_keys(cfg: DictConfig, keys: Iterable[str] = MOVED_KEYS) -> None:
                               f"{MOVED_KEYS[key]} with _partial_: true ({DOCS})")
         if value is not None and key != "model.module.optimizer":
             raise ConfigError(moved_key_message(key) or key)
+
+
+def upgrade_data_config(data: DictConfig) -> DictConfig:
+    """A data config as yolotl 0.2 reads it: the flat keys of a run folder's ``config.yaml`` written before
+    0.2 (``num_workers``, ``policy``, ...) moved into their parts (``loader``, ``checks``, ...). A config in
+    the new layout comes back unchanged, so every reader of a run's data config may call it."""
+    old = {key.split(".", 1)[1]: new.split(".")[1] for key, new in MOVED_KEYS.items() if key.startswith("data.")}
+    flat = [key for key in data.keys() if str(key) in old]
+    if not flat:
+        return data
+    upgraded = OmegaConf.to_container(data, resolve=False)
+    for key in flat:
+        group = old[str(key)]
+        node = upgraded.setdefault(group, {"_target_": _DATA_PARTS[group]})
+        node[str(key)] = upgraded.pop(str(key))
+    return OmegaConf.create(upgraded)

@@ -62,11 +62,11 @@ class RecipeChoice:
 
 def choose_recipe(profile: DatasetProfile, current: dict[str, Any], keep: set[str] | frozenset[str] = frozenset()) -> list[RecipeChoice]:
     """The recipe's decisions for ``profile``, given the ``current`` values of the keys it sets
-    (``data.image_size``, ``strategy``, ``data.balance``, ``model.module.loss.classes``); keys in ``keep``
+    (``data.image_size``, ``strategy``, ``data.selection.balance``, ``model.module.loss.classes``); keys in ``keep``
     (or under one of them) are reported, never changed."""
     choices = [_image_size(profile, int(current["data.image_size"])),
                _strategy(profile, str(current["strategy"])),
-               *_balancing(profile, current["data.balance"], current["model.module.loss.classes"])]
+               *_balancing(profile, current["data.selection.balance"], current["model.module.loss.classes"])]
     for choice in choices:
         if choice.changed and _kept(choice.key, keep):
             choice.value, choice.changed = current[choice.key], False
@@ -112,7 +112,7 @@ def _balancing(profile: DatasetProfile, balance: Any, class_weights: Any) -> lis
     imbalance = profile.imbalance
     if imbalance < BALANCED:
         reason = f"classes within {imbalance:.2f}x of each other in boxes: nothing to rebalance"
-        return [RecipeChoice("data.balance", None, reason, changed=balance is not None),
+        return [RecipeChoice("data.selection.balance", None, reason, changed=balance is not None),
                 RecipeChoice("model.module.loss.classes", None, reason, changed=class_weights is not None)]
     if imbalance == float("inf"):
         empty = [name for name, n in profile.boxes_per_class.items() if n == 0]
@@ -120,19 +120,20 @@ def _balancing(profile: DatasetProfile, balance: Any, class_weights: Any) -> lis
                   "the classes are far apart")
     else:
         reason = f"most / least common class: {imbalance:.1f}x in boxes"
-    return [RecipeChoice("data.balance", balance, reason), RecipeChoice("model.module.loss.classes", class_weights, reason)]
+    return [RecipeChoice("data.selection.balance", balance, reason), RecipeChoice("model.module.loss.classes", class_weights, reason)]
 
 
 def profile_training_split(data_cfg: DictConfig) -> DatasetProfile:
     """Profile the training split the data config names (the synthetic set is written first)."""
     fmt = str(data_cfg.format)
     root = Path(str(data_cfg.root))
-    synthetic = data_cfg.get("synthetic")
+    reading = data_cfg.get("reading") or {}
+    synthetic = reading.get("synthetic")
     prepare_dataset(fmt, root, OmegaConf.to_container(synthetic, resolve=True) if synthetic else None)
-    class_names = data_cfg.get("class_names")
-    split = read_split(fmt, root, str(data_cfg.get("train_split") or "train"),
+    class_names = reading.get("class_names")
+    split = read_split(fmt, root, str(reading.get("train_split") or "train"),
                        list(class_names) if class_names else None,
-                       data_cfg.get("image_dir"), data_cfg.get("annotation_dir"))
+                       reading.get("image_dir"), reading.get("annotation_dir"))
     sizes = sorted({int(data_cfg.get("image_size") or CANDIDATE_SIZES[0]), *CANDIDATE_SIZES})  # the configured one too
     return profile_records([r.for_training() for r in split.records], split.class_names, sizes=sizes)  # no crowds
 
@@ -148,7 +149,7 @@ def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
         return {"mode": "fixed"}
     profile = profile_training_split(cfg.data)
     current = {"data.image_size": cfg.data.image_size, "strategy": _strategy_name(cfg.strategy),
-               "data.balance": cfg.data.get("balance"), "model.module.loss.classes": cfg.model.module.loss.get("classes")}
+               "data.selection.balance": OmegaConf.select(cfg, "data.selection.balance"), "model.module.loss.classes": cfg.model.module.loss.get("classes")}
     choices = choose_recipe(profile, current, frozenset(str(k) for k in recipe.get("keep") or []))
     for choice in choices:
         if choice.changed:

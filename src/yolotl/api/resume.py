@@ -15,13 +15,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from yolotl.api.configs import override_key
+from yolotl.api.moved_keys import upgrade_data_config
 from yolotl.errors import ConfigError
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = "last.ckpt"
 # Overrides a resumed run accepts: they change where and how fast it runs, not what it learns.
 RESUMABLE_KEYS = (
-    "resume", "data.num_workers", "data.cache_dir", "data.health_cache", "trainer.max_time",
+    "resume", "data.loader.num_workers", "data.loader.cache_dir", "data.checks.health_cache", "trainer.max_time",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.accelerator", "test_after_fit",
 )
 
@@ -58,6 +59,7 @@ def resumed_config(given: DictConfig, overrides: list[str]) -> tuple[DictConfig,
             f"init_from={checkpoint}"
         )
     cfg = OmegaConf.load(run / CONFIG_FILE)
+    cfg.data = upgrade_data_config(cfg.data)  # a run started before 0.2
     OmegaConf.set_struct(cfg, False)
     for key in {override_key(o) for o in overrides} - {"resume"}:
         OmegaConf.update(cfg, key, OmegaConf.select(given, key), merge=False)

@@ -22,4 +22,6 @@ def run_data_config(checkpoint: str | Path | None) -> Any:
         return None
     from omegaconf import OmegaConf
 
-    return OmegaConf.load(run / "config.yaml").data
+    from yolotl.api.moved_keys import upgrade_data_config
+
+    return upgrade_data_config(OmegaConf.load(run / "config.yaml").data)  # a run from before 0.2 too

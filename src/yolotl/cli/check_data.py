@@ -26,9 +26,10 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
     from yolotl.data import check_dataset, prepare_dataset
 
     data = cfg.data
-    synthetic = data.get("synthetic")
+    reading = _reading(data)
+    synthetic = reading.get("synthetic")
     prepare_dataset(data.format, data.root, OmegaConf.to_container(synthetic, resolve=True) if synthetic else None)
-    class_names = data.get("class_names")
+    class_names = reading.get("class_names")
     return check_dataset(
         data.root, data.format,
         splits=list(cfg.splits) if cfg.get("splits") else configured_splits(data),
@@ -37,29 +38,36 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
         near_duplicate_iou=cfg.near_duplicate_iou,
         area_outlier_ratio=cfg.area_outlier_ratio,
         **_layout(data),
-        train_split=data.get("train_split", "train"),
+        train_split=reading.get("train_split", "train"),
     )
 
 
+def _reading(data: DictConfig) -> DictConfig:
+    """``data.reading``: class names, split names, VOC folders, synthetic settings (empty if absent)."""
+    return data.get("reading") or OmegaConf.create({})
+
+
 def _layout(data: DictConfig) -> dict[str, str | None]:
-    """VOC folder options (``data.image_dir``, ``data.annotation_dir``) where the format has them."""
-    return {key: data.get(key) for key in ("image_dir", "annotation_dir") if data.get(key) is not None}
+    """VOC folder options (``data.reading.image_dir``, ``data.reading.annotation_dir``) where the format has them."""
+    reading = _reading(data)
+    return {key: reading.get(key) for key in ("image_dir", "annotation_dir") if reading.get(key) is not None}
 
 
 def configured_splits(data: DictConfig) -> list[str]:
-    """The splits training would read: ``data.train_split`` and ``val_split``, and ``test_split``
+    """The splits training would read: ``data.reading.train_split`` and ``val_split``, and ``test_split``
     (the default ``test`` only when the dataset has it; a test split the user named must exist), each once."""
     from yolotl.data import SplitNotFoundError, read_split
 
     fmt = str(data.format).lower()
-    names = [data.get("train_split", "train"), data.get("val_split", "val")]
-    test = data.get("test_split", "test")
+    reading = _reading(data)
+    names = [reading.get("train_split", "train"), reading.get("val_split", "val")]
+    test = reading.get("test_split", "test")
     if test and test != "test":
         names.append(test)  # named by the user: a typo must fail, as in training
     elif test:
         try:  # optional, as in training (reading the labels is cheap; images are decoded later)
-            read_split(fmt, data.root, test, list(data.class_names) if data.get("class_names") else None,
-                       **_layout(data))
+            class_names = reading.get("class_names")
+            read_split(fmt, data.root, test, list(class_names) if class_names else None, **_layout(data))
             names.append(test)
         except SplitNotFoundError:
             pass

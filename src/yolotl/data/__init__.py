@@ -31,6 +31,7 @@ from yolotl.data.formats import (
 from yolotl.data.health import HealthReport, check_dataset
 from yolotl.data.profile import DatasetProfile, profile_records
 from yolotl.data.records import DatasetSplit, ImageRecord
+from yolotl.data.settings import CheckSettings, LoaderSettings, ReadSettings, Selection
 from yolotl.data.sampling import SampleKey, TrainSampler, repeat_factors
 from yolotl.data.selection import fraction_indices, kfold_assignment
 from yolotl.data.splits import CheckedSplits, load_checked_splits
@@ -62,8 +63,12 @@ __all__ = [
     "repeat_factors",
     "resolve_augment",
     "save_augmentation_grid",
+    "CheckSettings",
     "FORMATS",
+    "LoaderSettings",
+    "ReadSettings",
     "SYNTHETIC_CLASS_NAMES",
+    "Selection",
     "SplitNotFoundError",
     "DatasetSplit",
     "Finding",

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from yolotl.data.health.store import ImageInfoStore, default_store_dir
 from yolotl.data.records import DatasetSplit, ImageRecord
 from yolotl.data.sampling import TrainSampler, repeat_factors
 from yolotl.data.selection import check_fold, check_fraction, fold_split, fraction_split
+from yolotl.data.settings import CheckSettings, LoaderSettings, ReadSettings, Selection
 from yolotl.data.splits import CheckedSplits
 from yolotl.data.transforms import (
     build_eval_transforms,
@@ -44,34 +46,30 @@ _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",
 class DetectionDataModule(L.LightningDataModule):
     """Splits of a YOLO, VOC, COCO or built-in synthetic dataset as Lightning dataloaders.
 
-    ``format="synthetic"`` writes :func:`make_synthetic_dataset` (kwargs ``synthetic``) to
-    ``root`` in :meth:`prepare_data` and reads it as YOLO.
+    Built from parts, each a config node of its own under ``data`` (10 arguments, was 27):
 
+    - ``root`` (relative to the current working folder; a missing one is a DatasetError naming the folder
+      it was resolved from and ``YOLOTL_DATASETS``) and ``format``: ``yolo``, ``voc``, ``coco`` or
+      ``synthetic`` (:func:`~yolotl.data.formats.prepare_dataset` writes it to ``root``, then it is read
+      as YOLO).
+    - ``image_size``, ``batch_size``.
     - ``augment``: a preset name (``none``/``light``/``medium``/``heavy``), a dict of
       :class:`AugmentSettings` fields (``{"preset": "heavy", "mixup": 0}``) or settings.
-    - ``cache``: ``ram`` (default), ``disk`` (``cache_dir`` needed) or ``none``: decoded images,
-      resized to ``image_size``, see :class:`ImageCache`.
-    - ``balance="repeat_factor"`` (default): class-balanced sampling of training images (LVIS repeat
-      factors, ``repeat_threshold``): images of classes in fewer than that share of the images come
-      more often, a no-op when every class is that common; ``None`` samples every image once per epoch.
-    - ``fold``/``num_folds``/``fold_seed``: k-fold cross-validation inside the train split (stratified
-      by class presence); fold ``k`` is the val split and the other folds train. The test split
-      is unchanged.
-    - ``train_fraction``/``fraction_seed``: train on a seeded, nested subset of the training images
-      (every class kept present): data-efficiency curves. Val and test are unchanged.
-    - ``num_workers="auto"``: one worker per spare CPU core (at most 4), 0 on a single core.
-    - ``policy``: ``fix`` (default) or ``strict``, what to do with the health check's findings
-      (see :class:`~yolotl.data.splits.CheckedSplits`).
-    - ``health_cache``: where the health check keeps its decode results across processes:
-      ``"auto"`` (default) ``<yolotl cache>/health`` (``$YOLOTL_CACHE``, ``$XDG_CACHE_HOME/yolotl``
-      or ``~/.cache/yolotl``), a folder, or None (decode in every process).
-    - ``image_dir``/``annotation_dir`` (VOC only): the folders of the images and the XML files,
-      relative to ``root`` or absolute; None (default) finds them among common names
-      (``JPEGImages``/``images``, ``Annotations``/``annotations``, ...) and logs a non-standard choice.
+    - ``reading``: :class:`~yolotl.data.settings.ReadSettings`: class names, split names, VOC folders,
+      the synthetic dataset's settings.
+    - ``loader``: :class:`~yolotl.data.settings.LoaderSettings`: workers, pinned memory, the decoded-image
+      cache (``ram`` by default: images resized to ``image_size``, see :class:`ImageCache`).
+    - ``selection``: :class:`~yolotl.data.settings.Selection`: k-fold cross-validation inside the train
+      split (fold ``k`` is val, the test split unchanged), a nested training fraction (every class kept
+      present), and class-balanced sampling of training images (LVIS repeat factors, on by default, a
+      no-op when every class is common).
+    - ``checks``: :class:`~yolotl.data.settings.CheckSettings`: ``policy`` ``fix`` (default) or
+      ``strict`` for the health check's findings (see :class:`~yolotl.data.splits.CheckedSplits`), and
+      the health cache.
     - ``masks``: instance masks in the targets (``target["masks"]`` uint8 ``[N, H, W]``) when the
       records carry outlines (COCO segmentation, YOLO-seg); off for detection, so outlines cost nothing.
-    - ``root``: relative to the current working folder; a missing one is a DatasetError naming
-      the folder it was resolved from and ``YOLOTL_DATASETS``.
+
+    The parts may be given as mappings of their fields (``loader={"num_workers": 0}``).
 
     ``prepare_data`` (Lightning runs it on one process per node, before ``setup`` everywhere)
     decodes and hashes every image once, filling the health cache (and, with ``cache="ram"``, the
@@ -86,62 +84,48 @@ class DetectionDataModule(L.LightningDataModule):
         format: str = "yolo",  # noqa: A002 - the user-facing config name
         image_size: int = 416,
         batch_size: int = 16,
-        num_workers: int | str = "auto",
-        class_names: list[str] | None = None,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str | None = DEFAULT_TEST_SPLIT,
         augment: str | dict[str, Any] | AugmentSettings | None = None,
-        synthetic: dict[str, Any] | None = None,
-        cache: str = "ram",
-        cache_dir: str | None = None,
-        balance: str | None = "repeat_factor",
-        repeat_threshold: float = 0.1,
-        fold: int | None = None,
-        num_folds: int = 5,
-        fold_seed: int = 0,
-        train_fraction: float = 1.0,
-        fraction_seed: int = 0,
-        pin_memory: bool | str = "auto",
-        persistent_workers: bool | None = None,
-        policy: str = "fix",
-        health_cache: str | None = "auto",
-        image_dir: str | None = None,
-        annotation_dir: str | None = None,
+        reading: ReadSettings | Mapping[str, Any] | None = None,
+        loader: LoaderSettings | Mapping[str, Any] | None = None,
+        selection: Selection | Mapping[str, Any] | None = None,
+        checks: CheckSettings | Mapping[str, Any] | None = None,
         masks: bool = False,
     ) -> None:
         super().__init__()
-        num_workers = resolve_num_workers(num_workers)
+        reading, loader = ReadSettings.of(reading), LoaderSettings.of(loader)
+        selection, checks = Selection.of(selection), CheckSettings.of(checks)
+        num_workers = resolve_num_workers(loader.num_workers)
         _check_args(format, image_size, batch_size, num_workers)
-        _check_balance(balance)
-        check_fold(fold, num_folds)
-        check_fraction(train_fraction)
-        _check_folders(format, image_dir, annotation_dir)
-        self.save_hyperparameters(logger=False)
+        _check_balance(selection.balance)
+        check_fold(selection.fold, selection.num_folds)
+        check_fraction(selection.train_fraction)
+        _check_folders(format, reading.image_dir, reading.annotation_dir)
         self.root = str(root)
         self.format = format.lower()
         self.image_size = image_size
         self.batch_size = batch_size
+        self.reading, self.loader, self.selection, self.checks = reading, loader, selection, checks
         self.num_workers = num_workers
         # auto: pinned host memory when a CUDA GPU is there (faster, non-blocking copies to it)
-        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
-        self.persistent_workers = num_workers > 0 if persistent_workers is None else (
-            persistent_workers and num_workers > 0)
+        self.pin_memory = torch.cuda.is_available() if loader.pin_memory == "auto" else bool(loader.pin_memory)
+        self.persistent_workers = num_workers > 0 if loader.persistent_workers is None else (
+            loader.persistent_workers and num_workers > 0)
         self.augment = resolve_augment(augment)
-        self.cache = ImageCache(cache, max_side=image_size, cache_dir=cache_dir)
-        self.balance = balance
-        self.repeat_threshold = repeat_threshold
-        self.fold, self.num_folds, self.fold_seed = fold, num_folds, fold_seed
-        self.train_fraction, self.fraction_seed = float(train_fraction), fraction_seed
-        self.synthetic = dict(synthetic or {})
+        self.cache = ImageCache(loader.cache, max_side=image_size, cache_dir=loader.cache_dir)
+        self.balance = selection.balance
+        self.repeat_threshold = selection.repeat_threshold
+        self.fold, self.num_folds, self.fold_seed = selection.fold, selection.num_folds, selection.fold_seed
+        self.train_fraction, self.fraction_seed = float(selection.train_fraction), selection.fraction_seed
+        self.synthetic = dict(reading.synthetic or {})
         self.masks = bool(masks)  # instance masks in the targets (segmentation); detection leaves them out
-        store_dir = default_store_dir() if health_cache == "auto" else health_cache
+        store_dir = default_store_dir() if checks.health_cache == "auto" else checks.health_cache
         self._checked = CheckedSplits(
-            self.format, self.root, {"train": train_split, "val": val_split, "test": test_split},
-            class_names, policy,
+            self.format, self.root,
+            {"train": reading.train_split, "val": reading.val_split, "test": reading.test_split},
+            reading.class_names, checks.policy,
             store=ImageInfoStore(store_dir, self.root) if store_dir is not None else None,
             pixels=self.cache.put if self.cache.mode == "ram" else None,
-            image_dir=image_dir, annotation_dir=annotation_dir)
+            image_dir=reading.image_dir, annotation_dir=reading.annotation_dir)
         self.policy = self._checked.policy
         self._split_names = self._checked.split_names
         self._splits = self._checked.splits  # role -> checked split (shared, filled by setup)
@@ -178,7 +162,7 @@ class DetectionDataModule(L.LightningDataModule):
         log = FindingLog(dataset=Path(self.root).name).extend(new)
         sizes = ", ".join(f"{self._splits[r].name} {len(self._splits[r])} images / "
                           f"{self._splits[r].num_boxes} boxes" for r in fresh)
-        _LOG.info("Read %s (%s): %s; data.policy=%s: %s", self.root, sizes, log.summary(),
+        _LOG.info("Read %s (%s): %s; data.checks.policy=%s: %s", self.root, sizes, log.summary(),
                   self.policy, _health.summarise(self._checked.findings))
 
     def load_splits(self) -> dict[str, DatasetSplit]:

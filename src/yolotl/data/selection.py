@@ -61,7 +61,7 @@ def check_fold(fold: int | None, num_folds: int) -> None:
     if fold is None:
         return
     if not isinstance(num_folds, int) or num_folds < 2:
-        raise ConfigError(f"num_folds={num_folds!r} must be an integer >= 2 to use data.fold.")
+        raise ConfigError(f"num_folds={num_folds!r} must be an integer >= 2 to use data.selection.fold.")
     if not isinstance(fold, int) or not 0 <= fold < num_folds:
         raise ConfigError(f"fold={fold!r} must be an integer in 0..{num_folds - 1} (num_folds={num_folds}).")
 

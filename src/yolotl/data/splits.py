@@ -222,7 +222,7 @@ class CheckedSplits:
                        if f.split == split.name and f.action == "skipped image"]
             raise DatasetError(
                 f"Split '{split.name}' of {self.root} has no usable image left after "
-                f"data.policy=fix skipped {len(skipped)} ({', '.join(skipped[:5])}); repair or "
+                f"data.checks.policy=fix skipped {len(skipped)} ({', '.join(skipped[:5])}); repair or "
                 f"replace those files (yolotl-check-data lists every finding)."
             )
         return fixed

@@ -79,7 +79,7 @@ def check_class_names(detector_names: Sequence[str], dataset_names: Sequence[str
     if missing:
         raise ConfigError(
             f"the checkpoint's classes {list(detector_names)} differ from {source}'s classes {list(dataset_names)} "
-            f"(it has no {missing}); evaluate on the dataset the detector was trained for, or pass data.class_names "
+            f"(it has no {missing}); evaluate on the dataset the detector was trained for, or pass data.reading.class_names "
             "in the detector's order"
         )
     return [matches[i] for i in range(len(dataset_names))]

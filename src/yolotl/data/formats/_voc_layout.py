@@ -5,7 +5,7 @@ Datasets in the wild rename the folders (``images/``, ``annotations/``, ...), sp
 (``annotations/train/`` + ``images/train/``, or Roboflow's ``train/`` holding images and XMLs
 side by side) or have no split at all (LabelImg's two folders). :func:`find_split` resolves one
 split under any of these; every message about a layout it cannot read names the folders it saw
-and the option to set (``data.image_dir``, ``data.annotation_dir``).
+and the option to set (``data.reading.image_dir``, ``data.reading.annotation_dir``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _log_layout(root: Path, images: Path, annotations: Path) -> None:
     if key not in _logged:
         _logged.add(key)
         _LOG.info("VOC layout: images in %s, annotations in %s (found automatically; set "
-                  "data.image_dir / data.annotation_dir to choose others)", images, annotations)
+                  "data.reading.image_dir / data.reading.annotation_dir to choose others)", images, annotations)
 
 
 def _image_sets(root: Path) -> Path:
@@ -220,11 +220,11 @@ def _not_found(
         return (
             f"Split '{split}' not found: no folder of VOC XML files in {root} (folders seen: "
             f"{_seen(root)}; looked for {list(ANNOTATION_DIR_NAMES)}, any case, and split folders "
-            f"inside them). Set data.annotation_dir=<folder of the .xml files> (and "
-            f"data.image_dir=<folder of the images>) relative to data.root."
+            f"inside them). Set data.reading.annotation_dir=<folder of the .xml files> (and "
+            f"data.reading.image_dir=<folder of the images>) relative to data.root."
         )
     where = (f"annotations in {annotations}, images in {images}" if images is not None else
-             f"annotations in {annotations}, no image folder found (set data.image_dir)")
+             f"annotations in {annotations}, no image folder found (set data.reading.image_dir)")
     if listed:
         return (f"Split '{split}' not found: no {main / (split + '.txt')}. Splits that exist: "
                 f"{listed}; pick one of them or write the id list file ({where}).")
@@ -236,6 +236,6 @@ def _not_found(
         f"Split '{split}' not found: {root} defines no splits ({where}; folders seen: "
         f"{_seen(root)}; no {main}). Write {main}/<split>.txt (one image id a line), put the "
         f"files in split folders ({annotations.name}/train, {annotations.name}/val), or read "
-        f"every XML as one split: data.train_split={ALL_SPLIT} data.val_split=null data.fold=0 "
+        f"every XML as one split: data.reading.train_split={ALL_SPLIT} data.reading.val_split=null data.selection.fold=0 "
         f"(validation on a fold of it)."
     )

@@ -95,7 +95,7 @@ def _collect_class_names(
         folders = sorted({str(p.parent) for p in xml_paths}) or [str(root)]
         raise DatasetError(
             f"No objects found in the {len(xml_paths)} XML files the splits list (in {folders}); "
-            f"pass class_names, or set data.annotation_dir if the annotations are elsewhere."
+            f"pass class_names, or set data.reading.annotation_dir if the annotations are elsewhere."
         )
     return list(names)
 

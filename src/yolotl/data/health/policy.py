@@ -22,24 +22,24 @@ def check_policy(policy: str) -> str:
     """``policy`` if it is one of :data:`POLICIES`, else ConfigError listing them."""
     if policy not in POLICIES:
         raise ConfigError(
-            f"data policy {policy!r} is not known; use one of {list(POLICIES)} (data.policy=fix "
-            f"repairs what is safe and skips the rest, data.policy=strict stops on any problem)."
+            f"data policy {policy!r} is not known; use one of {list(POLICIES)} (data.checks.policy=fix "
+            f"repairs what is safe and skips the rest, data.checks.policy=strict stops on any problem)."
         )
     return policy
 
 
 def strict_error(report: HealthReport) -> DatasetError | None:
     """The DatasetError ``policy="strict"`` raises for ``report`` (None if it has no error or
-    warning): the table, then how to switch to ``data.policy=fix``."""
+    warning): the table, then how to switch to ``data.checks.policy=fix``."""
     problems = report.problems()
     if not problems:
         return None
     files = sorted({f.file for f in problems})
     return DatasetError(
         f"the dataset check found {len(problems)} problems (errors or warnings) in {len(files)} "
-        f"files and data.policy=strict stops on any.\n{report.table()}\n"
+        f"files and data.checks.policy=strict stops on any.\n{report.table()}\n"
         f"Fix those files (yolotl-check-data with the same data options lists every finding), "
-        f"or train with data.policy=fix (DetectionDataModule(policy='fix'), the default): it "
+        f"or train with data.checks.policy=fix (DetectionDataModule(checks={{'policy': 'fix'}}), the default): it "
         f"clips and drops bad boxes, skips unusable images and writes every action to "
         f"data_health.json and skipped.csv in the run folder."
     )

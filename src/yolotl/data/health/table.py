@@ -36,8 +36,8 @@ def _header(report: HealthReport) -> str:
     names = ", ".join(report.class_names)
     problems = report.problems()
     errors = sum(f.severity == "error" for f in problems)
-    counts = {None: "what data.policy=fix would train on", "fix": "after data.policy=fix",
-              "strict": "as read (data.policy=strict changes nothing)"}.get(report.policy, "")
+    counts = {None: "what data.checks.policy=fix would train on", "fix": "after data.checks.policy=fix",
+              "strict": "as read (data.checks.policy=strict changes nothing)"}.get(report.policy, "")
     return (f"Data health of {report.root} ({report.format}, {len(report.class_names)} classes: "
             f"{names}), checked in {report.seconds:.1f} s\n"
             f"{errors} errors, {len(problems) - errors} warnings, "
