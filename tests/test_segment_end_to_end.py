@@ -144,7 +144,10 @@ def test_predict_draws_masks_and_writes_them_as_rle(segment_run, tmp_path):
     from yolotl.api import predict_source
 
     source = segment_run.root / "test"
-    result = predict_source(segment_run.checkpoint, source, output_dir=tmp_path, score_threshold=0.05)
+    # What is checked is how masks are drawn and written, not how confident this small fit is (its scores move
+    # with the CPU): the evaluation threshold, the 10 best per image.
+    result = predict_source(segment_run.checkpoint, source, output_dir=tmp_path, score_threshold=0.001,
+                            max_detections=10)
     written = json.loads((tmp_path / "predictions.json").read_text())
     detections = [d for image in written["images"] for d in image["detections"]]
     assert detections and all("segmentation" in d for d in detections)
