@@ -37,7 +37,12 @@ class EMA(WeightAveraging):
             raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.ramp_steps = ramp_steps
-        super().__init__(use_buffers=True, avg_fn=self._average)
+        super().__init__(**self.averaging_settings())
+
+    def averaging_settings(self) -> dict[str, Any]:
+        """How the average is kept (norm statistics averaged too, the ramped decay): given to Lightning's
+        ``WeightAveraging`` and to the detector-only ``AveragedModel`` of :meth:`setup`, from one place."""
+        return {"use_buffers": True, "avg_fn": self._average}
 
     def _average(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
         if not averaged.is_floating_point():
@@ -48,11 +53,9 @@ class EMA(WeightAveraging):
     # Lightning's hooks average ``pl_module``; each one below hands them the detector instead.
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # WeightAveraging.setup averages all of pl_module: here its AveragedModel (the settings given to
-        # super().__init__) is built of the detector only.
+        # WeightAveraging.setup averages all of pl_module: here its AveragedModel is built of the detector only.
         if stage == "fit":
-            average = AveragedModel(_averaged(pl_module), device=pl_module.device, use_buffers=True,
-                                    avg_fn=self._average)
+            average = AveragedModel(_averaged(pl_module), device=pl_module.device, **self.averaging_settings())
             set_average_model(self, average)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
