@@ -10,12 +10,14 @@ them alike. Run it on a quiet machine.
 
     python bench/profile_inference.py                     # 640 px, 1 and 2 threads
     python bench/profile_inference.py --size 416 --threads 1
+    python bench/profile_inference.py --detector neck=light head=light   # another architecture
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +28,9 @@ from torch import nn
 
 import yolotl
 from yolotl.inference import export_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from head_options import parse_variant  # noqa: E402  (bench/ is not a package)
 
 PARTS = ("backbone", "neck", "head", "decode")
 
@@ -66,10 +71,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--detector", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="create_detector settings, e.g. neck=light head=light reg_max=1")
     args = parser.parse_args()
 
+    settings = parse_variant(" ".join(args.detector))
     detector = yolotl.create_detector("efficientnet_lite0", class_names=["RBC", "WBC", "Platelets"],
-                                      pretrained="offline", image_size=args.size).eval()
+                                      pretrained="offline", image_size=args.size, **settings).eval()
     x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="yolotl-profile-") as tmp:
         paths = []
@@ -89,7 +97,7 @@ def main() -> None:
             rounds = [[_median_ms(s, feed, args.runs) for s in sessions] for _ in range(2)]
             cumulative[threads] = [min(r[i] for r in rounds) for i in range(len(paths))]
 
-    print(f"\nONNX Runtime, {args.size} px, batch 1, median ms of {args.runs} runs (best of 2 rounds); "
+    print(f"\n{' '.join(args.detector) or 'default detector'}: ONNX Runtime, {args.size} px, batch 1, median ms of {args.runs} runs (best of 2 rounds); "
           f"load average {os.getloadavg()[0]:.2f}\n")
     print("| part | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in args.threads) + " |")
     print("|---|" + "---|" * len(args.threads))

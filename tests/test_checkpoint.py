@@ -37,6 +37,21 @@ def test_load_round_trip_uses_weights_only_and_no_training_code(detector, tmp_pa
     torch.load(path, weights_only=True)  # the file itself needs no pickle beyond plain containers
 
 
+def test_cpu_neck_head_and_nms_free_options_come_back_from_the_checkpoint(tmp_path):
+    """The architecture options live in the checkpoint: the reloaded model predicts what the trained one did."""
+    torch.manual_seed(0)
+    options = dict(neck="light", head="light", reg_max=1, nms_free=True)
+    detector = yolotl.create_detector("mobilenetv3_small_100", class_names=["a", "b"], pretrained=False,
+                                      image_size=64, neck_width=16, **options).eval()
+    loaded = yolotl.load(_save(detector, tmp_path / "light.ckpt")).detector
+    assert {k: getattr(loaded.config, k) for k in options} == options
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want, got = detector(images, aux=True), loaded(images, aux=True)
+    for a, b in zip([*want.box_maps, *want.aux_cls_maps], [*got.box_maps, *got.aux_cls_maps]):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -123,3 +123,12 @@ def test_parallel_launcher_is_joblib():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", return_hydra_config=True, overrides=["hydra/launcher=parallel"])
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+
+
+def test_cpu_latency_options_reach_the_detector_from_the_command_line():
+    cfg = _compose("model.detector.neck=light", "model.detector.head=light", "model.detector.reg_max=1",
+                   "model.detector.nms_free=true", "pretrained=false", "backbone=mobilenetv3_small_100")
+    detector = instantiate(cfg.model.detector, class_names=["a", "b"])
+    assert (detector.config.neck, detector.config.head, detector.config.reg_max, detector.nms_free) == \
+        ("light", "light", 1, True)
+    assert type(detector.neck).__name__ == "LightPAN"

@@ -7,11 +7,13 @@ import torch
 import yolotl
 
 
-def lively_detector(backbone: str, image_size: int, task: str = "detect") -> yolotl.YoloDetector:
-    """Random weights, norm statistics of one batch and a livelier class layer: scores spread over (0, 1)."""
+def lively_detector(backbone: str, image_size: int, task: str = "detect", **options) -> yolotl.YoloDetector:
+    """Random weights, norm statistics of one batch and a livelier class layer: scores spread over (0, 1).
+    ``options``: more ``create_detector`` settings (``neck``, ``head``, ``reg_max``)."""
     torch.manual_seed(0)
     detector = yolotl.create_detector(
-        backbone, class_names=["a", "b", "c"], pretrained=False, image_size=image_size, neck_width=16, task=task
+        backbone, class_names=["a", "b", "c"], pretrained=False, image_size=image_size, neck_width=16, task=task,
+        **options,
     )
     for module in detector.modules():
         if isinstance(module, torch.nn.BatchNorm2d):

@@ -80,3 +80,16 @@ def test_decode_predictions_shapes():
     # uniform distribution: expectation 7.5 bins on each side
     torch.testing.assert_close(boxes[0, :, :2], points - 7.5 * stride_tensor)
     torch.testing.assert_close(scores, torch.full_like(scores, 0.5))
+
+
+def test_without_nms_every_candidate_above_the_threshold_stays_best_first_up_to_the_cap():
+    """An NMS-free head's output: duplicates are not suppressed (the head was trained not to make them)."""
+    boxes, scores = _one_image(
+        [[0, 0, 10, 10], [0.5, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]],
+        [[0.8, 0.0], [0.9, 0.0], [0.0, 0.7], [0.05, 0.0]],
+    )
+    (result,) = postprocess(boxes, scores, score_threshold=0.1, nms=False)
+    assert result["scores"].tolist() == torch.tensor([0.9, 0.8, 0.7]).tolist()
+    assert result["labels"].tolist() == [0, 0, 1]
+    (capped,) = postprocess(boxes, scores, score_threshold=0.1, max_detections=2, nms=False, classes=[0])
+    assert capped["scores"].tolist() == torch.tensor([0.9, 0.8]).tolist()

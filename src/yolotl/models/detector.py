@@ -20,8 +20,8 @@ from torch import nn
 
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
-from yolotl.models.head import DecoupledHead, HeadOutput
-from yolotl.models.neck import PANNeck
+from yolotl.models.head import HEADS, DecoupledHead, HeadOutput
+from yolotl.models.neck import NECKS, build_neck
 from yolotl.models.transfer import ClassTransfer
 from yolotl.models.weights import LoadReport, set_norm_eps
 from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
@@ -50,9 +50,29 @@ class DetectorConfig:
     # "detect", or "segment": instance masks from num_protos prototypes (stored, so load() rebuilds it)
     task: str = "detect"
     num_protos: int = 32
+    # "pan" (CSP blocks, widths 1:2:4) or "light" (one width, depthwise-separable: CPU latency); see models/neck.py
+    neck: str = "pan"
+    # "decoupled" (dense 3x3 branches) or "light" (depthwise-separable branches); see models/head.py
+    head: str = "decoupled"
+    # one-to-one predictions that need no NMS, trained beside a one-to-many branch (models/head.py)
+    nms_free: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_architecture_names(task: str, neck: str, head: str, reg_max: int, nms_free: bool = False) -> None:
+    """ConfigError naming the setting and its choices when ``task``, ``neck``, ``head``, ``reg_max`` or
+    ``nms_free`` asks for an architecture yolotl does not build."""
+    for name, value, choices in (("task", task, TASKS), ("neck", neck, NECKS), ("head", head, HEADS)):
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} is not a {name} yolotl builds; choose one of {list(choices)} "
+                              f"(model.detector.{name}=...)")
+    if reg_max < 1:
+        raise ConfigError(f"reg_max must be >= 1 (1: boxes regressed directly, no distribution), got {reg_max}")
+    if nms_free and task != "detect":
+        raise ConfigError(f"nms_free=true is built for task=detect only; a task={task} detector keeps NMS "
+                          "(model.detector.nms_free=false)")
 
 
 class YoloDetector(nn.Module):
@@ -71,7 +91,7 @@ class YoloDetector(nn.Module):
         self,
         config: DetectorConfig,
         backbone: TimmBackbone | None = None,
-        neck: PANNeck | None = None,
+        neck: nn.Module | None = None,
         head: DecoupledHead | None = None,
         *,
         load_report: LoadReport | None = None,
@@ -82,14 +102,15 @@ class YoloDetector(nn.Module):
         self.backbone = backbone if backbone is not None else TimmBackbone(config.backbone)
         if config.norm_eps is not None:
             set_norm_eps(self.backbone, config.norm_eps)
-        self.neck = neck if neck is not None else PANNeck(self.backbone.channels, config.neck_width, config.neck_depth)
+        check_architecture_names(config.task, config.neck, config.head, config.reg_max, config.nms_free)
+        self.neck = neck if neck is not None else build_neck(config.neck, self.backbone.channels, config.neck_width,
+                                                             config.neck_depth)
         cells = [(config.image_size // stride) ** 2 for stride in self.backbone.strides]
-        if config.task not in TASKS:
-            raise ConfigError(f"task={config.task!r} is not a detector task; choose one of {list(TASKS)}")
         num_protos = config.num_protos if config.task == "segment" else 0
         self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
                                                                 config.reg_max, level_cells=cells,
-                                                                num_protos=num_protos)
+                                                                num_protos=num_protos, style=config.head,
+                                                                nms_free=config.nms_free)
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
@@ -135,10 +156,16 @@ class YoloDetector(nn.Module):
             self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
         return self
 
-    def forward(self, images: torch.Tensor) -> HeadOutput:
-        # images: [B, 3, H, W] RGB in [0, 1], H and W multiples of 32
+    def forward(self, images: torch.Tensor, aux: bool = False) -> HeadOutput:
+        """Raw head maps of ``images`` ([B, 3, H, W] RGB in [0, 1], H and W multiples of 32); ``aux`` adds an
+        NMS-free head's one-to-many maps, which only training uses."""
         x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.head(self.neck(self.backbone(x)))
+        return self.head(self.neck(self.backbone(x)), aux=aux)
+
+    @property
+    def nms_free(self) -> bool:
+        """True when the predictions need no NMS (a one-to-one head, ``nms_free=True``)."""
+        return self.config.nms_free
 
     def decode(self, outputs: HeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs -> (boxes [B, A, 4] xyxy input pixels, class probabilities [B, A, C])."""
@@ -171,7 +198,8 @@ class YoloDetector(nn.Module):
         classes: Sequence[int] | None = None,
         masks: bool | None = None,
     ) -> Detections:
-        """Raw outputs -> detections in input pixels: score filter and NMS, then for a segmenting detector
+        """Raw outputs -> detections in input pixels: score filter and NMS (no NMS for an NMS-free head: its
+        best ``max_detections``; ``iou_threshold`` is not used), then for a segmenting detector
         ``masks`` bool ``[K, H, W]`` at the input size. ``masks``: None (default) gives masks exactly when
         the detector segments, False leaves them out, True requires them (ConfigError for a detector)."""
         with_masks = self._with_masks(masks)
@@ -179,6 +207,7 @@ class YoloDetector(nn.Module):
         detections = postprocess(
             boxes, scores, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,
             classes=classes, coefficients=flatten_coefficients(outputs.coef_maps) if with_masks else None,
+            nms=not self.nms_free,
         )
         if with_masks:
             size = [PROTO_STRIDE * n for n in outputs.protos.shape[-2:]]

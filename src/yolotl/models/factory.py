@@ -13,7 +13,7 @@ from typing import Union
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.checkpoint import load
-from yolotl.models.detector import TASKS, DetectorConfig, YoloDetector
+from yolotl.models.detector import DetectorConfig, YoloDetector, check_architecture_names
 from yolotl.models.transfer import (
     check_architecture,
     final_class_names,
@@ -38,6 +38,9 @@ def create_detector(
     keep_old_classes: bool = False,
     task: str = "detect",
     num_protos: int = 32,
+    neck: str = "pan",
+    head: str = "decoupled",
+    nms_free: bool = False,
 ) -> YoloDetector:
     """Build a YOLO detector on the timm ``backbone``.
 
@@ -50,7 +53,8 @@ def create_detector(
         image_size: square input size used by ``predict`` (a multiple of 32).
         neck_width: width of the P3 level of the neck (P4 and P5 get 2x and 4x).
         neck_depth: bottlenecks per CSP block in the neck.
-        reg_max: bins of the box-edge distribution (distances up to ``reg_max - 1`` strides).
+        reg_max: bins of the box-edge distribution (distances up to ``reg_max - 1`` strides); 1 regresses each
+            distance directly (no distribution focal loss, a smaller box output and decode).
         init_from: a yolotl checkpoint trained on other data: every weight is taken from it, and
             class rows by name (``pretrained`` is then not used); see :mod:`yolotl.models.transfer`.
         class_map: ``{new class: source class}`` for classes whose names differ (``init_from`` only).
@@ -61,19 +65,24 @@ def create_detector(
             ``init_from`` a detection checkpoint, a segmenting detector keeps every shared weight and
             its mask branch starts fresh (the load report's ``missing`` tensors).
         num_protos: prototype masks of a segmenting detector (YOLACT's and YOLOv8-seg's 32).
+        neck: ``"pan"`` (CSP path aggregation, widths 1:2:4, YOLOv8's) or ``"light"`` (one width at every
+            level, depthwise-separable convs: for CPU latency); see :mod:`yolotl.models.neck`.
+        head: ``"decoupled"`` (dense 3x3 branches, YOLOv8's) or ``"light"`` (depthwise-separable branches).
+        nms_free: one-to-one predictions that need no NMS (each object trained on its single best anchor),
+            with a one-to-many branch beside them for training only (YOLOv10's and YOLO26's idea; task=detect).
     """
     names = list(class_names or [])
     num_classes = _resolve_num_classes(num_classes, names)
     if image_size % 32 != 0 or image_size <= 0:
         raise ConfigError(f"image_size must be a positive multiple of 32, got {image_size}")
-    if task not in TASKS:
-        raise ConfigError(f"task={task!r} is not a detector task; choose one of {list(TASKS)}")
+    check_architecture_names(task, neck, head, reg_max, nms_free)
     if num_protos < 1:
         raise ConfigError(f"num_protos must be >= 1, got {num_protos}")
     if init_from is not None:
         return _from_detector(init_from, names or [str(i) for i in range(num_classes)], image_size, class_map,
                               keep_old_classes, dict(backbone=backbone, neck_width=neck_width,
-                                                     neck_depth=neck_depth, reg_max=reg_max),
+                                                     neck_depth=neck_depth, reg_max=reg_max, neck=neck, head=head,
+                                                     nms_free=nms_free),
                               dict(task=task, num_protos=num_protos))
     if class_map or keep_old_classes:
         raise ConfigError("class_map and keep_old_classes need init_from=<a yolotl checkpoint>")
@@ -94,6 +103,9 @@ def create_detector(
         norm_eps=preprocessing.norm_eps if preprocessing else None,
         task=task,
         num_protos=num_protos,
+        neck=neck,
+        head=head,
+        nms_free=nms_free,
     )
     return YoloDetector(config, backbone=body, load_report=report)  # report None: random initialisation
 

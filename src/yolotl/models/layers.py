@@ -1,4 +1,4 @@
-"""Building blocks for the neck and head: conv-norm-act (timm) and a CSP block."""
+"""Building blocks for the neck and head: conv-norm-act (timm), its depthwise-separable form, a CSP block."""
 
 from __future__ import annotations
 
@@ -10,6 +10,18 @@ from torch import nn
 def conv_bn_act(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1) -> nn.Module:
     """Conv -> BatchNorm -> SiLU, the YOLO unit (timm's ConvNormAct)."""
     return ConvNormAct(in_channels, out_channels, kernel_size, stride=stride, act_layer=nn.SiLU)
+
+
+def depthwise_separable(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
+    """A depthwise ``kernel_size`` conv (one filter per channel) then a 1x1 conv, each with BatchNorm and SiLU.
+
+    About ``k*k`` times fewer multiply-adds than the dense conv it replaces (MobileNet's factorisation);
+    the form the CPU-first neck and head are built from.
+    """
+    return nn.Sequential(
+        ConvNormAct(in_channels, in_channels, kernel_size, stride=stride, groups=in_channels, act_layer=nn.SiLU),
+        conv_bn_act(in_channels, out_channels, 1),
+    )
 
 
 class Bottleneck(nn.Module):

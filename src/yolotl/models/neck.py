@@ -1,4 +1,9 @@
-"""PAN-FPN neck sized from the backbone's channels: top-down then bottom-up fusion of C3..C5."""
+"""Necks sized from the backbone's channels: top-down then bottom-up fusion of C3..C5.
+
+``PANNeck`` (``neck="pan"``) is the YOLOv8-style path-aggregation network: CSP blocks of dense 3x3 convs,
+widths 1:2:4. ``LightPAN`` (``neck="light"``) keeps the same two paths for CPU latency: one width at every
+level, levels merged by addition, and depthwise-separable convs (about a tenth of the multiply-adds).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from yolotl.models.layers import CSPBlock, conv_bn_act
+from yolotl.models.layers import CSPBlock, conv_bn_act, depthwise_separable
+
+NECKS = ("pan", "light")
 
 
 def neck_widths(width: int) -> list[int]:
@@ -45,3 +52,52 @@ class PANNeck(nn.Module):
 
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="nearest")
+
+
+class _Residual(nn.Module):
+    """``depth`` depthwise-separable units, each added to its input."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__()
+        self.units = nn.ModuleList(depthwise_separable(width, width) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for unit in self.units:
+            x = x + unit(x)
+        return x
+
+
+class LightPAN(nn.Module):
+    """A path-aggregation network for CPU latency: every level ``width`` wide (1x1 laterals from the
+    backbone), top-down and bottom-up merges by addition, each followed by ``depth`` residual
+    depthwise-separable units; the bottom-up path downsamples with a stride-2 depthwise-separable conv.
+    """
+
+    def __init__(self, in_channels: Sequence[int], width: int = 64, depth: int = 1) -> None:
+        super().__init__()
+        self.out_channels = [width] * 3
+        self.laterals = nn.ModuleList(conv_bn_act(c, width, 1) for c in in_channels)
+        self.top_down4 = _Residual(width, depth)
+        self.top_down3 = _Residual(width, depth)
+        self.down3 = depthwise_separable(width, width, 3, stride=2)
+        self.bottom_up4 = _Residual(width, depth)
+        self.down4 = depthwise_separable(width, width, 3, stride=2)
+        self.bottom_up5 = _Residual(width, depth)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        # features: C3..C5 at strides 8, 16, 32 -> P3, N4, N5, each [B, width, H_l, W_l]
+        l3, l4, l5 = (lateral(f) for lateral, f in zip(self.laterals, features))
+        p4 = self.top_down4(l4 + _upsample_to(l5, l4))
+        p3 = self.top_down3(l3 + _upsample_to(p4, l3))
+        n4 = self.bottom_up4(p4 + self.down3(p3))
+        n5 = self.bottom_up5(l5 + self.down4(n4))
+        return [p3, n4, n5]
+
+
+def build_neck(kind: str, in_channels: Sequence[int], width: int, depth: int) -> nn.Module:
+    """The neck named ``kind`` (one of :data:`NECKS`)."""
+    if kind == "pan":
+        return PANNeck(in_channels, width, depth)
+    if kind == "light":
+        return LightPAN(in_channels, width, depth)
+    raise ValueError(f"neck={kind!r} is not a neck; choose one of {list(NECKS)}")

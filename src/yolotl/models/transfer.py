@@ -28,7 +28,7 @@ from yolotl.models.weights import LoadReport
 log = logging.getLogger("yolotl.models")
 
 # The architecture settings that must agree for weights to transfer.
-_ARCHITECTURE = ("backbone", "neck_width", "neck_depth", "reg_max")
+_ARCHITECTURE = ("backbone", "neck_width", "neck_depth", "reg_max", "neck", "head", "nms_free")
 
 
 @dataclass
@@ -100,7 +100,8 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
         log.warning("the class branch of %s is %d wide, this detector's %d: every class row starts fresh",
                     source_path, source_state[width].shape[1], target_state[width].shape[1])
         rows = {}
-    class_layers = {f"head.cls_branches.{i}.2.{k}" for i in range(len(target.head.cls_branches)) for k in ("weight", "bias")}
+    class_layers = {f"head.{branches}.{i}.2.{k}" for branches in ("cls_branches", "aux_cls_branches")
+                    for i in range(len(target.head.cls_branches)) for k in ("weight", "bias")}
     report = LoadReport(source=f"detector checkpoint {source_path}")
     new_rows = torch.tensor(list(rows), dtype=torch.long)
     old_rows = torch.tensor(list(rows.values()), dtype=torch.long)

@@ -9,12 +9,13 @@ from yolotl.ops.boxes import (
     flatten_levels,
     make_anchor_points,
 )
-from yolotl.ops.loss import DetectionLoss, LossOutput, box_loss, dfl_loss, pad_targets
+from yolotl.ops.loss import DetectionLoss, LossOutput, OneToOneLoss, box_loss, dfl_loss, pad_targets
 from yolotl.ops.postprocess import decode_predictions, postprocess, scale_boxes_to_original
 
 __all__ = [
     "Assignment",
     "DetectionLoss",
+    "OneToOneLoss",
     "LossOutput",
     "TaskAlignedAssigner",
     "box_loss",

@@ -7,7 +7,8 @@ Box formats used in this module:
   all non-negative for a point inside the box.
 - A box *distribution*: ``R`` logits per side (``reg_max`` bins, values ``0 .. R-1``); the
   expected value of its softmax is that side's distance in units of the level's stride
-  (Generalized Focal Loss, Li et al. 2020).
+  (Generalized Focal Loss, Li et al. 2020). With ``R = 1`` the one value per side is the distance
+  itself, made positive by a softplus (direct regression: no distribution).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -75,8 +77,11 @@ def distribution_to_distance(box_logits: Tensor) -> Tensor:
     """Expected value of the softmax over ``R`` bins: ``[..., 4, R]`` logits -> ``[..., 4]``.
 
     The result is in stride units, in ``[0, R - 1]``. An elementwise sum rather than a
-    matmul, so autocast does not drop it to half precision.
+    matmul, so autocast does not drop it to half precision. With ``R = 1`` (no distribution), the
+    softplus of the single value: any distance above 0.
     """
+    if box_logits.shape[-1] == 1:
+        return F.softplus(box_logits.squeeze(-1))
     bins = torch.arange(box_logits.shape[-1], device=box_logits.device, dtype=box_logits.dtype)
     return (box_logits.softmax(dim=-1) * bins).sum(dim=-1)
 

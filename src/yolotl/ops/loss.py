@@ -8,6 +8,11 @@ soft-target mass of the batch (roughly "number of positives, weighted by their q
 - ``cls = sum_{a, c} BCE(logit, target_score) / S`` over all anchors and classes;
 - ``total = box_weight * box + cls_weight * cls + dfl_weight * dfl``.
 
+With ``reg_max = 1`` (distances regressed directly, no distribution) the ``dfl`` term is instead the L1
+distance between ``log(1 + d)`` of the predicted and target sides (``d`` in stride units): like DFL it
+pulls each side towards its target even when the boxes do not overlap yet, and its scale does not grow
+with the object's size.
+
 A segmenting head (mask coefficients and prototypes given) adds ``mask_weight * mask``: per positive
 anchor, the BCE of its mask inside its ground-truth box divided by the box area, averaged over the
 positives (YOLOv8-seg's normalisation; see :mod:`yolotl.ops.masks`). Crowd objects (``iscrowd``)
@@ -121,8 +126,8 @@ class DetectionLoss(nn.Module):
         mask_weight: float = 7.5,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or reg_max < 2:
-            raise ValueError(f"need num_classes >= 1 and reg_max >= 2, got {num_classes}, {reg_max}")
+        if num_classes < 1 or reg_max < 1:
+            raise ValueError(f"need num_classes >= 1 and reg_max >= 1, got {num_classes}, {reg_max}")
         self.num_classes = num_classes
         self.reg_max = reg_max
         self.box_weight = box_weight
@@ -272,9 +277,13 @@ class DetectionLoss(nn.Module):
 
         pred_boxes = distance_to_box(anchor_pts, pred_ltrb[fg] + _MIN_DISTANCE)  # [N, 4]
         box = (box_loss(pred_boxes, target_boxes) * weight).sum() / score_sum
-        target_ltrb = box_to_distance(anchor_pts, target_boxes, max_distance=self.reg_max - 1)  # [N, 4]
-        dfl = (dfl_loss(box_logits[batch_index, anchor_index], target_ltrb) * weight).sum() / score_sum
-        return box, dfl
+        if self.reg_max == 1:  # direct regression: L1 of log(1 + distance), see the module docstring
+            target_ltrb = box_to_distance(anchor_pts, target_boxes, max_distance=float("inf"))  # [N, 4]
+            per_box = (pred_ltrb[fg].log1p() - target_ltrb.log1p()).abs().mean(dim=-1)  # [N]
+        else:
+            target_ltrb = box_to_distance(anchor_pts, target_boxes, max_distance=self.reg_max - 1)  # [N, 4]
+            per_box = dfl_loss(box_logits[batch_index, anchor_index], target_ltrb)  # [N]
+        return box, (per_box * weight).sum() / score_sum
 
     def _check_shapes(
         self, box_logits: Tensor, cls_logits: Tensor, targets: Sequence[dict[str, Tensor]]
@@ -297,3 +306,42 @@ class DetectionLoss(nn.Module):
                 f"target labels must lie in [0, {self.num_classes - 1}], got "
                 f"[{int(valid.min())}, {int(valid.max())}]: check the dataset's class list"
             )
+
+
+class OneToOneLoss(nn.Module):
+    """An NMS-free head's loss: its predictions trained one-to-one, its auxiliary maps one-to-many.
+
+    ``one_to_one`` assigns each object to its single best anchor (a ``TaskAlignedAssigner(topk=1)``, the same
+    alignment metric as the one-to-many assigner, so the anchor it picks is one the other branch also
+    favours); the branch then learns to score one box per object, which is what lets inference skip NMS.
+    ``one_to_many`` (``topk=10``, a plain head's loss) trains the auxiliary branches, whose denser
+    supervision reaches the shared neck and backbone. ``total`` is the sum; the logged terms are sums too.
+    """
+
+    def __init__(self, one_to_one: DetectionLoss, one_to_many: DetectionLoss) -> None:
+        super().__init__()
+        self.one_to_one = one_to_one
+        self.one_to_many = one_to_many
+
+    def set_class_weights(self, weights: Sequence[float] | Tensor | None) -> None:
+        self.one_to_one.set_class_weights(weights)
+        self.one_to_many.set_class_weights(weights)
+
+    def set_ignored_classes(self, classes: Sequence[int] | None) -> None:
+        self.one_to_one.set_ignored_classes(classes)
+        self.one_to_many.set_ignored_classes(classes)
+
+    def forward(
+        self,
+        box_maps: Sequence[Tensor],
+        cls_maps: Sequence[Tensor],
+        strides: Sequence[int],
+        targets: Sequence[dict[str, Tensor]],
+        aux_box_maps: Sequence[Tensor],
+        aux_cls_maps: Sequence[Tensor],
+    ) -> LossOutput:
+        """Loss of the one-to-one maps (the predictions) plus that of the one-to-many ``aux_*`` maps."""
+        one = self.one_to_one(box_maps, cls_maps, strides, targets)
+        many = self.one_to_many(aux_box_maps, aux_cls_maps, strides, targets)
+        return LossOutput(total=one.total + many.total, box=one.box + many.box, cls=one.cls + many.cls,
+                          dfl=one.dfl + many.dfl, num_foreground=one.num_foreground)

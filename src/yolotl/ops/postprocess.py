@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms, nms
+from torchvision.ops import batched_nms
+from torchvision.ops import nms as torchvision_nms
 
 from yolotl.ops.boxes import decode_boxes, flatten_levels, make_anchor_points
 
@@ -35,8 +36,9 @@ def postprocess(
     class_agnostic: bool = False,
     classes: Sequence[int] | None = None,
     coefficients: Tensor | None = None,
+    nms: bool = True,
 ) -> list[dict[str, Tensor]]:
-    """Score filter + NMS per image.
+    """Score filter + NMS per image (``nms=False``, for an NMS-free head: the score filter and the caps only).
 
     Every (anchor, class) pair with a probability above ``score_threshold`` is a candidate
     (multi-label: one anchor may give boxes of several classes); the ``max_candidates`` best
@@ -70,6 +72,7 @@ def postprocess(
             max_detections,
             max_candidates,
             class_agnostic,
+            nms,
         )
         if coefficients is not None:
             det["coefficients"] = coefficients[image, anchors]
@@ -85,6 +88,7 @@ def _postprocess_image(
     max_detections: int,
     max_candidates: int,
     class_agnostic: bool,
+    nms: bool = True,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """One image: boxes ``[A, 4]``, scores ``[A, C]`` -> detections dict and the detections' anchor indices."""
     anchor_index, labels = (scores > score_threshold).nonzero(as_tuple=True)  # [K] each
@@ -94,8 +98,10 @@ def _postprocess_image(
         anchor_index, labels = anchor_index[top], labels[top]
     candidate_boxes = boxes[anchor_index].float()  # [K, 4]
     candidate_scores = candidate_scores.float()
-    if class_agnostic:
-        keep = nms(candidate_boxes, candidate_scores, iou_threshold)
+    if not nms:
+        keep = candidate_scores.argsort(descending=True)
+    elif class_agnostic:
+        keep = torchvision_nms(candidate_boxes, candidate_scores, iou_threshold)
     else:
         keep = batched_nms(candidate_boxes, candidate_scores, labels, iou_threshold)
     keep = keep[:max_detections]  # NMS returns indices sorted by decreasing score

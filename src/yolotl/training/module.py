@@ -19,7 +19,8 @@ from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.models.transfer import match_class_rows
-from yolotl.ops import DetectionLoss, LossOutput
+from yolotl.ops import DetectionLoss, LossOutput, OneToOneLoss
+from yolotl.ops.assign import TaskAlignedAssigner
 from yolotl.training.class_weights import check_class_weights, inverse_sqrt_weights
 from yolotl.training.distillation import Distiller
 from yolotl.training.optimization import (
@@ -93,8 +94,7 @@ class DetectionModule(pl.LightningModule):
         self.loss_weights = loss
         self.evaluation = evaluation if evaluation is not None else EvalSettings()
         self.old_classes = OldClasses.of(old_classes)
-        self.loss = DetectionLoss(detector.num_classes, detector.config.reg_max, loss.box, loss.cls, loss.dfl,
-                                  mask_weight=loss.mask)
+        self.loss = _detection_loss(detector, loss)
         self.val_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
         self.test_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
         self._loss_names = ("box", "cls", "dfl", "mask") if detector.segments else ("box", "cls", "dfl")
@@ -186,7 +186,7 @@ class DetectionModule(pl.LightningModule):
         self.loss.set_ignored_classes(indices)
         if mode == "frozen":
             rows = torch.tensor(indices, dtype=torch.long)
-            for branch in self.detector.head.cls_branches:
+            for branch in self.detector.head.class_branches():
                 for param in (branch[-1].weight, branch[-1].bias):
                     self._frozen_rows.append((param, rows, param.detach()[rows].clone()))
         elif self.distiller is None:
@@ -214,9 +214,13 @@ class DetectionModule(pl.LightningModule):
         images, targets = batch
         if scored_only:
             targets = [_scored(t) for t in targets]
-        outputs = self.detector(images)
-        losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets),
-                           outputs.coef_maps, outputs.protos)
+        outputs = self.detector(images, aux=self.detector.nms_free)
+        if self.detector.nms_free:
+            losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides, self._map_targets(targets),
+                               outputs.aux_box_maps, outputs.aux_cls_maps)
+        else:
+            losses = self.loss(outputs.box_maps, outputs.cls_maps, self.detector.strides,
+                               self._map_targets(targets), outputs.coef_maps, outputs.protos)
         return outputs, losses
 
     def training_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> torch.Tensor:
@@ -224,7 +228,10 @@ class DetectionModule(pl.LightningModule):
         size = len(batch[0])
         total = losses.total
         if self.distiller is not None:
-            distilled = self.distiller(batch[0], outputs)
+            # an NMS-free student learns the teacher's dense scores in its one-to-many branch
+            dense = outputs._replace(box_maps=outputs.aux_box_maps, cls_maps=outputs.aux_cls_maps) \
+                if self.detector.nms_free else outputs
+            distilled = self.distiller(batch[0], dense)
             total = total + distilled["kd_cls"] + distilled["kd_box"]
             for name, value in distilled.items():
                 self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=size)
@@ -328,3 +335,15 @@ def _describe(part: Any) -> Any:
         return {"_target_": getattr(part.func, "__qualname__", repr(part.func)),
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in part.keywords.items()}}
     return repr(part)
+
+
+def _detection_loss(detector: YoloDetector, weights: LossWeights) -> DetectionLoss | OneToOneLoss:
+    """The detector's loss: TOOD-assigned CIoU + BCE + DFL; for an NMS-free head, that loss one-to-one on its
+    predictions plus one-to-many on its auxiliary branch (:class:`~yolotl.ops.OneToOneLoss`)."""
+    def plain(assigner: TaskAlignedAssigner | None = None) -> DetectionLoss:
+        return DetectionLoss(detector.num_classes, detector.config.reg_max, weights.box, weights.cls, weights.dfl,
+                             assigner=assigner, mask_weight=weights.mask)
+
+    if detector.nms_free:
+        return OneToOneLoss(one_to_one=plain(TaskAlignedAssigner(topk=1)), one_to_many=plain())
+    return plain()
