@@ -62,6 +62,35 @@ def test_raw_outputs_match_pytorch_at_any_batch_and_size(detector, raw_model, nm
         _assert_same_outputs(OnnxDetector(path, providers=CPU).boxes_and_scores(images), want)
 
 
+def test_cpu_neck_and_head_options_export_with_the_same_numbers(tmp_path):
+    """The light neck and head with direct box regression (reg_max=1: a softplus in the decode) run in ONNX
+    Runtime as in PyTorch."""
+    light = lively_detector("mobilenetv3_small_100", 96, neck="light", head="light", reg_max=1)
+    path = export_onnx(light, tmp_path / "light.onnx")
+    images = torch.rand((2, 3, 96, 128), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = light.decode(light(images))
+    _assert_same_outputs(OnnxDetector(path, providers=CPU).boxes_and_scores(images), want)
+
+
+def test_nms_free_detector_predicts_the_same_through_onnx_runtime_without_nms(tmp_path):
+    """An NMS-free model's file says so; ONNX Runtime then keeps its best scores as PyTorch does, overlapping
+    boxes included (no NMS in either), and a graph with NMS appended is refused."""
+    detector = lively_detector("mobilenetv3_small_100", 96, nms_free=True)
+    path = export_onnx(detector, tmp_path / "nms_free.onnx")
+    runtime = OnnxDetector(path, providers=CPU)
+    assert runtime.nms_free
+    images = [np.asarray(np.random.default_rng(i).integers(0, 255, (80, 120, 3)), dtype=np.uint8) for i in range(2)]
+    want = TorchDetector(detector).predict(images, score_threshold=0.001, max_detections=50)
+    got = runtime.predict(images, score_threshold=0.001, max_detections=50)
+    for w, g in zip(want, got):
+        assert torch.equal(w["labels"], g["labels"]) and len(w["boxes"]) > 1
+        torch.testing.assert_close(g["boxes"], w["boxes"], atol=1e-2, rtol=0)
+    assert float(box_iou(want[0]["boxes"], want[0]["boxes"]).fill_diagonal_(0).max()) > 0.6  # no NMS ran
+    with pytest.raises(ConfigError, match="NMS-free"):
+        export_onnx(detector, tmp_path / "with_nms.onnx", nms=True)
+
+
 def test_graph_nms_equals_torchvision_postprocess_on_the_same_outputs(nms_model):
     runtime = OnnxDetector(nms_model, providers=CPU)
     images = torch.rand(3, 3, 96, 128, generator=torch.Generator().manual_seed(2))

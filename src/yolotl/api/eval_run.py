@@ -45,8 +45,8 @@ def evaluate(
     device: str = "auto",
     max_grid_images: int = 16,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint, an exported ``.onnx`` model (FP32 or INT8, run by ONNX Runtime; ``device`` is
-    then not used) or a loaded detector (what ``yolotl.load`` returns, an ``OnnxDetector`` or a bare
+    """Evaluate a checkpoint, an exported ``.onnx`` model or OpenVINO ``.xml`` (FP32 or INT8, run by ONNX
+    Runtime or OpenVINO; ``device`` is then not used) or a loaded detector (what ``yolotl.load`` returns, an ``OnnxDetector`` or a bare
     ``YoloDetector``) on ``split`` of ``data``; write and return the results.
 
     ``data`` is a :class:`~yolotl.DetectionDataModule`, a data config (dict / DictConfig with
@@ -54,7 +54,7 @@ def evaluate(
     ``score_threshold`` is the operating point for the chosen-confidence P/R/F1, the confusion
     matrix and the prediction grid; mAP and the curves use every detection down to 0.001.
 
-    Writes to ``output_dir`` (default ``<run>/eval/<split>``, for an ONNX model ``<run>/eval/<split>_<file
+    Writes to ``output_dir`` (default ``<run>/eval/<split>``, for an ONNX or OpenVINO model ``<run>/eval/<split>_<file
     name>``, e.g. ``test_best_int8_onnx``, so it does not replace the checkpoint's): ``metrics.json``,
     ``predictions.json`` (COCO results), ``ground_truth.json`` (COCO) and ``report/``; a segmenting
     detector's masks are scored too and both JSON files carry them as RLE (``COCOeval(..., "segm")``).
@@ -119,7 +119,7 @@ def _write(
 def _default_output(checkpoint: Path | None, split: str) -> Path:
     run = run_dir_of(checkpoint)
     if run is not None:
-        if checkpoint is not None and checkpoint.suffix.lower() == ".onnx":
+        if checkpoint is not None and checkpoint.suffix.lower() in (".onnx", ".xml"):
             return run / "eval" / f"{split}_{checkpoint.name.replace('.', '_')}"
         return run / "eval" / split
     stem = checkpoint.stem if checkpoint is not None else "detector"

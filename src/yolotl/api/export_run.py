@@ -1,11 +1,12 @@
-"""``export(checkpoint)``: a trained detector as an ONNX file, optionally with a statically quantised INT8
-twin; ``yolotl-export`` (:mod:`yolotl.cli.export`) is its shell.
+"""``export(checkpoint)``: a trained detector as an ONNX file or an OpenVINO IR, optionally with a
+statically quantised INT8 twin; ``yolotl-export`` (:mod:`yolotl.cli.export`) is its shell.
 
     yolotl-export ckpt=outputs/<run>/checkpoints/best.ckpt                 # -> best.onnx next to it
     yolotl-export ckpt=best.ckpt nms=true output=model.onnx
     yolotl-export ckpt=best.ckpt quantize=int8                             # -> best.onnx and best.int8.onnx
+    yolotl-export ckpt=best.ckpt format=openvino quantize=int8             # -> best.xml/.bin, best.int8.xml/.bin
 
-The CLI prints the written paths and how closely ONNX Runtime reproduces PyTorch on a random batch.
+The CLI prints the written paths and how closely the runtime reproduces PyTorch on a random batch.
 INT8 calibration reads ``calibration_images`` training images of the checkpoint's run (its
 ``config.yaml``), or the images of ``calibration`` (a folder or a glob) when given.
 """
@@ -25,7 +26,8 @@ from yolotl.inference.onnx_export import DEFAULT_OPSET, export_onnx
 from yolotl.models.checkpoint import load
 from yolotl.models.detector import YoloDetector
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "openvino")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml"}  # the file each format writes (OpenVINO: its .bin beside it)
 QUANTIZATIONS = ("int8",)
 DEFAULT_CALIBRATION_IMAGES = 64
 
@@ -47,10 +49,13 @@ def export(
     """Export the detector in a ``yolotl-train`` checkpoint; returns the written model (the INT8 one with
     ``quantize="int8"``).
 
-    ``output`` is the float32 model, default :func:`output_path` (``best.ckpt`` -> ``best.onnx``). The
+    ``format``: ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (an OpenVINO IR, ``.xml`` + ``.bin``: the same
+    graph converted, see :func:`~yolotl.inference.openvino_export.export_openvino`). ``output`` is the
+    float32 model, default :func:`output_path` (``best.ckpt`` -> ``best.onnx`` / ``best.xml``). The
     other export arguments are :func:`~yolotl.inference.onnx_export.export_onnx`'s. With
-    ``quantize="int8"`` a statically quantised copy is written beside it (``best.int8.onnx``, see
-    :func:`~yolotl.inference.onnx_quantize.quantize_onnx`), calibrated on ``calibration_images`` images:
+    ``quantize="int8"`` a statically quantised copy is written beside it (``best.int8.onnx`` by
+    :func:`~yolotl.inference.onnx_quantize.quantize_onnx`, ``best.int8.xml`` by NNCF in
+    :func:`~yolotl.inference.openvino_quantize.quantize_openvino`), calibrated on ``calibration_images`` images:
     spread evenly over the training split of the checkpoint's run, or over the images of
     ``calibration`` (an image folder or a glob) when given. The calibration images are found before
     anything is exported.
@@ -65,11 +70,19 @@ def export(
         raise ConfigError(f"unknown quantize={quantize!r}; use one of {list(QUANTIZATIONS)} or null (float32 only)")
     images = calibration_set(checkpoint, calibration, calibration_images) if quantize else []
     detector = load(checkpoint)
-    path = export_onnx(
-        detector, output_path(checkpoint, output, format), nms=nms, dynamic=dynamic, opset=opset, exporter=exporter
-    )
+    target = output_path(checkpoint, output, format)
+    if format == "openvino":
+        from yolotl.inference.openvino_export import export_openvino
+
+        path = export_openvino(detector, target, nms=nms, dynamic=dynamic, opset=opset, exporter=exporter)
+    else:
+        path = export_onnx(detector, target, nms=nms, dynamic=dynamic, opset=opset, exporter=exporter)
     if not quantize:
         return path
+    if format == "openvino":
+        from yolotl.inference.openvino_quantize import quantize_openvino
+
+        return quantize_openvino(path, images)
     from yolotl.inference.onnx_quantize import quantize_onnx
 
     return quantize_onnx(path, images)
@@ -77,8 +90,13 @@ def export(
 
 def output_path(checkpoint: str | Path, output: str | Path | None = None, format: str = "onnx") -> Path:
     """Where :func:`export` writes the float32 model: ``output``, else the checkpoint's path with the
-    format's suffix (``best.ckpt`` -> ``best.onnx``)."""
-    return Path(output) if output else Path(checkpoint).with_suffix(f".{format}")
+    format's suffix (``best.ckpt`` -> ``best.onnx``; ``format="openvino"``: ``best.xml``, and an
+    ``output`` without ``.xml`` gains it)."""
+    if format == "openvino":
+        from yolotl.inference.openvino_export import xml_path
+
+        return xml_path(output or Path(checkpoint).with_suffix(""))
+    return Path(output) if output else Path(checkpoint).with_suffix(SUFFIXES.get(format, f".{format}"))
 
 
 def calibration_set(
@@ -138,10 +156,18 @@ def _training_images(checkpoint: str | Path) -> list[Path]:
 
 
 def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, seed: int = 0) -> str:
-    """One line: largest box and score differences between PyTorch and ONNX Runtime on random images."""
-    from yolotl.inference.onnx_runtime import OnnxDetector
+    """One line: largest box and score differences between PyTorch and the exported model's runtime (ONNX
+    Runtime for ``.onnx``, OpenVINO for an ``.xml``) on random images."""
+    from yolotl.inference.loading import is_openvino
 
-    runtime = OnnxDetector(path, providers=["CPUExecutionProvider"])
+    if is_openvino(path):
+        from yolotl.inference.openvino_runtime import OpenVinoDetector
+
+        runtime = OpenVinoDetector(path)
+    else:
+        from yolotl.inference.onnx_runtime import OnnxDetector
+
+        runtime = OnnxDetector(path, providers=["CPUExecutionProvider"])
     size = detector.config.image_size
     images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -151,5 +177,5 @@ def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, see
     score_diff = float((onnx_scores - scores.cpu()).abs().max())
     return (
         f"parity on a random batch of {batch} at {size}x{size}: max |box diff| {box_diff:.2e} px, "
-        f"max |score diff| {score_diff:.2e} (ONNX Runtime vs PyTorch)"
+        f"max |score diff| {score_diff:.2e} ({runtime.runtime} vs PyTorch)"
     )

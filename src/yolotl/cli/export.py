@@ -1,8 +1,10 @@
-"""``yolotl-export``: a checkpoint as ONNX with :func:`yolotl.export`, and how closely ONNX Runtime agrees.
+"""``yolotl-export``: a checkpoint as ONNX or OpenVINO with :func:`yolotl.export`, and how closely its runtime
+agrees with PyTorch.
 
     yolotl-export ckpt=outputs/<run>/checkpoints/best.ckpt                 # -> best.onnx next to it
     yolotl-export ckpt=best.ckpt nms=true output=model.onnx
     yolotl-export ckpt=best.ckpt quantize=int8                             # also best.int8.onnx
+    yolotl-export ckpt=best.ckpt format=openvino                           # best.xml + best.bin
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from yolotl.cli.shell import cli_errors, hydra_command
 
 
 def run(cfg: DictConfig) -> None:
-    """Export, print the written paths and the PyTorch-vs-ONNX Runtime parity line of the float model."""
+    """Export, print the written paths and the PyTorch-vs-runtime parity line of the float model."""
     from yolotl import ConfigError, load
     from yolotl.api import export, output_path, parity_summary
 

@@ -1,8 +1,9 @@
-"""Inference shared by every runtime (PyTorch, ONNX Runtime): image inputs -> boxes in original pixels.
+"""Inference shared by every runtime (PyTorch, ONNX Runtime, OpenVINO): image inputs -> boxes in original pixels.
 
-``TorchDetector`` (PyTorch) and ``OnnxDetector`` (ONNX Runtime) share one ``predict()``. They,
-``export_onnx`` and ``quantize_onnx`` load on first use, so this package imports without the models or
-onnx/onnxruntime installed (``pip install "yolotl[onnx]"`` adds them).
+``TorchDetector`` (PyTorch), ``OnnxDetector`` (ONNX Runtime) and ``OpenVinoDetector`` (OpenVINO) share one
+``predict()``. They, ``export_onnx``/``export_openvino`` and ``quantize_onnx``/``quantize_openvino`` load on
+first use, so this package imports without the models, onnx/onnxruntime or openvino/nncf installed
+(``pip install "yolotl[onnx]"`` / ``"yolotl[openvino]"`` add them).
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from yolotl.inference.predict import DetectFn, Detections, predict_images, resol
 
 _LAZY = {
     "OnnxDetector": "yolotl.inference.onnx_runtime",
+    "OpenVinoDetector": "yolotl.inference.openvino_runtime",
     "TorchDetector": "yolotl.inference.torch_runtime",
     "export_onnx": "yolotl.inference.onnx_export",
     "quantize_onnx": "yolotl.inference.onnx_quantize",
+    "export_openvino": "yolotl.inference.openvino_export",
+    "quantize_openvino": "yolotl.inference.openvino_quantize",
 }
 
 __all__ = [
-    "DetectFn", "Detections", "OnnxDetector", "TorchDetector", "export_onnx", "predict_images", "quantize_onnx",
-    "resolve_classes",
+    "DetectFn", "Detections", "OnnxDetector", "OpenVinoDetector", "TorchDetector", "export_onnx", "export_openvino",
+    "predict_images", "quantize_onnx", "quantize_openvino", "resolve_classes",
 ]
 
 

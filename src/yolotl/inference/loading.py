@@ -1,4 +1,4 @@
-"""Open a trained model for predicting: a yolotl checkpoint (.ckpt) or an exported ONNX model.
+"""Open a trained model for predicting: a yolotl checkpoint (.ckpt), an exported ONNX model or OpenVINO IR.
 
 :func:`load` is ``yolotl.load``: a checkpoint as a :class:`~yolotl.inference.torch_runtime.TorchDetector`.
 Training code that needs the bare nn.Module (``init_from``, a distillation teacher) reads it with
@@ -17,6 +17,7 @@ from yolotl.models import checkpoint
 
 if TYPE_CHECKING:
     from yolotl.inference.onnx_runtime import OnnxDetector
+    from yolotl.inference.openvino_runtime import OpenVinoDetector
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> TorchDetector:
@@ -41,12 +42,23 @@ def resolve_device(device: str | None = "auto") -> str:
     return "mps" if mps is not None and mps.is_available() else "cpu"
 
 
-def load_predictor(path: str | Path, device: str = "auto") -> TorchDetector | OnnxDetector:
+def load_predictor(path: str | Path, device: str = "auto") -> TorchDetector | OnnxDetector | OpenVinoDetector:
     """A model with yolotl's ``predict()``: :func:`load` for checkpoints (on ``device``, see
-    :func:`resolve_device`), ``OnnxDetector`` for ``.onnx`` (ONNX Runtime's best available provider)."""
+    :func:`resolve_device`), ``OnnxDetector`` for ``.onnx`` (ONNX Runtime's best available provider),
+    ``OpenVinoDetector`` for an OpenVINO ``.xml`` or a folder holding one (on the CPU)."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         from yolotl.inference.onnx_runtime import OnnxDetector
 
         return OnnxDetector(path)
+    if is_openvino(path):
+        from yolotl.inference.openvino_runtime import OpenVinoDetector
+
+        return OpenVinoDetector(path)
     return load(path, resolve_device(device))
+
+
+def is_openvino(path: str | Path) -> bool:
+    """``path`` names an OpenVINO IR: an ``.xml`` file, or a folder with ``.xml`` files in it."""
+    path = Path(path)
+    return path.suffix.lower() == ".xml" or (path.is_dir() and any(path.glob("*.xml")))

@@ -21,7 +21,8 @@ IoU above ``iou_threshold``, as :func:`yolotl.ops.postprocess` does; unlike it t
 ``model.metadata_props`` carries what :class:`~yolotl.inference.onnx_runtime.OnnxDetector` needs:
 ``yolotl_format`` (:data:`ONNX_FORMAT`), ``yolotl_version``, ``backbone``, ``class_names`` (JSON list),
 ``image_size`` (the square size ``predict`` letterboxes to), ``strides`` (JSON list), ``nms`` and
-``dynamic`` (JSON booleans), ``task`` and ``num_protos``.
+``dynamic`` (JSON booleans), ``task`` and ``num_protos``, and ``nms_free`` (JSON boolean: a one-to-one head,
+whose ``boxes`` and ``scores`` the runtime cuts to the best ones without NMS; absent in older files: false).
 
 A segmenting detector (``task="segment"``) adds its mask branch:
 
@@ -116,6 +117,9 @@ def export_onnx(
 
     if isinstance(detector, TorchDetector):
         detector = detector.detector
+    if nms and detector.config.nms_free:
+        raise ConfigError("this detector is NMS-free (nms_free=true): its predictions need no NMS, so export it "
+                          "without nms=true")
     model = _export_decoded(detector, opset, dynamic, exporter)
     _fix_output_shapes(model, detector.num_classes, detector.config.num_protos)
     if nms:
@@ -280,4 +284,6 @@ def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, s
         "dynamic": json.dumps(dynamic),
         "task": "segment" if detector.segments else "detect",
         "num_protos": str(detector.config.num_protos if detector.segments else 0),
+        # one-to-one predictions: the runtime keeps the best scores and runs no NMS
+        "nms_free": json.dumps(bool(detector.config.nms_free)),
     }
