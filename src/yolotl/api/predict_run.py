@@ -1,14 +1,20 @@
-"""``predict_source(...)``: detect objects in an image, a folder or a glob; save annotated images and a JSON.
+"""``predict_source(...)``: detect objects in images, frame folders, videos, cameras and streams; save
+annotated images or video and the predictions.
 
 A plain function; ``yolotl-predict`` (:mod:`yolotl.cli.predict`) is its Hydra shell::
 
     yolotl-predict ckpt=outputs/<run>/checkpoints/best.ckpt source=photos/ score_threshold=0.4
     yolotl-predict ckpt=model.onnx source='images/*.jpg' classes=[WBC]
+    yolotl-predict ckpt=best.ckpt source=traffic.mp4 track=bytetrack
+    yolotl-predict ckpt=best.ckpt source=0          # a camera; Ctrl-C stops it
+
+Up to :data:`JSON_LINES_ABOVE` images without tracking give one ``predictions.json`` (as before); a video,
+a camera, a stream, a larger image folder or a tracked run streams to ``predictions.jsonl`` instead
+(:func:`yolotl.api.stream_run.predict_to_files`), so memory does not grow with the number of frames.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 from collections.abc import Sequence
@@ -18,36 +24,27 @@ from typing import Any
 import cv2
 
 from yolotl.api.run_folder import run_dir_of
+from yolotl.api.stream_outputs import annotated_image_path, detection_entries
+from yolotl.api.stream_run import predict_to_files
 from yolotl.data.dataset import read_image
-from yolotl.data.formats._common import IMAGE_SUFFIXES
-from yolotl.errors import DatasetError
 from yolotl.data.draw import draw_detections
-from yolotl.evaluation.mask_rle import encode_masks
+from yolotl.errors import DatasetError
 from yolotl.inference.loading import load_predictor
+from yolotl.inference.sources import ImageFiles, find_images, open_source
+from yolotl.inference.tracking import tracking
 
 log = logging.getLogger("yolotl.predict")
 
+__all__ = ["JSON_LINES_ABOVE", "find_images", "predict_source"]
 
-def find_images(source: str | Path) -> list[Path]:
-    """The image files of a file, a folder (not recursive) or a glob pattern, sorted."""
-    text = str(source)
-    path = Path(text)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    elif glob.has_magic(text):
-        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        raise DatasetError(f"source {text} not found; pass an image file, a folder of images or a glob like 'dir/*.jpg'")
-    if not found:
-        raise DatasetError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in source {text}")
-    return found
+JSON_LINES_ABOVE = 1000
+"""Image runs of more images than this write ``predictions.jsonl`` (a line per image, flushed as it comes)
+instead of one ``predictions.json`` built in memory."""
 
 
 def predict_source(
     checkpoint: str | Path,
-    source: str | Path,
+    source: str | Path | int,
     output_dir: str | Path | None = None,
     score_threshold: float = 0.25,
     iou_threshold: float = 0.6,
@@ -56,17 +53,46 @@ def predict_source(
     save_images: bool = True,
     batch_size: int = 8,
     device: str = "auto",
+    vid_stride: int = 1,
+    track: str | None = None,
+    save_video: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Detect in every image of ``source``; write ``predictions.json`` (and annotated copies) to ``output_dir``.
+    """Detect in every image or frame of ``source``; write the predictions (and annotated copies) to ``output_dir``.
+
+    ``source``: an image, a folder or glob of images (in name order), a video file, a camera index (``0``)
+    or a stream URL (:func:`yolotl.inference.sources.open_source`); ``vid_stride`` n keeps every n-th frame.
+    ``track="bytetrack"`` keeps an id per object across frames.
+
+    Up to :data:`JSON_LINES_ABOVE` images, untracked: ``predictions.json`` (``images``: a list of
+    ``{image, height, width, detections}``) and annotated copies; the result is that JSON plus
+    ``output_dir``. Otherwise :func:`~yolotl.api.stream_run.predict_to_files`: ``predictions.jsonl``,
+    the annotated video (``save_video``) or images (``save_images``), ``summary.json``; the result is the
+    summary (frames, frames per second per stage, tracks per class, ``interrupted`` after Ctrl-C).
 
     A segmenting detector's masks are drawn on the copies and written in the JSON as COCO RLE
     (``segmentation``: ``size`` [h, w] and compressed ``counts``; ``pycocotools.mask.decode`` reads it).
-    One unreadable file in a folder or glob is skipped, listed under ``skipped`` in the JSON and
-    logged; a single unreadable file given by name is an error.
+    One unreadable file in a folder or glob is skipped, listed under ``skipped`` and logged; a single
+    unreadable file given by name, a video that cannot be decoded, a camera or stream that does not open
+    is an error (:class:`~yolotl.DatasetError`, one line naming it and the fix).
     """
     detector = load_predictor(checkpoint, device)
-    paths = find_images(source)
     out = Path(output_dir) if output_dir is not None else _default_output(Path(checkpoint))
+    with open_source(source, vid_stride) as frames:
+        if isinstance(frames, ImageFiles) and len(frames.paths) <= JSON_LINES_ABOVE and not tracking(track):
+            return _predict_images(detector, frames.paths, out, checkpoint, source, score_threshold, iou_threshold,
+                                   max_detections, classes, save_images, batch_size)
+        return predict_to_files(detector, frames, out, score_threshold, iou_threshold, max_detections, classes,
+                                vid_stride=vid_stride, batch_size=batch_size, track=track, save_video=save_video,
+                                save_images=save_images, progress=progress, checkpoint=str(checkpoint))
+
+
+def _predict_images(
+    detector: Any, paths: list[Path], out: Path, checkpoint: str | Path, source: Any, score_threshold: float,
+    iou_threshold: float, max_detections: int, classes: Sequence[int | str] | None, save_images: bool,
+    batch_size: int,
+) -> dict[str, Any]:
+    """A few images: one ``predictions.json`` with every image's detections, and annotated copies."""
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "source": str(source), "images": [], "skipped": []}
     for start in range(0, len(paths), batch_size):
@@ -78,7 +104,7 @@ def predict_source(
             result["images"].append(_entry(path, image.shape, det, detector.class_names))
             if save_images:
                 annotated = draw_detections(image, det, detector.class_names)
-                cv2.imwrite(str(_unique(out, path)), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(annotated_image_path(out, path)), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
     (out / "predictions.json").write_text(json.dumps(result, indent=1))
     result["output_dir"] = str(out)
     return result
@@ -99,24 +125,8 @@ def _read_chunk(paths: list[Path], skipped: list[dict], single: bool) -> tuple[l
 
 
 def _entry(path: Path, shape: tuple[int, ...], det: dict, class_names: Sequence[str]) -> dict[str, Any]:
-    detections = [
-        {"box": [round(v, 2) for v in box], "score": round(score, 5), "label": label, "class_name": class_names[label]}
-        for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())
-    ]
-    if "masks" in det:
-        for detection, rle in zip(detections, encode_masks(det["masks"])):
-            detection["segmentation"] = rle
-    return {"image": str(path), "height": int(shape[0]), "width": int(shape[1]), "detections": detections}
-
-
-def _unique(out: Path, path: Path) -> Path:
-    """Annotated-image name: the source name (as .jpg), numbered if two sources share a name."""
-    target = out / f"{path.stem}.jpg"
-    index = 1
-    while target.exists():
-        target = out / f"{path.stem}_{index}.jpg"
-        index += 1
-    return target
+    return {"image": str(path), "height": int(shape[0]), "width": int(shape[1]),
+            "detections": detection_entries(det, class_names)}
 
 
 def _default_output(checkpoint: Path) -> Path:

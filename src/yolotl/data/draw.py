@@ -29,7 +29,8 @@ def draw_detections(
     """A copy of ``image`` (HWC uint8 RGB) with each box, class name and score drawn on it.
 
     ``detections`` holds ``boxes`` and ``labels``; without ``scores`` (ground truth, augmented
-    training samples) only the class name is written. ``masks`` (``[K, H, W]``, the image's size),
+    training samples) only the class name is written; with ``track_ids`` (tracking) each label starts
+    with ``#<id>``. ``masks`` (``[K, H, W]``, the image's size),
     where given, are filled in their class colour, half transparent, under the boxes.
     """
     canvas = np.ascontiguousarray(image.copy())
@@ -40,11 +41,14 @@ def draw_detections(
     boxes = detections["boxes"].detach().cpu().round().int().tolist()
     labels = detections["labels"].detach().cpu().tolist()
     scores = detections["scores"].detach().cpu().tolist() if "scores" in detections else [None] * len(labels)
-    for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
+    tracks = detections["track_ids"].detach().cpu().tolist() if "track_ids" in detections else [None] * len(labels)
+    for (x1, y1, x2, y2), score, label, track in zip(boxes, scores, labels, tracks):
         color = class_color(label)
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         text = name if score is None else f"{name} {score:.2f}"
+        if track is not None:
+            text = f"#{track} {text}"
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         top = max(0, y1 - h - base - 2)
         cv2.rectangle(canvas, (x1, top), (x1 + w + 2, top + h + base + 2), color, -1)
