@@ -35,19 +35,20 @@ _HOMES = {
     **dict.fromkeys(
         ["BackboneError", "CheckpointError", "ConfigError", "DatasetError", "PretrainedWeightsError",
          "TrainingDivergedError", "YolotlError"], "yolotl.errors"),
-    **dict.fromkeys(["evaluate", "export", "predict_source", "train"], "yolotl.api"),
+    **dict.fromkeys(["evaluate", "export", "predict_source", "predict_stream", "serve", "train"], "yolotl.api"),
     "DetectionMetrics": "yolotl.evaluation",
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
                     "yolotl.models"),
     **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "EvalSettings",
                      "FeatureExtract", "Finetune", "LossWeights", "Milestone", "OldClasses", "StallWarning",
                      "TransferStrategy", "WarmupCosine", "adamw"], "yolotl.training"),
-    # onnx, onnxruntime: optional
-    **dict.fromkeys(["OnnxDetector", "TorchDetector", "export_onnx", "quantize_onnx"], "yolotl.inference"),
+    # onnx, onnxruntime, openvino, nncf: optional
+    **dict.fromkeys(["OnnxDetector", "OpenVinoDetector", "TorchDetector", "export_onnx", "export_openvino",
+                     "quantize_onnx", "quantize_openvino"], "yolotl.inference"),
 }
 
 if TYPE_CHECKING:
-    from yolotl.api import evaluate, export, predict_source, train
+    from yolotl.api import evaluate, export, predict_source, predict_stream, serve, train
     from yolotl.inference.loading import load
     from yolotl.data import (
         AugmentSettings,
@@ -72,7 +73,15 @@ if TYPE_CHECKING:
         YolotlError,
     )
     from yolotl.evaluation import DetectionMetrics
-    from yolotl.inference import OnnxDetector, TorchDetector, export_onnx, quantize_onnx
+    from yolotl.inference import (
+        OnnxDetector,
+        OpenVinoDetector,
+        TorchDetector,
+        export_onnx,
+        export_openvino,
+        quantize_onnx,
+        quantize_openvino,
+    )
     from yolotl.models import DetectorConfig, LoadReport, TimmBackbone, YoloDetector, create_detector
     from yolotl.training import (
         EMA,
