@@ -4,7 +4,8 @@ For each ``--batch-sizes`` value a fresh server is started through the real comm
 max_batch_size=B``), warmed up, then ``--clients`` threads send ``--requests`` uploads in all (the images
 round-robin, each request's latency timed from send to answer). Printed per server: requests, errors
 (any non-200), p50 / p95 latency, requests per second, the mean batch the answers report, and the
-memory (PSS) of the server's processes (main, HTTP, model worker) before and after the run, with the
+memory (PSS) of the server's processes (main, HTTP, model worker) after a concurrent warm-up burst, after a
+third of the run and at its end (flat from the third on: no leak), with the
 machine's load average beside them. Every loop is bounded: a fixed request count, a per-request timeout
 and ``--max-seconds`` for the whole run; only 127.0.0.1 is contacted.
 
@@ -73,10 +74,14 @@ def run_server(args: argparse.Namespace, images: list[bytes], batch: int) -> dic
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_healthy(url, server, log)
-            for data in images[:4]:  # warm-up: first calls allocate
-                post_image(url, data)
+            # warm-up: a concurrent burst, so the batched path's buffers are allocated before memory is read
+            _load(url, images, args.clients, 4 * args.clients, args.max_seconds)
             memory_start, load_start = _pss_mb(server.pid), os.getloadavg()[0]
-            latencies, statuses, batches, wall = _load(url, images, args.clients, args.requests, args.max_seconds)
+            first = args.requests // 3  # memory after a third of the run and at the end: a plateau or a leak
+            latencies, statuses, batches, wall = _load(url, images, args.clients, first, args.max_seconds)
+            memory_third = _pss_mb(server.pid)
+            rest = _load(url, images, args.clients, args.requests - first, args.max_seconds)
+            latencies, statuses, batches, wall = latencies + rest[0], statuses + rest[1], batches + rest[2], wall + rest[3]
             memory_end, load_end = _pss_mb(server.pid), os.getloadavg()[0]
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -87,7 +92,7 @@ def run_server(args: argparse.Namespace, images: list[bytes], batch: int) -> dic
         "p50_ms": float(np.percentile(ok, 50) * 1000) if ok else None,
         "p95_ms": float(np.percentile(ok, 95) * 1000) if ok else None,
         "requests_per_s": len(statuses) / wall, "mean_batch": float(np.mean(batches)) if batches else None,
-        "pss_start_mb": memory_start, "pss_end_mb": memory_end, "load_start": load_start, "load_end": load_end,
+        "pss_start_mb": memory_start, "pss_third_mb": memory_third, "pss_end_mb": memory_end, "load_start": load_start, "load_end": load_end,
     }
 
 
@@ -176,7 +181,8 @@ def _line(row: dict[str, Any]) -> str:
 
     return (f"max_batch_size={row['max_batch_size']}: {row['requests']} requests, {row['errors']} errors, "
             f"p50 {ms(row['p50_ms'])}, p95 {ms(row['p95_ms'])}, {row['requests_per_s']:.1f} req/s, "
-            f"mean batch {row['mean_batch'] or 0:.1f}, PSS {row['pss_start_mb']:.0f} -> {row['pss_end_mb']:.0f} MB, "
+            f"mean batch {row['mean_batch'] or 0:.1f}, PSS {row['pss_start_mb']:.0f} -> {row['pss_third_mb']:.0f} (a third) "
+            f"-> {row['pss_end_mb']:.0f} MB, "
             f"load {row['load_start']:.1f} -> {row['load_end']:.1f}")
 
 

@@ -12,6 +12,7 @@ and only decoded images with checked options join the queue that LitServe batche
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -72,6 +73,7 @@ class DetectorAPI(ls.LitAPI):
             for i, det in zip(indices, detections):
                 outputs[i] = {"detections": det, "options": options, "inference_ms": elapsed_ms,
                               "batch": len(inputs), "shape": inputs[i]["image"].shape[:2]}
+        _return_freed_memory()
         return outputs
 
     def unbatch(self, output: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -204,3 +206,27 @@ def model_metadata(predictor: Any, model_path: str | Path) -> dict[str, Any]:
         "image_size": int(predictor.image_size),
         "yolotl_version": __version__,
     }
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system after each batch (glibc ``malloc_trim``; elsewhere nothing).
+
+    Batches of 1 to ``max_batch_size`` images need differently sized tensors; glibc keeps what they freed
+    in its arenas, fragmented, so a long-running worker's memory creeps up with the mix of batch sizes
+    (bench/serve_load.py at max_batch_size=8: +66 MB between a third of a 300-request run and its end
+    without this, flat with it). A trim took 1-26 ms after batches of 0.5-2.9 s (416 px, a busy 2-core machine).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return None
