@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import yolotl
 from yolotl.inference import export_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from head_options import parse_variant  # noqa: E402  (bench/ is not a package)
+from head_options import median_ms, parse_variant  # noqa: E402  (bench/ is not a package)
 
 PARTS = ("backbone", "neck", "head", "decode")
 
@@ -51,17 +50,6 @@ class _Prefix(nn.Module):
             head = d.head(x)
             x = [*head.box_maps, *head.cls_maps]
         return tuple(x)
-
-
-def _median_ms(session, feed: dict, runs: int) -> float:
-    for _ in range(5):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
 
 
 def main() -> None:
@@ -94,7 +82,7 @@ def main() -> None:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
             sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in paths]
             feed = {"images": x.numpy()}
-            rounds = [[_median_ms(s, feed, args.runs) for s in sessions] for _ in range(2)]
+            rounds = [[median_ms(s, feed, args.runs) for s in sessions] for _ in range(2)]
             cumulative[threads] = [min(r[i] for r in rounds) for i in range(len(paths))]
 
     print(f"\n{' '.join(args.detector) or 'default detector'}: ONNX Runtime, {args.size} px, batch 1, median ms of {args.runs} runs (best of 2 rounds); "
