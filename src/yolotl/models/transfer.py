@@ -95,13 +95,17 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
     rows = match_class_rows(target.class_names, source.class_names, class_map)
     target_state = target.state_dict()
     source_state = source.state_dict()
-    width = "head.cls_branches.0.2.weight"  # the class branch widens past neck_width classes (DecoupledHead)
-    if source_state[width].shape[1:] != target_state[width].shape[1:]:
+    class_layers = _class_layers(target)
+    width = sorted(name for name in class_layers if name.endswith("weight"))[0]
+    if width not in source_state:  # another task's head (a detector's into a semantic segmenter, or back)
+        log.info("%s has another kind of head (task %s): this %s head starts fresh", source_path,
+                 source.config.task, target.config.task)
+        rows = {}
+    elif source_state[width].shape[1:] != target_state[width].shape[1:]:
+        # the class branch widens past neck_width classes (DecoupledHead)
         log.warning("the class branch of %s is %d wide, this detector's %d: every class row starts fresh",
                     source_path, source_state[width].shape[1], target_state[width].shape[1])
         rows = {}
-    class_layers = {f"head.{branches}.{i}.2.{k}" for branches in ("cls_branches", "aux_cls_branches")
-                    for i in range(len(target.head.cls_branches)) for k in ("weight", "bias")}
     report = LoadReport(source=f"detector checkpoint {source_path}")
     new_rows = torch.tensor(list(rows), dtype=torch.long)
     old_rows = torch.tensor(list(rows.values()), dtype=torch.long)
@@ -135,3 +139,11 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
     )
     log.info("%s", transfer.summary())
     return report, transfer
+
+
+def _class_layers(model: torch.nn.Module) -> set[str]:
+    """State-dict names of the layers whose rows are classes: every class branch's last conv."""
+    if getattr(model.head, "classifier", None) is not None:  # a semantic head
+        return {"head.classifier.weight", "head.classifier.bias"}
+    return {f"head.{branches}.{i}.2.{k}" for branches in ("cls_branches", "aux_cls_branches")
+            for i in range(len(model.head.cls_branches)) for k in ("weight", "bias")}

@@ -14,13 +14,14 @@ import lightning.pytorch as pl
 import torch
 
 from yolotl.errors import ConfigError, TrainingDivergedError
-from yolotl.evaluation import DetectionMetrics
+from yolotl.evaluation import DetectionMetrics, SemanticMetrics
 from yolotl.models.checkpoint import CHECKPOINT_KEY, checkpoint_entry, load
 from yolotl.models.detector import YoloDetector
 from yolotl.models.head import HeadOutput
 from yolotl.models.transfer import match_class_rows
 from yolotl.ops import DetectionLoss, LossOutput, OneToOneLoss
 from yolotl.ops.assign import TaskAlignedAssigner
+from yolotl.ops.semantic import IGNORE_INDEX, SemanticLoss, semantic_loss, upsample_logits
 from yolotl.training.class_weights import check_class_weights, inverse_sqrt_weights
 from yolotl.training.distillation import Distiller
 from yolotl.training.optimization import (
@@ -64,7 +65,11 @@ class DetectionModule(pl.LightningModule):
       ``{name: boxes}``, or ``DetectionDataModule.class_counts("train")`` as it is.
 
     A segmenting detector (``task="segment"``) also logs ``train/mask``, ``val/mask`` and mask mAP
-    (``val/mask_map``, ``val/mask_map_50``). What the module uses comes in through the constructor; the
+    (``val/mask_map``, ``val/mask_map_50``). A semantic segmenter (``task="semantic"``) trains on the targets'
+    ``semantic`` class maps with cross-entropy (``loss.classes`` weights per class from the training pixels,
+    the ignore value left out) plus ``loss.dice`` x soft Dice, and logs ``val/miou``, ``val/pixel_acc`` and
+    ``val/iou/<class>`` (:class:`~yolotl.evaluation.SemanticMetrics`); distillation and old-class modes are
+    detection settings and are refused for it. What the module uses comes in through the constructor; the
     Trainer is asked only for the run's step counts, when the optimizer is configured.
     """
 
@@ -94,14 +99,23 @@ class DetectionModule(pl.LightningModule):
         self.loss_weights = loss
         self.evaluation = evaluation if evaluation is not None else EvalSettings()
         self.old_classes = OldClasses.of(old_classes)
-        self.loss = _detection_loss(detector, loss)
-        self.val_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
-        self.test_metrics = DetectionMetrics(detector.class_names, masks=detector.segments)
-        self._loss_names = ("box", "cls", "dfl", "mask") if detector.segments else ("box", "cls", "dfl")
+        if detector.semantic and (distiller is not None or OldClasses.of(old_classes).mode is not None):
+            raise ConfigError("distill and model.module.old_classes are detection settings; a task=semantic "
+                              "model trains without them (distill=none, model.module.old_classes.mode=null)")
+        self.loss = None if detector.semantic else _detection_loss(detector, loss)
+        self.val_metrics = _metrics(detector)
+        self.test_metrics = _metrics(detector)
+        self._loss_names = ("ce", "dice") if detector.semantic else (
+            ("box", "cls", "dfl", "mask") if detector.segments else ("box", "cls", "dfl"))
         self._label_map = self._make_label_map(list(data_class_names or []))
+        if detector.semantic and self._label_map is not None:
+            raise ConfigError(f"a task=semantic model takes the data's classes in the data's order; this one has "
+                              f"{detector.class_names}, the data {list(data_class_names or [])}: build it from the "
+                              "data's class_names")
         self._data_class_names = list(data_class_names or [])
         self.class_weights = self._resolve_class_weights(loss.classes, train_class_counts)
-        self.loss.set_class_weights(self.class_weights)
+        if self.loss is not None:
+            self.loss.set_class_weights(self.class_weights)
         self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         self._protect_old_classes()
         # For the loggers' record (hparams.yaml): plain values only; the parts themselves are not saved.
@@ -136,10 +150,12 @@ class DetectionModule(pl.LightningModule):
         for data_label, name in enumerate(names):
             model_label = data_label if self._label_map is None else int(self._label_map[data_label])
             count = train_counts.get(name, 0)
-            counts[model_label] = int(count["boxes"] if isinstance(count, Mapping) else count)
+            unit = "pixels" if self.detector.semantic else "boxes"
+            counts[model_label] = int(count[unit] if isinstance(count, Mapping) else count)
         resolved = inverse_sqrt_weights(counts)
         shown = self.detector.class_names or [str(i) for i in range(len(resolved))]
-        log.info("class weights (positive BCE term): %s", ", ".join(f"{n} {w:.2f}" for n, w in zip(shown, resolved)))
+        term = "cross-entropy" if self.detector.semantic else "positive BCE term"
+        log.info("class weights (%s): %s", term, ", ".join(f"{n} {w:.2f}" for n, w in zip(shown, resolved)))
         return resolved
 
     # ---- classes of the data vs classes of the detector ----------------------------------
@@ -162,6 +178,7 @@ class DetectionModule(pl.LightningModule):
     def _map_targets(self, targets: list[dict]) -> list[dict]:
         if self._label_map is None:
             return targets
+
         mapping = self._label_map.to(targets[0]["labels"].device) if targets else self._label_map
         return [{**t, "labels": mapping[t["labels"]]} for t in targets]
 
@@ -212,6 +229,9 @@ class DetectionModule(pl.LightningModule):
         """Head outputs and losses; ``scored_only`` (val/test) leaves out the objects evaluation ignores
         (``iscrowd``: crowd regions, VOC difficult objects), so the val loss counts what mAP counts."""
         images, targets = batch
+        if self.detector.semantic:
+            outputs = self.detector(images)
+            return outputs, self._semantic_loss(outputs.logits, _class_maps(targets))
         if scored_only:
             targets = [_scored(t) for t in targets]
         outputs = self.detector(images, aux=self.detector.nms_free)
@@ -253,14 +273,23 @@ class DetectionModule(pl.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, list[dict]], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
 
-    def _eval_step(self, batch: tuple[torch.Tensor, list[dict]], stage: str, metrics: DetectionMetrics) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, list[dict]], stage: str,
+                   metrics: DetectionMetrics | SemanticMetrics) -> None:
         outputs, losses = self._losses(batch, scored_only=True)
         size = len(batch[0])
         self.log(f"{stage}/loss", losses.total, on_epoch=True, batch_size=size, sync_dist=True)
         for name in self._loss_names:
             self.log(f"{stage}/{name}", getattr(losses, name), on_epoch=True, batch_size=size, sync_dist=True)
+        if self.detector.semantic:  # scored at the input size; the letterbox padding is ignore-valued
+            truth = _class_maps(batch[1])
+            metrics.update(upsample_logits(outputs.logits, truth.shape[-2:]).argmax(1), truth)
+            return
         preds = self._postprocess(outputs)
         metrics.update(preds, self._map_targets(batch[1]))
+
+    def _semantic_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> SemanticLoss:
+        weights = None if self.class_weights is None else torch.tensor(self.class_weights)
+        return semantic_loss(logits, truth, IGNORE_INDEX, weights, self.loss_weights.dice)
 
     def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
         return self.detector.postprocess_outputs(
@@ -276,9 +305,13 @@ class DetectionModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
 
-    def _log_metrics(self, stage: str, metrics: DetectionMetrics) -> None:
+    def _log_metrics(self, stage: str, metrics: DetectionMetrics | SemanticMetrics) -> None:
         values = metrics.compute()
         metrics.reset()
+        if self.detector.semantic:  # a class absent from the split has no IoU (NaN): not logged
+            self.log_dict({f"{stage}/{k}": float(v) for k, v in values.items() if k != "miou" and math.isfinite(v)})
+            self.log(f"{stage}/miou", float(values["miou"]) if math.isfinite(values["miou"]) else 0.0, prog_bar=True)
+            return
         shown = {f"{stage}/map_50"}
         self.log_dict({f"{stage}/{k}": v for k, v in values.items() if f"{stage}/{k}" not in shown})
         self.log(f"{stage}/map_50", values["map_50"], prog_bar=True)
@@ -316,6 +349,22 @@ class DetectionModule(pl.LightningModule):
         """The trained detector (a ``YoloDetector``) of a yolotl checkpoint: :func:`yolotl.models.checkpoint.load`
         (``yolotl.load`` wraps it for prediction)."""
         return load(path, map_location)
+
+
+def _metrics(detector: YoloDetector) -> DetectionMetrics | SemanticMetrics:
+    """The validation/test scorer of the detector's task."""
+    if detector.semantic:
+        return SemanticMetrics(detector.class_names, ignore_index=IGNORE_INDEX)
+    return DetectionMetrics(detector.class_names, masks=detector.segments)
+
+
+def _class_maps(targets: list[dict]) -> torch.Tensor:
+    """The targets' ``semantic`` class maps stacked to ``[B, H, W]`` (a semantic model needs data loaded with
+    ``semantic=True``)."""
+    if not targets or "semantic" not in targets[0]:
+        raise ConfigError("a task=semantic model needs class maps in its targets: load the data with "
+                          "DetectionDataModule(semantic=True) (yolotl-train sets it from model.detector.task)")
+    return torch.stack([t["semantic"] for t in targets]).long()
 
 
 def _scored(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from yolotl.errors import ConfigError
 
 log = logging.getLogger("yolotl.training")
+_MONITOR_NAMES = {"val/map": "val mAP50-95", "val/miou": "val mIoU"}  # how the warning names the score
 
 
 def budget_patience(max_epochs: int | None) -> int:
@@ -107,11 +108,12 @@ class StallWarning(pl.Callback):
             if getattr(trainer, "global_rank", 0) != 0:
                 return
             log.warning(
-                "val mAP50-95 has not improved for %d epochs (best %.4f at epoch %d) while the training loss "
-                "fell from %.3f to %.3f: the detector is fitting its training images, not the task. Try "
+                "%s has not improved for %d epochs (best %.4f at epoch %d) while the training loss "
+                "fell from %.3f to %.3f: the model is fitting its training images, not the task. Try "
                 "augment=heavy, strategy=feature_extract (fewer trainable weights), a lower model.module.optimizer.lr, "
                 "or fewer trainer.max_epochs; best.ckpt keeps the best epoch",
-                self.since_best, self.best, self.best_epoch, self.loss_at_best, loss,
+                _MONITOR_NAMES.get(self.monitor, self.monitor), self.since_best, self.best, self.best_epoch,
+                self.loss_at_best, loss,
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,8 +17,9 @@ OLD_CLASS_MODES = (None, "frozen", "distill")
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (``box * CIoU + cls * BCE + dfl * DFL [+ mask * mask BCE]``) and of the
-    classes in the BCE's positive term: ``classes="inverse_sqrt"`` (from the training counts, see
+    """Weights of the loss terms (``box * CIoU + cls * BCE + dfl * DFL [+ mask * mask BCE]``; a semantic
+    segmenter's ``cross-entropy + dice * soft Dice``) and of the classes in the BCE's positive term (a semantic
+    segmenter's cross-entropy): ``classes="inverse_sqrt"`` (from the training counts, see
     :func:`~yolotl.training.class_weights.inverse_sqrt_weights`), one number per class, or None (all 1)."""
 
     box: float = 7.5
@@ -26,9 +27,10 @@ class LossWeights:
     dfl: float = 1.5
     mask: float = 7.5  # YOLOv8-seg's box gain; used by a segmenting detector only
     classes: str | Sequence[float] | None = "inverse_sqrt"
+    dice: float = 0.0  # soft Dice beside cross-entropy; used by a semantic segmenter only
 
     def __post_init__(self) -> None:
-        for name in ("box", "cls", "dfl", "mask"):
+        for name in ("box", "cls", "dfl", "mask", "dice"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"loss weight {name}={value!r} must be a finite number >= 0")
