@@ -159,7 +159,7 @@ def test_read_split_dispatch(make_yolo) -> None:
     root = make_yolo({"train": {"a.jpg": BOX}})
     assert len(read_split("yolo", root, "train")) == 1
     assert len(read_split("yolo", root / "data.yaml", "train")) == 1
-    with pytest.raises(ConfigError, match=r"'xml'.*\['yolo', 'voc', 'coco', 'synthetic'\]"):
+    with pytest.raises(ConfigError, match=r"'xml'.*\['yolo', 'voc', 'coco', 'synthetic', 'semantic'\]"):
         read_split("xml", root, "train")
 
 

@@ -7,6 +7,7 @@ import math
 import os
 import random
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from yolotl.constants import IGNORE_INDEX
 from yolotl.data import health as _health
 from yolotl.data.augment import AugmentSettings, resolve_augment
 from yolotl.data.cache import ImageCache
+from yolotl.data.class_maps import mask_class_counts
 from yolotl.data.dataset import DetectionDataset, collate_detections, seed_pipelines
 from yolotl.data.findings import FindingLog
 from yolotl.data.formats import FORMATS, prepare_dataset
@@ -41,17 +44,19 @@ BALANCE_MODES = (None, "repeat_factor")
 DEFAULT_TEST_SPLIT = "test"
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                  "predict": ("test",), None: ("train", "val", "test")}
+BACKGROUND = "background"  # class 0 of a semantic run on instance data (objects are label + 1)
 
 
 class DetectionDataModule(L.LightningDataModule):
-    """Splits of a YOLO, VOC, COCO or built-in synthetic dataset as Lightning dataloaders.
+    """Splits of a YOLO, VOC, COCO, semantic or built-in synthetic dataset as Lightning dataloaders.
 
     Built from parts, each a config node of its own under ``data`` (10 arguments, was 27):
 
     - ``root`` (relative to the current working folder; a missing one is a DatasetError naming the folder
       it was resolved from and ``YOLOTL_DATASETS``) and ``format``: ``yolo``, ``voc``, ``coco`` or
       ``synthetic`` (:func:`~yolotl.data.formats.prepare_dataset` writes it to ``root``, then it is read
-      as YOLO).
+      as YOLO), or ``semantic`` (images with PNG class maps: Roboflow PNG masks, VOC
+      ``SegmentationClass`` or image/mask folder pairs; needs ``semantic=True``).
     - ``image_size``, ``batch_size``.
     - ``augment``: a preset name (``none``/``light``/``medium``/``heavy``), a dict of
       :class:`AugmentSettings` fields (``{"preset": "heavy", "mixup": 0}``) or settings.
@@ -68,6 +73,13 @@ class DetectionDataModule(L.LightningDataModule):
       the health cache.
     - ``masks``: instance masks in the targets (``target["masks"]`` uint8 ``[N, H, W]``) when the
       records carry outlines (COCO segmentation, YOLO-seg); off for detection, so outlines cost nothing.
+    - ``semantic``: semantic class maps in the targets (``target["semantic"]`` int64 ``[H, W]``, a class
+      per pixel, :data:`~yolotl.constants.IGNORE_INDEX` on padding and fill; ``boxes`` stay empty),
+      set by ``yolotl.train`` for ``model.detector.task=semantic``. ``format=semantic`` reads the classes
+      of the masks; an instance format (yolo, voc, coco, synthetic) is rasterised: ``class_names``
+      becomes ``["background", *names]`` and each object's class its label + 1 (crowd regions are
+      ignored). Mixup is off for it (blending two class maps has no right answer); class-balanced
+      sampling counts the classes in each map; :meth:`class_counts` counts pixels. Excludes ``masks``.
 
     The parts may be given as mappings of their fields (``loader={"num_workers": 0}``).
 
@@ -90,6 +102,7 @@ class DetectionDataModule(L.LightningDataModule):
         selection: Selection | Mapping[str, Any] | None = None,
         checks: CheckSettings | Mapping[str, Any] | None = None,
         masks: bool = False,
+        semantic: bool = False,
     ) -> None:
         super().__init__()
         reading, loader = ReadSettings.of(reading), LoaderSettings.of(loader)
@@ -100,6 +113,7 @@ class DetectionDataModule(L.LightningDataModule):
         check_fold(selection.fold, selection.num_folds)
         check_fraction(selection.train_fraction)
         _check_folders(format, reading.image_dir, reading.annotation_dir)
+        _check_task(format, masks, semantic)
         self.root = str(root)
         self.format = format.lower()
         self.image_size = image_size
@@ -118,6 +132,9 @@ class DetectionDataModule(L.LightningDataModule):
         self.train_fraction, self.fraction_seed = float(selection.train_fraction), selection.fraction_seed
         self.synthetic = dict(reading.synthetic or {})
         self.masks = bool(masks)  # instance masks in the targets (segmentation); detection leaves them out
+        self.semantic = bool(semantic)  # class maps in the targets (semantic segmentation)
+        self._class_counts: dict[str, dict[str, dict[str, int]]] = {}  # semantic counts per role
+        self._pixel_counts: dict[Path, np.ndarray] = {}  # class-map value counts per image (semantic)
         store_dir = default_store_dir() if checks.health_cache == "auto" else checks.health_cache
         self._checked = CheckedSplits(
             self.format, self.root,
@@ -187,11 +204,17 @@ class DetectionDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """Class names in label order (after ``setup``)."""
+        """Class names in label order (after ``setup``); a semantic module on instance data puts
+        ``background`` first (its objects are label + 1)."""
         names = self._checked.class_names
         if names is None:
             raise DatasetError("class_names is known only after setup(); call dm.setup() first.")
-        return list(names)
+        return [BACKGROUND, *names] if self._shifted else list(names)
+
+    @property
+    def _shifted(self) -> bool:
+        """Whether class indices are the records' labels + 1 (semantic targets from instance data)."""
+        return self.semantic and self.format != "semantic"
 
     @property
     def num_classes(self) -> int:
@@ -214,21 +237,35 @@ class DetectionDataModule(L.LightningDataModule):
         split = self._split("train")
         seed = int(torch.initial_seed() % 2**32)
         settings = self.augment
-        transform = build_train_transforms(self.image_size, **settings.transforms_kwargs)
-        mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True)
+        fill = IGNORE_INDEX if self.semantic else 0
+        transform = build_train_transforms(self.image_size, **settings.transforms_kwargs, mask_fill=fill)
+        mosaic = build_train_transforms(self.image_size, **settings.transforms_kwargs, mosaic=True,
+                                        mask_fill=fill)
         seed_pipelines((transform, mosaic), seed)
-        records = [record.for_training() for record in split.records]  # crowd regions left out
+        # crowd regions left out of detection targets; a class map marks them ignored instead
+        records = split.records if self.semantic else [record.for_training() for record in split.records]
         self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
-        dataset = DetectionDataset(records, transform, self.image_size, mosaic, self.cache, masks=self.masks)
+        dataset = DetectionDataset(records, transform, self.image_size, mosaic, self.cache,
+                                   masks=self.masks, semantic=self.semantic)
+        mixup = settings.mixup
+        if self.semantic and mixup > 0:
+            _LOG.info("augment.mixup=%g is off for semantic segmentation (blending two class maps has no "
+                      "right answer)", mixup)
+            mixup = 0.0
         sampler = TrainSampler(len(dataset), seed, self._repeat_factors(records), settings.mosaic,
-                               settings.mixup, self._mosaic_until())
+                               mixup, self._mosaic_until())
         drop_last = len(sampler) > self.batch_size
         return self._loader(dataset, sampler=sampler, drop_last=drop_last)
 
     def _repeat_factors(self, records: list[ImageRecord]) -> np.ndarray | None:
         if self.balance != "repeat_factor":
             return None
-        factors = repeat_factors([r.labels.tolist() for r in records], self.repeat_threshold)
+        if self.semantic and self.format == "semantic":  # the classes each class map holds
+            counts = self._pixel_counts_of(records)
+            classes = [np.flatnonzero(c[:self.num_classes]).tolist() for c in counts]
+        else:
+            classes = [r.labels.tolist() for r in records]
+        factors = repeat_factors(classes, self.repeat_threshold)
         _LOG.info("repeat-factor sampling (threshold %g): %d images -> %d samples per epoch",
                   self.repeat_threshold, len(factors), round(float(factors.sum())))
         return factors
@@ -267,8 +304,9 @@ class DetectionDataModule(L.LightningDataModule):
     def _eval_loader(self, role: str) -> DataLoader:
         records = self._split(role).records
         self.cache.fill([r.image_path for r in records], threads=max(1, self.num_workers))
-        dataset = DetectionDataset(records, build_eval_transforms(self.image_size), self.image_size,
-                                   cache=self.cache, masks=self.masks)
+        transform = build_eval_transforms(self.image_size, mask_fill=IGNORE_INDEX if self.semantic else 0)
+        dataset = DetectionDataset(records, transform, self.image_size, cache=self.cache,
+                                   masks=self.masks, semantic=self.semantic)
         return self._loader(dataset, drop_last=False)
 
     def split(self, role: str) -> DatasetSplit:
@@ -304,7 +342,13 @@ class DetectionDataModule(L.LightningDataModule):
         return fold_split(self._splits["train"], self.fold, self.num_folds, self.fold_seed, role)
 
     def class_counts(self, role: str = "train") -> dict[str, dict[str, int]]:
-        """Per class: ``boxes`` (instances) and ``images`` containing it, in the ``role`` split."""
+        """Per class: ``boxes`` (instances) and ``images`` containing it, in the ``role`` split.
+
+        A semantic module counts ``pixels`` (labelled pixels of the class over the split's class
+        maps, at the original image sizes) and ``images`` holding any; ``boxes`` repeats ``pixels``
+        for callers written for detection. Each map is read once (the result is kept per role)."""
+        if self.semantic:
+            return self._semantic_counts(role)
         records = self.split(role).records
         counts = {name: {"boxes": 0, "images": 0} for name in self.class_names}
         for record in records:
@@ -314,6 +358,29 @@ class DetectionDataModule(L.LightningDataModule):
             for label in set(labels):
                 counts[self.class_names[label]]["images"] += 1
         return counts
+
+    def _semantic_counts(self, role: str) -> dict[str, dict[str, int]]:
+        """``class_counts`` of a semantic module: pixels and images per class (cached per role)."""
+        if role not in self._class_counts:
+            names = self.class_names
+            pixels = np.zeros(len(names), np.int64)
+            images = np.zeros(len(names), np.int64)
+            for counts in self._pixel_counts_of(self.split(role).records):
+                pixels += counts[:len(names)]
+                images += counts[:len(names)] > 0
+            self._class_counts[role] = {name: {"images": int(n), "pixels": int(p), "boxes": int(p)}
+                                        for name, n, p in zip(names, images, pixels)}
+        return {name: dict(counts) for name, counts in self._class_counts[role].items()}
+
+    def _pixel_counts_of(self, records: list[ImageRecord]) -> list[np.ndarray]:
+        """int64 ``[256]`` value counts of each record's class map at its original size (each map
+        read once per module, then kept: 2 KB an image)."""
+        todo = list({r.image_path: r for r in records if r.image_path not in self._pixel_counts}.values())
+        if todo:  # PNG decoding and pycocotools release the GIL: threads help
+            workers = min(4, os.cpu_count() or 1, len(todo))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                self._pixel_counts.update(zip((r.image_path for r in todo), pool.map(mask_class_counts, todo)))
+        return [self._pixel_counts[r.image_path] for r in records]
 
     def _loader(self, dataset: DetectionDataset, drop_last: bool, sampler: Any = None) -> DataLoader:
         return DataLoader(
@@ -349,6 +416,16 @@ def _check_folders(fmt: str, image_dir: str | None, annotation_dir: str | None) 
                           f"annotation file's place).")
 
 
+def _check_task(fmt: str, masks: bool, semantic: bool) -> None:
+    """Reject targets that exclude each other, and semantic data read for another task."""
+    if masks and semantic:
+        raise ConfigError("masks=True (instance masks, task=segment) and semantic=True (class maps, "
+                          "task=semantic) exclude each other; set only the one the task needs.")
+    if str(fmt).lower() == "semantic" and not semantic:
+        raise ConfigError("format=semantic holds class maps, not objects: train it with "
+                          "model.detector.task=semantic (DetectionDataModule(semantic=True) in Python).")
+
+
 def _check_balance(balance: str | None) -> None:
     if balance not in BALANCE_MODES:
         raise ConfigError(f"balance={balance!r} is not a sampling mode; use one of {list(BALANCE_MODES)}.")
@@ -371,13 +448,14 @@ def multi_scale_size(image_size: int, multi_scale: float, seed: Any) -> int:
 
 def resize_batch(batch: tuple[torch.Tensor, list[dict[str, Any]]], size: int) -> tuple[torch.Tensor, list]:
     """Resize square images ``[B, 3, S, S]`` to ``size`` and scale the target boxes with them
-    (and resize instance ``masks``, nearest neighbour)."""
+    (and resize instance ``masks`` and ``semantic`` class maps, nearest neighbour)."""
     images, targets = batch
     if images.shape[-1] == size:
         return batch
     factor = size / images.shape[-1]
     images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    targets = [{**t, "boxes": t["boxes"] * factor} | _resized_masks(t, size) for t in targets]
+    targets = [{**t, "boxes": t["boxes"] * factor} | _resized_masks(t, size) | _resized_semantic(t, size)
+               for t in targets]
     return images, targets
 
 
@@ -390,6 +468,16 @@ def _resized_masks(target: dict[str, Any], size: int) -> dict[str, torch.Tensor]
         return {"masks": masks.new_zeros((0, size, size))}
     resized = torch.nn.functional.interpolate(masks[None].float(), size=(size, size), mode="nearest")
     return {"masks": resized[0].to(masks.dtype)}
+
+
+def _resized_semantic(target: dict[str, Any], size: int) -> dict[str, torch.Tensor]:
+    """``{"semantic": [size, size]}`` resized (nearest) from the target's class map ({} without one)."""
+    if "semantic" not in target:
+        return {}
+    classes = target["semantic"]
+    resized = torch.nn.functional.interpolate(classes[None, None].float(), size=(size, size),
+                                              mode="nearest-exact")  # centred, as the images' bilinear
+    return {"semantic": resized[0, 0].to(classes.dtype)}
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -12,11 +12,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from yolotl.constants import IGNORE_INDEX
 from yolotl.data.cache import ImageCache, read_image
+from yolotl.data.class_maps import class_map, object_mask
 from yolotl.data.records import ImageRecord
 from yolotl.data.sampling import SampleKey
 from yolotl.data.segments import masks_to_boxes
 from yolotl.data.transforms import build_eval_transforms, letterbox_params
+from yolotl.errors import ConfigError
 
 __all__ = ["DetectionDataset", "boxes_in_decoded_frame", "collate_detections", "object_masks", "read_image"]
 
@@ -52,6 +55,16 @@ class DetectionDataset(Dataset):
     albumentations steps as the image, as one channel of a ``[H, W, N]`` ``mask`` (the target
     ``Mosaic`` carries). Each box is then its mask's box, and an object whose mask came out empty is
     dropped with its box, so masks, boxes, labels and flags stay aligned whatever cropped them.
+
+    With ``semantic=True`` targets also hold ``semantic`` int64 ``[H, W]`` at the input size: a
+    class index per pixel, or :data:`~yolotl.constants.IGNORE_INDEX` where nothing trains
+    (letterbox padding and whatever an augmentation filled, given pipelines built with
+    ``mask_fill=IGNORE_INDEX`` as the default letterbox and the DataModule's are). A record's
+    ``semantic_mask`` is read (:func:`~yolotl.data.class_maps.class_map`); an instance record's
+    objects are rasterised (background 0, label + 1, crowd regions ignored: pass the records as
+    read, not :meth:`ImageRecord.for_training`). The map travels as albumentations' ``mask`` with
+    the image (mosaic included); ``boxes``, ``labels`` and ``iscrowd`` stay empty. Mixup keys are
+    ignored (blending two label maps has no right answer; logged once).
     """
 
     def __init__(
@@ -62,14 +75,21 @@ class DetectionDataset(Dataset):
         mosaic_transform: Callable[..., dict[str, Any]] | None = None,
         cache: ImageCache | None = None,
         masks: bool = False,
+        semantic: bool = False,
     ) -> None:
+        if masks and semantic:
+            raise ConfigError("masks=True (instance masks) and semantic=True (class maps) exclude each "
+                              "other; pick the one the task needs.")
         self.records = list(records)
         self.image_size = image_size
-        self.transform = transform if transform is not None else build_eval_transforms(image_size)
+        self.semantic = bool(semantic)
+        self.transform = transform if transform is not None else build_eval_transforms(
+            image_size, mask_fill=IGNORE_INDEX if self.semantic else 0)
         self.mosaic_transform = mosaic_transform
         self.cache = cache if cache is not None else ImageCache("none")
         self._rescaled_warned: set[Path] = set()  # images whose stale size was logged (once each)
         self.with_masks = masks and any(record.segments is not None for record in self.records)
+        self._mixup_warned = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -80,6 +100,15 @@ class DetectionDataset(Dataset):
             raise ValueError("a mosaic sample was requested but the dataset has no mosaic_transform")
         if key.seed is not None:
             seed_pipelines((self.transform, self.mosaic_transform), key.seed)
+        if self.semantic:
+            if key.mixup >= 0 and not self._mixup_warned:
+                self._mixup_warned = True
+                _LOG.info("mixup is off for semantic segmentation samples (blending two class maps "
+                          "has no right answer); mixup keys are ignored")
+            image, pixel_classes = self._augmented_semantic(key.index, key.mosaic)
+            empty = np.zeros((0, 4), np.float32)
+            return self._pack(key.index, image, empty, np.zeros(0, np.int64), np.zeros(0, bool), None,
+                              pixel_classes)
         image, boxes, labels, ignored, masks = self._augmented(key.index, key.mosaic)
         if key.mixup >= 0:
             other, other_boxes, other_labels, other_ignored, other_masks = self._augmented(key.mixup, ())
@@ -103,6 +132,12 @@ class DetectionDataset(Dataset):
             factors = np.array([image.shape[1] / width, image.shape[0] / height] * 2, np.float32)
             boxes = boxes * factors
         return image, boxes, record.labels
+
+    def load_class_map(self, index: int, height: int, width: int, boxes: np.ndarray) -> np.ndarray:
+        """uint8 ``[height, width]`` class map of record ``index`` in the frame of its loaded image
+        (whose ``boxes`` fill objects without an outline): its mask, resized with nearest neighbour
+        when the cache downsized the image, or its objects rasterised."""
+        return class_map(self.records[index], height, width, boxes, self.original_size(index))
 
     def load_masks(self, index: int, height: int, width: int, boxes: np.ndarray) -> np.ndarray:
         """uint8 ``[height, width, N]`` masks of record ``index`` in the frame of its loaded image
@@ -151,8 +186,24 @@ class DetectionDataset(Dataset):
         return (out["image"], boxes[present], labels[kept][present], ignored[kept][present],
                 masks[..., present])
 
+    def _augmented_semantic(self, index: int, mosaic: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Transformed image and uint8 class map of ``index`` (mosaicked with ``mosaic``)."""
+        items = []
+        for i in (index, *mosaic):
+            image, boxes, _ = self.load(i)
+            height, width = image.shape[:2]
+            items.append({"image": image, "bboxes": np.zeros((0, 4), np.float32),
+                          "labels": np.zeros(0, np.int64),
+                          "mask": self.load_class_map(i, height, width, boxes)})
+        if not mosaic:
+            out = self.transform(**items[0])
+        else:
+            out = self.mosaic_transform(**items[0], mosaic_metadata=items[1:])
+        return out["image"], out["mask"]
+
     def _pack(self, index: int, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-              ignored: np.ndarray, masks: np.ndarray | None) -> tuple[torch.Tensor, Target]:
+              ignored: np.ndarray, masks: np.ndarray | None,
+              semantic: np.ndarray | None = None) -> tuple[torch.Tensor, Target]:
         record = self.records[index]
         height, width = self.original_size(index)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -169,6 +220,8 @@ class DetectionDataset(Dataset):
         }
         if masks is not None:
             target["masks"] = torch.from_numpy(np.ascontiguousarray(masks.transpose(2, 0, 1)))
+        if semantic is not None:
+            target["semantic"] = torch.from_numpy(np.ascontiguousarray(semantic)).long()
         return tensor.float().div_(255.0), target
 
 
@@ -177,12 +230,8 @@ def object_masks(record: ImageRecord, boxes: np.ndarray, height: int, width: int
     image: each outline rasterised (:meth:`Segment.rasterise`), an object without one filled to its box
     (``boxes``: xyxy in that frame). Training samples and ``yolotl-eval``'s ground truth both use it."""
     masks = np.zeros((height, width, record.num_objects), dtype=np.uint8)
-    for j, segment in enumerate(record.segments or (None,) * record.num_objects):
-        if segment is not None:
-            masks[..., j] = segment.rasterise(height, width, record.height, record.width)
-        else:
-            x1, y1, x2, y2 = np.round(boxes[j]).astype(int)
-            masks[max(y1, 0):y2, max(x1, 0):x2, j] = 1
+    for j in range(record.num_objects):
+        masks[..., j] = object_mask(record, j, boxes[j], height, width)
     return masks
 
 
@@ -211,7 +260,7 @@ def collate_detections(
     batch: Sequence[tuple[torch.Tensor, Target]],
 ) -> tuple[torch.Tensor, list[Target]]:
     """Stack images into ``[B, 3, H, W]`` and keep the targets as a list of dicts (per-image
-    ``masks`` ``[N_i, H, W]`` included: their object counts differ)."""
+    ``masks`` ``[N_i, H, W]`` and ``semantic`` ``[H, W]`` included: their object counts differ)."""
     images = torch.stack([image for image, _ in batch])
     return images, [target for _, target in batch]
 

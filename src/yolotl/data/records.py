@@ -32,6 +32,12 @@ class ImageRecord:
 
     ``segments`` (instance segmentation data) holds one :class:`Segment` or None per object, as
     read (polygons or an RLE, never a raster); None, the default, means a detection record.
+
+    ``semantic_mask`` (semantic segmentation data) is the PNG label image of the record: one class
+    index per pixel (8-bit, mode L or P: a palette image's index is the class), at the image's
+    size; such a record has no objects (empty ``boxes``/``labels``). The mask is decoded only when
+    a sample is built. None, the default, means an instance record (whose objects a semantic run
+    rasterises into a class map).
     """
 
     image_path: Path
@@ -43,6 +49,7 @@ class ImageRecord:
     crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     difficult: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     segments: tuple[Segment | None, ...] | None = None
+    semantic_mask: Path | None = None
 
     def __post_init__(self) -> None:
         """Flags as bool ``[N]``: empty (the default) means all False; another length is an error,

@@ -4,9 +4,11 @@
 from, and works without Lightning. It reads the splits a stage needs (role by role: ``train``,
 ``val``, ``test``), runs :func:`~yolotl.check_dataset`'s checks on them (every image decoded and
 hashed once: results kept in an :class:`~yolotl.data.health.store.ImageInfoStore`; identical images
-looked for inside and across the splits held), then applies the policy: ``strict`` raises
-DatasetError with the report table on any error or warning; ``fix`` skips unusable images and the
-earlier-split copies of leaked images, drops tiny and duplicate boxes.
+looked for inside and across the splits held; class maps of semantic data decoded once too, and
+frames of one sequence looked for on both sides of a split), then applies the policy: ``strict`` raises
+DatasetError with the report table on any error or warning; ``fix`` skips unusable images (and
+images whose class map is unusable) and the earlier-split copies of leaked images, drops tiny and
+duplicate boxes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from yolotl.data import health as _health
 from yolotl.data.findings import Finding, FindingLog
 from yolotl.data.formats import SplitNotFoundError, read_split
 from yolotl.data.health.images import PixelSink, inspect_images
+from yolotl.data.health.semantic import MaskInfo, inspect_masks, semantic_masks
 from yolotl.data.health.store import ImageInfoStore
 from yolotl.data.records import DatasetSplit
 from yolotl.errors import DatasetError
@@ -37,8 +40,9 @@ class CheckedSplits:
     ``split_names`` maps each role (``train``, ``val``, ``test``) to the split's name in the
     dataset (None: the role has no split). ``store`` keeps decode results across processes (None:
     only in memory); ``pixels`` receives exactly-decoded images (an image cache's ``put``).
-    After :meth:`read`, ``splits`` holds the fixed split per role, ``class_names`` the classes
-    and :attr:`report` what the checks found.
+    After :meth:`read`, ``splits`` holds the fixed split per role, ``class_names`` the classes,
+    :attr:`report` what the checks found and ``masks`` the decoded class maps of semantic records
+    (:class:`~yolotl.data.health.semantic.MaskInfo`: size and pixels per value).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class CheckedSplits:
         self.class_names: list[str] | None = None
         self.findings: list[Finding] = []
         self.infos: dict[Path, _health.ImageInfo] = {}
+        self.masks: dict[Path, MaskInfo] = {}
         self.seconds = 0.0
         self._given = list(class_names) if class_names is not None else None
         self._dataset_checked = False
@@ -93,6 +98,7 @@ class CheckedSplits:
             self._read_ahead[name] = (names, split)  # read() reuses it when it asks the same
             names = names or split.class_names
             self._inspect(r.image_path for r in split.records)
+            self._inspect_masks(semantic_masks(split.records))
         self.seconds += time.perf_counter() - start
 
     def read(
@@ -163,6 +169,22 @@ class CheckedSplits:
             self.store.update(decoded, misses)
             self.store.save()
 
+    def _inspect_masks(self, paths: Iterable[Path]) -> None:
+        """Decoded class maps of ``paths`` into ``masks``: from the store, else decoded (and stored)."""
+        todo = [p for p in dict.fromkeys(paths) if p not in self.masks]
+        if not todo:
+            return
+        if self.store is None:
+            self.masks.update(inspect_masks(todo, self.options.threads))
+            return
+        hits, misses = self.store.lookup(todo, "masks")
+        self.masks.update(hits)
+        if misses:
+            decoded = inspect_masks(list(misses), self.options.threads)
+            self.masks.update(decoded)
+            self.store.update(decoded, misses, "masks")
+            self.store.save()
+
     def _check(self, fresh: list[str]) -> list[Finding]:
         """Check the splits of the ``fresh`` roles (identical images against every split held) and
         apply the policy; returns the health findings (the readers' own are in the split logs)."""
@@ -172,7 +194,8 @@ class CheckedSplits:
         names = [self.splits[role].name for role in fresh]
         rank = {self.splits[role].name: i for i, role in enumerate(held)}
         self._inspect(r.image_path for name in names for r in splits[name].records)
-        checked = _health.inspect_splits(splits, self.options, self.infos, names, rank)
+        self._inspect_masks(p for name in names for p in semantic_masks(splits[name].records))
+        checked = _health.inspect_splits(splits, self.options, self.infos, names, rank, self.masks)
         if not self._dataset_checked:  # files outside every split (VOC JPEGImages), once
             checked += _health.dataset_findings(self.format, self.splits[fresh[0]].root,
                                                 **self.folders)
@@ -202,17 +225,19 @@ class CheckedSplits:
         self.splits.update(fixed)
         self._dataset_checked = True
         for finding in classes:
-            _LOG.warning("%s (%s): %s", finding.kind, finding.split, finding.detail)
+            level = logging.WARNING if finding.severity == "warning" else logging.INFO
+            _LOG.log(level, "%s (%s): %s", finding.kind, finding.split, finding.detail)
         return checked
 
     def _class_findings(self, fixed: Mapping[str, DatasetSplit], fresh: list[str]) -> list[Finding]:
-        """Classes of val/test missing from train, and rare in train, counted after the fix."""
+        """Classes of val/test missing from train, and rare in train (boxes), and classes without
+        a pixel in a split (class maps), counted after the fix."""
         if "train" not in fixed:
             return []
         splits = {split.name: split.records for split in fixed.values()}
         names = list(self.class_names or fixed["train"].class_names)
-        return _health.class_findings(splits, names, fixed["train"].name, self.root,
-                                      [fixed[role].name for role in fresh])
+        return _health.class_split_findings(splits, names, fixed["train"].name, self.root,
+                                            [fixed[role].name for role in fresh], self.masks)
 
     def _fixed(self, split: DatasetSplit, findings: list[Finding]) -> DatasetSplit:
         """``split`` with the fix policy applied; DatasetError if no image is left."""
@@ -237,7 +262,7 @@ class CheckedSplits:
         return _health.HealthReport(
             root=self.root, format=self.format, class_names=names, splits=[s.name for s in held],
             findings=list(self.findings), policy=self.policy, seconds=self.seconds,
-            stats={s.name: _health.SplitStats.of(s.records, names) for s in held},
+            stats={s.name: _health.SplitStats.of(s.records, names, self.masks) for s in held},
             options=dataclasses.asdict(self.options))
 
 

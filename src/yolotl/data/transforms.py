@@ -4,6 +4,10 @@ Both take ``image`` (uint8 RGB HxWx3), ``bboxes`` (pascal_voc: absolute xyxy) an
 and return a square ``image_size`` image. The eval letterbox scales the longest side to
 ``image_size`` and pads the rest centred with grey 114, so input pixels map back to original
 pixels as ``(input - pad) / scale`` (see :func:`letterbox_params`).
+
+A ``mask`` passed along moves with the image (nearest-neighbour resampling); what the letterbox, the
+mosaic or the affine fill gets ``mask_fill``: 0 (no object) for instance masks, the ignore index
+(:data:`~yolotl.constants.IGNORE_INDEX`) for semantic class maps.
 """
 
 from __future__ import annotations
@@ -72,13 +76,13 @@ def letterbox_params(height: int, width: int, image_size: int) -> tuple[float, f
     return scale, float((image_size - new_w) // 2), float((image_size - new_h) // 2)
 
 
-def _letterbox(image_size: int) -> list[A.BasicTransform]:
+def _letterbox(image_size: int, mask_fill: int = 0) -> list[A.BasicTransform]:
     A = _albumentations()
     return [
         A.LongestMaxSize(max_size=image_size, interpolation=cv2.INTER_LINEAR,
                          mask_interpolation=_MASK_RESIZE),
         A.PadIfNeeded(image_size, image_size, position="center",
-                      border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE),
+                      border_mode=cv2.BORDER_CONSTANT, fill=PAD_VALUE, fill_mask=mask_fill),
     ]
 
 
@@ -89,12 +93,13 @@ def check_image_size(image_size: int) -> None:
                           f"(the detector's largest stride); use e.g. 320, 416 or 640.")
 
 
-def build_eval_transforms(image_size: int) -> A.Compose:
-    """Letterbox to ``image_size`` x ``image_size``; boxes follow, none are dropped."""
+def build_eval_transforms(image_size: int, mask_fill: int = 0) -> A.Compose:
+    """Letterbox to ``image_size`` x ``image_size``; boxes follow, none are dropped; a ``mask``'s
+    padding is ``mask_fill``."""
     A = _albumentations()
     check_image_size(image_size)
     return A.Compose(
-        _letterbox(image_size),
+        _letterbox(image_size, mask_fill),
         bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True),
     )
 
@@ -111,6 +116,7 @@ def build_train_transforms(
     min_visibility: float = 0.3,
     min_area: float = 4.0,
     mosaic: bool = False,
+    mask_fill: int = 0,
 ) -> A.Compose:
     """Letterbox (or, with ``mosaic=True``, a 2x2 mosaic), then random affine, flips and HSV.
 
@@ -118,7 +124,8 @@ def build_train_transforms(
     ``degrees``/``shear`` the rotation/shear ranges, all applied to the square (grey fill
     outside); ``hsv`` scales the colour jitter (0 turns it off, 1 is hue +-10, saturation +-40,
     value +-30). Boxes are clipped to the image; a box keeping less than ``min_visibility`` of
-    its area or under ``min_area`` px^2 is dropped.
+    its area or under ``min_area`` px^2 is dropped. A ``mask`` gets ``mask_fill`` wherever the
+    image gets the grey fill (0 for instance masks; the ignore index for semantic class maps).
 
     A mosaic pipeline needs the three other images in the call:
     ``transform(image=..., bboxes=..., labels=..., mosaic_metadata=[{"image", "bboxes",
@@ -132,8 +139,8 @@ def build_train_transforms(
     for name, p in (("hflip", hflip), ("vflip", vflip)):
         if not 0.0 <= p <= 1.0:
             raise ConfigError(f"{name}={p} is a probability; use a value in [0, 1].")
-    first = [_mosaic(image_size)] if mosaic else _letterbox(image_size)
-    transforms = first + _affine(tuple(scale), translate, degrees, shear)
+    first = [_mosaic(image_size, mask_fill)] if mosaic else _letterbox(image_size, mask_fill)
+    transforms = first + _affine(tuple(scale), translate, degrees, shear, mask_fill)
     transforms += [A.HorizontalFlip(p=hflip), A.VerticalFlip(p=vflip)]
     if hsv > 0:
         transforms.append(A.HueSaturationValue(10 * hsv, 40 * hsv, 30 * hsv, p=0.8))
@@ -144,19 +151,19 @@ def build_train_transforms(
     )
 
 
-def _mosaic(image_size: int) -> A.BasicTransform:
+def _mosaic(image_size: int, mask_fill: int = 0) -> A.BasicTransform:
     A = _albumentations()
     return A.Mosaic(target_size=(image_size, image_size), cell_shape=(image_size, image_size),
-                    center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE,
+                    center_range=(0.3, 0.7), fit_mode="contain", fill=PAD_VALUE, fill_mask=mask_fill,
                     mask_interpolation=_MASK_RESIZE, p=1.0)
 
 
 def _affine(scale: tuple[float, float], translate: float, degrees: float,
-            shear: float) -> list[A.BasicTransform]:
+            shear: float, mask_fill: int = 0) -> list[A.BasicTransform]:
     """One random affine, or nothing when every range is the identity (saves a warp)."""
     A = _albumentations()
     if scale == (1.0, 1.0) and translate == 0 and degrees == 0 and shear == 0:
         return []
     return [A.Affine(scale=scale, translate_percent=(-translate, translate), rotate=(-degrees, degrees),
                      shear=(-shear, shear), keep_ratio=True, border_mode=cv2.BORDER_CONSTANT,
-                     fill=PAD_VALUE, p=1.0)]
+                     fill=PAD_VALUE, fill_mask=mask_fill, mask_interpolation=cv2.INTER_NEAREST, p=1.0)]

@@ -2,7 +2,10 @@
 
 ``synthetic`` is one of them: :func:`prepare_dataset` writes the built-in dataset to its root (once),
 and from then on it is read as the YOLO folder it is. Every caller (the DataModule, the health check,
-``yolotl-check-data``, the recipe) goes through these two functions instead of special-casing it."""
+``yolotl-check-data``, the recipe) goes through these two functions instead of special-casing it.
+
+``semantic`` reads semantic segmentation datasets (an image and a PNG class map each; Roboflow PNG
+masks, VOC ``SegmentationClass`` or image/mask folder pairs, found automatically)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from yolotl.data.formats import coco, voc, yolo
+from yolotl.data.formats import coco, semantic, voc, yolo
 from yolotl.data.formats._common import SplitNotFoundError, check_root
 from yolotl.data.formats.coco import read_coco_split
+from yolotl.data.formats.semantic import read_semantic_split
 from yolotl.data.formats.voc import read_voc_split
 from yolotl.data.formats.yolo import read_yolo_split
 from yolotl.data.records import DatasetSplit
@@ -24,12 +28,13 @@ __all__ = [
     "available_splits",
     "prepare_dataset",
     "read_coco_split",
+    "read_semantic_split",
     "read_split",
     "read_voc_split",
     "read_yolo_split",
 ]
 
-FORMATS = ("yolo", "voc", "coco", "synthetic")
+FORMATS = ("yolo", "voc", "coco", "synthetic", "semantic")
 _READ_AS = {"synthetic": "yolo"}  # generated formats: written to disk by prepare_dataset, then read as this
 
 
@@ -58,7 +63,7 @@ def read_split(
     fmt = _check_format(format, image_dir, annotation_dir)
     if fmt == "voc":
         return read_voc_split(root, split, class_names, image_dir, annotation_dir)
-    reader = {"yolo": read_yolo_split, "coco": read_coco_split}[fmt]
+    reader = {"yolo": read_yolo_split, "coco": read_coco_split, "semantic": read_semantic_split}[fmt]
     return reader(root, split, class_names)
 
 
@@ -75,6 +80,8 @@ def available_splits(
         return voc.split_names(check_root(path), image_dir, annotation_dir)
     if fmt == "yolo":
         return yolo.split_names(path)
+    if fmt == "semantic":
+        return semantic.split_names(check_root(path))
     return coco.split_names(check_root(path))
 
 
@@ -91,6 +98,7 @@ def _check_format(
     if fmt != "voc" and (image_dir is not None or annotation_dir is not None):
         raise ConfigError(
             f"image_dir/annotation_dir apply to format=voc only (format is '{format}'); remove "
-            f"them (YOLO folders come from data.yaml, COCO's from the annotation file's place)."
+            f"them (YOLO folders come from data.yaml, COCO's from the annotation file's place, "
+            f"semantic datasets' from their layout)."
         )
     return _READ_AS.get(fmt, fmt)

@@ -22,7 +22,8 @@ from yolotl.data.formats._common import image_problem
 from yolotl.data.findings import Finding
 from yolotl.data.records import ImageRecord
 
-__all__ = ["ImageInfo", "PixelSink", "image_findings", "inspect_image", "inspect_images", "mode_kind"]
+__all__ = ["ImageInfo", "PixelSink", "decode_threads", "image_findings", "inspect_image", "inspect_images",
+           "mode_kind"]
 
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -103,13 +104,19 @@ def inspect_images(
     """:func:`inspect_image` of every distinct path, decoded in a thread pool (``pixels`` as there;
     it may be called from several threads)."""
     unique = list(dict.fromkeys(paths))
-    if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = min(_MAX_THREADS, cores or 1)
+    threads = decode_threads(threads)
     if threads <= 1 or len(unique) < 2:
         return {path: inspect_image(path, pixels) for path in unique}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return dict(zip(unique, pool.map(lambda path: inspect_image(path, pixels), unique)))
+
+
+def decode_threads(threads: int | None = None) -> int:
+    """``threads``, or for None one per core this process may use (at most 8)."""
+    if threads is not None:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(_MAX_THREADS, cores or 1)
 
 
 def mode_kind(mode: str, raw_mode: str = "") -> str | None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolotl.data.catalogue import kind_info
 from yolotl.data.findings import Finding
 from yolotl.data.records import ImageRecord
+
+if TYPE_CHECKING:
+    from yolotl.data.health.semantic import MaskInfo
 
 __all__ = ["PROBLEM_SEVERITIES", "HealthReport", "SplitStats", "summarise"]
 
@@ -24,29 +27,57 @@ _CSV_ACTIONS = ("skipped image", "dropped box", "fixed")
 
 @dataclass(frozen=True)
 class SplitStats:
-    """Images, boxes, background images and per-class instances/images of one split."""
+    """Images, boxes, background images and per-class instances/images of one split; for semantic
+    data also the class maps (``masks``) and the labelled ``pixels`` per class.
+
+    A semantic record counts as a background image when its class map holds no class but the
+    background, and in ``images_per_class`` for each class its map holds."""
 
     images: int
     boxes: int
     background_images: int
     instances: dict[str, int]
     images_per_class: dict[str, int]
+    masks: int = 0
+    pixels: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, records: Sequence[ImageRecord], class_names: Sequence[str]) -> SplitStats:
-        """Count ``records`` (labels index ``class_names``)."""
+    def of(cls, records: Sequence[ImageRecord], class_names: Sequence[str],
+           masks: Mapping[Path, MaskInfo] | None = None) -> SplitStats:
+        """Count ``records`` (labels and class-map values index ``class_names``); ``masks`` are
+        the decoded class maps of the semantic records (None: none decoded)."""
+        from yolotl.data.health.semantic import background_index
+
         instances = Counter()
         images = Counter()
+        pixels = Counter()
+        background = 0
+        semantic = 0
+        kept = background_index(class_names)
         for record in records:
-            labels = record.labels.tolist()
-            instances.update(labels)
-            images.update(set(labels))
+            path = getattr(record, "semantic_mask", None)
+            if path is None:
+                labels = record.labels.tolist()
+                instances.update(labels)
+                images.update(set(labels))
+                background += record.num_objects == 0
+                continue
+            semantic += 1
+            info = (masks or {}).get(path)
+            if info is None or info.problem is not None:
+                continue
+            present = [(v, n) for v, n in info.counts if 0 <= v < len(class_names)]
+            images.update(v for v, _ in present)
+            pixels.update(dict(present))
+            background += all(v == kept for v, _ in present)
         return cls(
             images=len(records),
             boxes=sum(record.num_objects for record in records),
-            background_images=sum(record.num_objects == 0 for record in records),
+            background_images=background,
             instances={name: instances[i] for i, name in enumerate(class_names)},
             images_per_class={name: images[i] for i, name in enumerate(class_names)},
+            masks=semantic,
+            pixels={name: pixels[i] for i, name in enumerate(class_names)} if semantic else {},
         )
 
 

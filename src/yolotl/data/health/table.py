@@ -46,8 +46,13 @@ def _header(report: HealthReport) -> str:
 
 def _stat_rows(report: HealthReport, columns: Sequence[str]) -> list[list[str]]:
     rows = []
-    for label, attr in (("images", "images"), ("boxes", "boxes"),
+    held = [report.stats[c] for c in columns if c in report.stats]
+    semantic = any(stats.masks for stats in held)
+    only_masks = semantic and all(stats.masks == stats.images and not stats.boxes for stats in held)
+    for label, attr in (("images", "images"), ("boxes", "boxes"), ("masks", "masks"),
                         ("background images", "background_images")):
+        if (attr == "masks" and not semantic) or (attr == "boxes" and only_masks):
+            continue  # class maps only: no boxes to count
         rows.append([label, *[str(getattr(report.stats[c], attr)) if c in report.stats else ""
                               for c in columns], "", ""])
     return rows
@@ -72,10 +77,18 @@ def _kind_order(kind: str) -> tuple[int, int, str]:
 
 
 def _class_rows(report: HealthReport) -> list[str]:
+    """Instances (images) per class; for semantic data, labelled pixels (images)."""
     splits = [s for s in report.splits if s in report.stats]
-    rows = [[name, *[f"{report.stats[s].instances[name]} ({report.stats[s].images_per_class[name]})"
-                     for s in splits]] for name in report.class_names]
-    return _grid(["instances (images) per class", *splits], rows)
+    semantic = any(report.stats[s].masks for s in splits)
+
+    def count(split: str, name: str) -> int:
+        stats = report.stats[split]
+        return stats.pixels.get(name, 0) if semantic else stats.instances[name]
+
+    rows = [[name, *[f"{count(s, name)} ({report.stats[s].images_per_class[name]})" for s in splits]]
+            for name in report.class_names]
+    title = "pixels (images) per class" if semantic else "instances (images) per class"
+    return _grid([title, *splits], rows)
 
 
 def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
