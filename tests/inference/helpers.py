@@ -47,3 +47,33 @@ def lively_photo_detector(images: torch.Tensor, image_size: int) -> yolotl.YoloD
         torch.nn.init.normal_(branch[-1].weight, std=0.3)
         torch.nn.init.constant_(branch[-1].bias, -2.0)
     return detector.eval()
+
+
+SEMANTIC_CLASSES = ["background", "road", "tree"]
+
+
+def lively_segmenter(image_size: int, backbone: str = "mobilenetv3_small_100") -> yolotl.YoloDetector:
+    """A random semantic segmenter (``task="semantic"``, :data:`SEMANTIC_CLASSES`) with the norm statistics of
+    one batch and a livelier classifier: every class wins somewhere, so class maps are worth comparing."""
+    torch.manual_seed(0)
+    detector = yolotl.create_detector(
+        backbone, task="semantic", class_names=SEMANTIC_CLASSES, pretrained=False, image_size=image_size,
+        neck_width=16,
+    )
+    for module in detector.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    with torch.no_grad():
+        detector.train()(torch.rand(4, 3, image_size, image_size))
+    torch.nn.init.normal_(detector.head.classifier.weight, std=0.03)  # logits of a few units: soft maps
+    return detector.eval()
+
+
+def save_checkpoint(detector: yolotl.YoloDetector, path) -> str:
+    """``detector`` as a checkpoint ``yolotl.load`` reads (what training writes, less Lightning's entries)."""
+    from yolotl.models.checkpoint import checkpoint_entry
+
+    torch.save({"state_dict": {f"detector.{k}": v for k, v in detector.state_dict().items()},
+                "yolotl": checkpoint_entry(detector)}, path)
+    return str(path)

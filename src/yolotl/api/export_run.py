@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,10 @@ def export(
     spread evenly over the training split of the checkpoint's run, or over the images of
     ``calibration`` (an image folder or a glob) when given. The calibration images are found before
     anything is exported.
+
+    A semantic segmenter (``task=semantic``) exports its stride-8 class ``logits`` (no ``nms``: a
+    ConfigError); every format and ``quantize="int8"`` work for it as for a detector, and the runtimes'
+    ``predict()`` returns its class maps.
 
     Raises:
         ConfigError: an unknown format or quantisation, no or too few calibration images.
@@ -157,7 +162,8 @@ def _training_images(checkpoint: str | Path) -> list[Path]:
 
 def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, seed: int = 0) -> str:
     """One line: largest box and score differences between PyTorch and the exported model's runtime (ONNX
-    Runtime for ``.onnx``, OpenVINO for an ``.xml``) on random images."""
+    Runtime for ``.onnx``, OpenVINO for an ``.xml``) on random images; for a semantic segmenter the largest
+    logit difference and the share of input pixels given the same class."""
     from yolotl.inference.loading import is_openvino
 
     if is_openvino(path):
@@ -170,6 +176,8 @@ def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, see
         runtime = OnnxDetector(path, providers=["CPUExecutionProvider"])
     size = detector.config.image_size
     images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    if detector.semantic:
+        return _semantic_parity(detector, runtime, images)
     with torch.no_grad():
         boxes, scores = detector.decode(detector(images.to(detector.mean.device)))
     onnx_boxes, onnx_scores = runtime.boxes_and_scores(images)
@@ -178,4 +186,25 @@ def parity_summary(detector: YoloDetector, path: str | Path, batch: int = 2, see
     return (
         f"parity on a random batch of {batch} at {size}x{size}: max |box diff| {box_diff:.2e} px, "
         f"max |score diff| {score_diff:.2e} ({runtime.runtime} vs PyTorch)"
+    )
+
+
+def _semantic_parity(detector: YoloDetector, runtime: Any, images: torch.Tensor) -> str:
+    """:func:`parity_summary`'s line for a semantic segmenter: logits and class maps at the input size."""
+    from yolotl.ops.semantic import upsample_logits
+
+    was_training = detector.training
+    detector.eval()
+    try:
+        with torch.no_grad():
+            want = detector(images.to(detector.mean.device)).logits.float().cpu()
+    finally:
+        detector.train(was_training)
+    got = runtime.logits(images)
+    size = images.shape[-2:]
+    same = upsample_logits(got, size).argmax(1) == upsample_logits(want, size).argmax(1)
+    return (
+        f"parity on a random batch of {len(images)} at {size[0]}x{size[1]}: max |logit diff| "
+        f"{float((got - want).abs().max()):.2e}, same class on {100 * float(same.float().mean()):.2f}% of pixels "
+        f"({runtime.runtime} vs PyTorch)"
     )

@@ -45,7 +45,8 @@ def serve(
     worker then loads its own copy on its device (``device="auto"``: a GPU when there is one, else the
     CPU). Concurrent requests are batched, up to ``max_batch_size`` waiting at most ``batch_timeout``
     seconds. ``max_pixels`` and ``max_body_mb`` bound one upload; the thresholds are the defaults a
-    request may override. ``host`` is one of 127.0.0.1 (this machine only), 0.0.0.0 or ``::``.
+    request may override. ``host`` is one of 127.0.0.1 (this machine only), 0.0.0.0 or ``::``. A semantic
+    segmenter (``task=semantic``) is refused with a ConfigError: it predicts images for now.
     """
     _check_address(host, port)
     server = build_server(ckpt, device=device, max_batch_size=max_batch_size, batch_timeout=batch_timeout,
@@ -83,7 +84,12 @@ def build_server(
     if max_pixels < 1 or max_body_mb <= 0:
         raise ConfigError(f"max_pixels={max_pixels} and max_body_mb={max_body_mb} must be positive")
     defaults = Options(float(score_threshold), float(iou_threshold), int(max_detections))
-    metadata = model_metadata(load_predictor(ckpt, device="cpu"), ckpt)  # fails here, before any port opens
+    predictor = load_predictor(ckpt, device="cpu")  # fails here, before any port opens
+    if getattr(predictor, "semantic", False):
+        raise ConfigError(f"{ckpt} is a semantic segmenter (task=semantic), which predicts images for now, not "
+                          "through yolotl-serve; use yolotl-predict ckpt=... source=<images> or yolotl.load(...)"
+                          ".predict()")
+    metadata = model_metadata(predictor, ckpt)
     limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_pixels=int(max_pixels))
     metadata.update(max_pixels=limits.max_pixels, max_body_bytes=limits.max_body_bytes,
                     max_batch_size=int(max_batch_size), defaults=defaults.as_kwargs())

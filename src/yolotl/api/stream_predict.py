@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from yolotl.errors import ConfigError
 from yolotl.inference.sources import Frame, FrameSource, open_source
 from yolotl.inference.tracking import TrackCounter, make_tracker
 
@@ -84,13 +85,18 @@ def predict_stream(
     cameras and streams, whose next frame is not there yet). ``track="bytetrack"`` keeps an id per object
     (:class:`~yolotl.inference.tracking.ByteTracker`; detections below ``score_threshold`` may then be
     kept when they continue a track). Pass ``stats`` to read frame rates and track counts afterwards.
-    The source is opened at the first ``next()`` and closed when the generator ends or is closed.
+    The source is opened at the first ``next()`` and closed when the generator ends or is closed. A semantic
+    segmenter (``task=semantic``) is refused with a ConfigError at the first ``next()``.
     """
     if isinstance(model, (str, Path)):
         from yolotl.inference.loading import load_predictor  # the models and timm: only for a path
 
         model = load_predictor(model, device)
     detector = model
+    if getattr(detector, "semantic", False):
+        raise ConfigError("this model is a semantic segmenter (task=semantic), which predicts images for now, not "
+                          "frame streams; call its predict() on the frames (a class map each) or run yolotl-predict "
+                          "on an image folder")
     frames = open_source(source, vid_stride)
     stats = stats if stats is not None else StreamStats()
     try:

@@ -49,8 +49,12 @@ def run(cfg: DictConfig) -> None:
 
 
 def _print_images(result: dict[str, Any]) -> None:
-    boxes = sum(len(entry["detections"]) for entry in result["images"])
-    print(f"{len(result['images'])} images, {boxes} detections -> {result['output_dir']}/predictions.json")
+    if result.get("task") == "semantic":
+        print(f"{len(result['images'])} images, class maps -> {result['output_dir']}/predictions.json, "
+              f"label maps in {result['labels_dir']}")
+    else:
+        boxes = sum(len(entry["detections"]) for entry in result["images"])
+        print(f"{len(result['images'])} images, {boxes} detections -> {result['output_dir']}/predictions.json")
     if result["skipped"]:
         print(f"skipped {len(result['skipped'])} unreadable files (listed in predictions.json):")
         for item in result["skipped"]:

@@ -1,4 +1,5 @@
-"""Inference shared by every runtime (PyTorch, ONNX Runtime, OpenVINO): image inputs -> boxes in original pixels.
+"""Inference shared by every runtime (PyTorch, ONNX Runtime, OpenVINO): image inputs -> boxes (or a semantic
+segmenter's class maps) in original pixels.
 
 ``TorchDetector`` (PyTorch), ``OnnxDetector`` (ONNX Runtime) and ``OpenVinoDetector`` (OpenVINO) share one
 ``predict()``. They, ``export_onnx``/``export_openvino`` and ``quantize_onnx``/``quantize_openvino`` load on
@@ -11,7 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from yolotl.inference.predict import DetectFn, Detections, predict_images, resolve_classes
+from yolotl.inference.predict import (
+    DetectFn, Detections, LogitsFn, predict_class_maps, predict_images, resolve_classes,
+)
 
 _LAZY = {
     "OnnxDetector": "yolotl.inference.onnx_runtime",
@@ -24,8 +27,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "DetectFn", "Detections", "OnnxDetector", "OpenVinoDetector", "TorchDetector", "export_onnx", "export_openvino",
-    "predict_images", "quantize_onnx", "quantize_openvino", "resolve_classes",
+    "DetectFn", "Detections", "LogitsFn", "OnnxDetector", "OpenVinoDetector", "TorchDetector", "export_onnx",
+    "export_openvino", "predict_class_maps", "predict_images", "quantize_onnx", "quantize_openvino", "resolve_classes",
 ]
 
 

@@ -2,8 +2,9 @@
 
 The graph is the one :func:`~yolotl.inference.onnx_export.export_onnx` writes, whatever runs it: the same
 inputs (``images``, and the NMS settings of an ``nms=True`` graph), outputs and metadata. So reading the
-metadata, feeding the graph, turning its outputs into detections (NMS, masks) and ``predict`` live here
-once; a runtime subclass only opens the model and implements :meth:`ExportedDetector._infer`.
+metadata, feeding the graph, turning its outputs into detections (NMS, masks) or class maps (a semantic
+segmenter's ``logits``) and ``predict`` live here once; a runtime subclass only opens the model and
+implements :meth:`ExportedDetector._infer`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import numpy as np
 import torch
 
 from yolotl.errors import CheckpointError, ConfigError
-from yolotl.inference.onnx_export import ONNX_FORMAT, output_names
-from yolotl.inference.predict import Detections, predict_images
+from yolotl.inference.onnx_export import ONNX_FORMAT, SEMANTIC_OUTPUTS, output_names
+from yolotl.inference.predict import Detections, check_semantic_options, predict_class_maps, predict_images
 from yolotl.inference.preprocess import ImageInput
 from yolotl.ops.masks import process_masks
 from yolotl.ops.postprocess import postprocess
 
 NMS_OUTPUTS = ["det_index", "det_boxes", "det_scores"]
 REQUIRED_METADATA = ("class_names", "image_size", "strides", "nms")
+TASKS = ("detect", "segment", "semantic")  # the ``task`` metadata values this yolotl runs
 
 
 def check_metadata(meta: Mapping[str, str], path: Path, kind: str) -> dict[str, str]:
@@ -48,6 +50,12 @@ def check_metadata(meta: Mapping[str, str], path: Path, kind: str) -> dict[str, 
     missing = [key for key in REQUIRED_METADATA if key not in meta]
     if missing:
         raise CheckpointError(f"{path}: yolotl metadata lacks {missing}; export it again")
+    task = meta.get("task", "detect")
+    if task not in TASKS:
+        raise CheckpointError(
+            f"{path} was exported from a task={task} model (by yolotl {meta.get('yolotl_version', '?')}), which "
+            f"this yolotl cannot run (it runs {', '.join(TASKS)}); upgrade yolotl"
+        )
     return dict(meta)
 
 
@@ -64,6 +72,8 @@ class ExportedDetector:
         quantization: ``"int8"`` for a quantised model, else None (float32).
         segments: the graph carries a mask branch (exported from a ``task="segment"`` detector): ``detect``
             and ``predict`` add ``masks`` as :class:`~yolotl.inference.torch_runtime.TorchDetector`'s do.
+        semantic: the graph is a semantic segmenter's (``task="semantic"``, one ``logits`` output):
+            ``predict`` returns a class map per image, ``logits`` the raw output; ``detect`` is refused.
     """
 
     path: Path
@@ -81,6 +91,7 @@ class ExportedDetector:
         self.nms_free: bool = bool(json.loads(meta.get("nms_free", "false")))
         self.quantization: str | None = meta.get("quantization") or None
         self.segments: bool = meta.get("task", "detect") == "segment"
+        self.semantic: bool = meta.get("task", "detect") == "semantic"
 
     def _infer(self, feed: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         """Run the graph on ``feed`` (every graph input) and return the named ``outputs`` in order."""
@@ -89,15 +100,25 @@ class ExportedDetector:
     def __repr__(self) -> str:
         nms = ", nms in graph" if self.has_nms else ""
         quantized = f", {self.quantization}" if self.quantization else ""
-        masks = ", masks" if self.segments else ""
+        masks = ", masks" if self.segments else ", semantic" if self.semantic else ""
         return (f"{type(self).__name__}({str(self.path)!r}, {self.backbone}, {self.num_classes} classes"
                 f"{masks}{nms}{quantized})")
 
     def boxes_and_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The graph's raw outputs: boxes ``[B, A, 4]`` xyxy input pixels, class probabilities ``[B, A, C]``
         (what ``YoloDetector.decode(detector(images))`` gives)."""
+        self._check_boxes()
         boxes, scores = self._run(images, ["boxes", "scores"])
         return torch.from_numpy(boxes), torch.from_numpy(scores)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """A semantic segmenter's raw output: class logits ``[B, C, H/8, W/8]`` for input tensors
+        ``[B, 3, H, W]`` in ``[0, 1]`` (what ``detector(images).logits`` gives in PyTorch)."""
+        if not self.semantic:
+            raise ConfigError(f"{self.path.name} was exported from a task={'segment' if self.segments else 'detect'} "
+                              "detector: it has boxes, not logits (use detect() or predict())")
+        (logits,) = self._run(images, SEMANTIC_OUTPUTS)
+        return torch.from_numpy(logits)
 
     def detect(
         self,
@@ -115,6 +136,7 @@ class ExportedDetector:
         overall ``max_detections`` cut gives what filtering before NMS would). A model with a mask branch
         adds ``masks`` (bool ``[K, H, W]``); ``masks`` as in :meth:`yolotl.YoloDetector.postprocess_outputs`.
         """
+        self._check_boxes()
         with_masks = self._with_masks(masks)
         if not self.has_nms:
             outputs = [torch.from_numpy(o) for o in self._run(images, output_names(with_masks))]
@@ -138,6 +160,11 @@ class ExportedDetector:
                 det["masks"] = process_masks(det.pop("coefficients"), image_protos, det["boxes"], images.shape[-2:])
         return detections
 
+    def _check_boxes(self) -> None:
+        if self.semantic:
+            raise ConfigError(f"{self.path.name} is a semantic segmenter (task=semantic): it predicts a class per "
+                              "pixel, not boxes; predict() returns class maps, logits() the raw output")
+
     def _with_masks(self, masks: bool | None) -> bool:
         if masks and not self.segments:
             raise ConfigError(f"{self.path.name} has no mask branch (exported from a task=detect detector), so "
@@ -153,14 +180,24 @@ class ExportedDetector:
         classes: Sequence[int | str] | None = None,
         batch_size: int = 16,
         masks: bool | None = None,
+        probabilities: bool = False,
     ) -> Detections:
         """Detect objects in image files, PIL images, NumPy arrays or tensors (read as
         :data:`yolotl.inference.preprocess.ImageInput` says; unreadable forms raise ConfigError).
 
         Exactly :meth:`yolotl.inference.torch_runtime.TorchDetector.predict`: boxes xyxy in original-image
         pixels, one dict per image, and ``masks`` (bool ``[K, h, w]``, original pixels) from a model with a
-        mask branch.
+        mask branch. A semantic segmenter's graph gives ``semantic`` (int64 ``[H0, W0]`` class map) and, with
+        ``probabilities=True``, ``probabilities`` (float32 ``[C, H0, W0]``); the graph's logits are resized
+        and un-letterboxed by PyTorch on the host, as ``TorchDetector`` does. Detection options other than
+        their defaults raise a ConfigError for it (they do not apply to a class map).
         """
+        check_semantic_options(
+            {"score_threshold": score_threshold, "iou_threshold": iou_threshold, "max_detections": max_detections,
+             "classes": classes, "masks": masks}, probabilities, self.semantic, self.path.name)
+        if self.semantic:
+            return predict_class_maps(images, self.image_size, self.logits, probabilities=probabilities,
+                                      batch_size=batch_size)
         detect = partial(
             self.detect, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=max_detections,
             masks=self._with_masks(masks),

@@ -31,6 +31,13 @@ A segmenting detector (``task="segment"``) adds its mask branch:
   detection's coefficients, the prototypes and its box into its mask);
 - with ``nms=True`` also ``det_coefficients``: float32 ``[K, P]``, the kept rows' coefficients;
 - metadata ``task`` (``"segment"``; absent or ``"detect"`` for a detector) and ``num_protos``.
+
+A semantic segmenter (``task="semantic"``) has no boxes: its graph has one output instead of the above,
+
+- ``logits``: float32 ``[B, C, H/8, W/8]`` class logits at stride 8 (``detector(images).logits``); the
+  runtime resizes them to the original image and takes the argmax (bilinear resizing stays outside the
+  graph, which keeps it small and lets one graph serve every original size);
+- metadata ``task`` ``"semantic"`` and ``output_stride`` (``8``); ``nms=True`` is refused.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ INSTALL_HINT = 'pip install "yolotl[onnx]"'
 
 class _Decoded(nn.Module):
     """What torch traces: ``images -> (boxes, scores)``, exactly ``detector.decode(detector(images))``;
-    a segmenting detector adds ``(coefficients, protos)``."""
+    a segmenting detector adds ``(coefficients, protos)``; a semantic segmenter gives ``(logits,)``."""
 
     def __init__(self, detector: YoloDetector) -> None:
         super().__init__()
@@ -71,14 +78,20 @@ class _Decoded(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.detector(images)
+        if self.detector.semantic:
+            return (outputs.logits,)
         boxes, scores = self.detector.decode(outputs)
         if not self.detector.segments:
             return boxes, scores
         return boxes, scores, flatten_coefficients(outputs.coef_maps), outputs.protos
 
 
+SEMANTIC_OUTPUTS = ["logits"]  # a semantic segmenter's graph outputs
+
+
 def output_names(segments: bool) -> list[str]:
-    """The graph's outputs before NMS: boxes and scores, and a segmenting detector's mask branch."""
+    """The graph's outputs before NMS: boxes and scores, and a segmenting detector's mask branch (a
+    semantic segmenter's: :data:`SEMANTIC_OUTPUTS`)."""
     return ["boxes", "scores", *(["coefficients", "protos"] if segments else [])]
 
 
@@ -104,7 +117,8 @@ def export_onnx(
             based, the exporter torch keeps developing).
 
     Raises:
-        ConfigError: an unknown exporter or an opset that cannot hold the graph.
+        ConfigError: an unknown exporter, an opset that cannot hold the graph, or ``nms=True`` for an NMS-free
+            detector or a semantic segmenter.
         YolotlError: onnx is not installed, or the exporter or the checker failed.
     """
     if exporter not in EXPORTERS:
@@ -117,11 +131,16 @@ def export_onnx(
 
     if isinstance(detector, TorchDetector):
         detector = detector.detector
+    if nms and detector.semantic:
+        raise ConfigError("this model is a semantic segmenter (task=semantic): it predicts a class per pixel and "
+                          "has no boxes to suppress, so export it without nms=true")
     if nms and detector.config.nms_free:
         raise ConfigError("this detector is NMS-free (nms_free=true): its predictions need no NMS, so export it "
                           "without nms=true")
     model = _export_decoded(detector, opset, dynamic, exporter)
     _fix_output_shapes(model, detector.num_classes, detector.config.num_protos)
+    if detector.semantic:
+        _fix_logits_shape(model, detector.num_classes)
     if nms:
         _append_nms(model, segments=detector.segments)
     onnx.helper.set_model_props(model, metadata(detector, nms=nms, dynamic=dynamic))
@@ -152,7 +171,7 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
     example = torch.rand(2, 3, max(size, 64), max(size, 64)) if dynamic else torch.rand(1, 3, size, size)
     example = example.to(detector.mean.device)
     module = _Decoded(detector).eval()
-    names = output_names(detector.segments)
+    names = SEMANTIC_OUTPUTS if detector.semantic else output_names(detector.segments)
     was_training = detector.training
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -184,7 +203,8 @@ def _export_decoded(detector: YoloDetector, opset: int, dynamic: bool, exporter:
 
 def _dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
     axes = {"images": {0: "batch", 2: "height", 3: "width"},
-            "protos": {0: "batch", 2: "proto_height", 3: "proto_width"}}
+            "protos": {0: "batch", 2: "proto_height", 3: "proto_width"},
+            "logits": {0: "batch", 2: "logit_height", 3: "logit_width"}}
     return {name: axes.get(name, {0: "batch", 1: "anchors"}) for name in ["images", *names]}
 
 
@@ -226,6 +246,19 @@ def _fix_output_shapes(model: onnx.ModelProto, num_classes: int, num_protos: int
             if not dim.HasField("dim_value"):
                 dim.dim_param = name
         dims[2].dim_value = last[output.name]
+
+
+def _fix_logits_shape(model: onnx.ModelProto, num_classes: int) -> None:
+    """Name the axes of a semantic segmenter's ``logits``: ``[batch, C, logit_height, logit_width]``."""
+    for output in model.graph.output:
+        if output.name != "logits":
+            continue
+        dims = output.type.tensor_type.shape.dim
+        for dim, name in zip(dims, ("batch", None, "logit_height", "logit_width")):
+            if name and not dim.HasField("dim_value"):
+                dim.dim_param = name
+        if len(dims) == 4:
+            dims[1].dim_value = num_classes
 
 
 def _append_nms(model: onnx.ModelProto, segments: bool = False) -> None:
@@ -273,6 +306,12 @@ def _append_nms(model: onnx.ModelProto, segments: bool = False) -> None:
 
 def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (listed in the module docstring)."""
+    task = "semantic" if detector.semantic else "segment" if detector.segments else "detect"
+    extra = {}
+    if detector.semantic:
+        from yolotl.models.semantic_head import OUTPUT_STRIDE  # a detector exists: the models are loaded
+
+        extra["output_stride"] = str(OUTPUT_STRIDE)
     return {
         "yolotl_format": str(ONNX_FORMAT),
         "yolotl_version": __version__,
@@ -282,8 +321,9 @@ def metadata(detector: YoloDetector, *, nms: bool, dynamic: bool) -> dict[str, s
         "strides": json.dumps(list(detector.strides)),
         "nms": json.dumps(nms),
         "dynamic": json.dumps(dynamic),
-        "task": "segment" if detector.segments else "detect",
+        "task": task,
         "num_protos": str(detector.config.num_protos if detector.segments else 0),
         # one-to-one predictions: the runtime keeps the best scores and runs no NMS
         "nms_free": json.dumps(bool(detector.config.nms_free)),
+        **extra,
     }

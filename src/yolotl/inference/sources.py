@@ -247,14 +247,30 @@ def open_source(
     if isinstance(vid_stride, bool) or not isinstance(vid_stride, int) or vid_stride < 1:
         raise ConfigError(f"vid_stride={vid_stride!r} must be a whole number >= 1 (1 reads every frame)")
     text = str(source).strip()
-    if isinstance(source, int) or text.isdigit():
+    kind = source_kind(source)
+    if kind == "camera":
         return CaptureSource("camera", text, int(text), vid_stride)
-    if re.match(rf"^({'|'.join(STREAM_SCHEMES)})://", text, re.IGNORECASE):
+    if kind == "stream":
         return CaptureSource("stream", text, text, vid_stride, reconnects, reconnect_wait)
-    path = Path(text)
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+    if kind == "video":
         return CaptureSource("video", text, text, vid_stride)
     return ImageFiles(find_images(text), text, vid_stride)
+
+
+def source_kind(source: str | Path | int | FrameSource) -> str:
+    """What :func:`open_source` would open, without opening it: ``"camera"`` (an index), ``"stream"`` (a
+    URL), ``"video"`` (a video file) or ``"images"`` (anything else: an image, a folder, a glob)."""
+    if isinstance(source, FrameSource):
+        return source.kind
+    text = str(source).strip()
+    if isinstance(source, int) or text.isdigit():
+        return "camera"
+    if re.match(rf"^({'|'.join(STREAM_SCHEMES)})://", text, re.IGNORECASE):
+        return "stream"
+    path = Path(text)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    return "images"
 
 
 def find_images(source: str | Path) -> list[Path]:
