@@ -19,3 +19,9 @@ def test_masks_follow_the_boxes_and_a_subset_keeps_the_order():
                                                  "mask mAP50 0.6000")
     assert score_line("test", scores, ("map",)) == "test mAP50-95 0.4121"
     assert score_line("test", {}) == "test"
+
+
+def test_a_semantic_segmenter_shows_mean_iou_and_pixel_accuracy_in_the_headline():
+    scores = {"miou": 0.61234, "pixel_acc": 0.9, "iou/road": 0.8, "loss": 0.3}
+    assert score_line("val", scores) == "val mIoU 0.6123  pixel acc 0.9000"
+    assert score_line("test", scores, BRIEF) == "test mIoU 0.6123  pixel acc 0.9000"

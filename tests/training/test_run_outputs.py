@@ -114,3 +114,9 @@ def test_a_run_without_validation_finishes_with_its_last_checkpoint(tmp_path):
     assert metrics["checkpoint"] == "last weights" and "val" not in metrics and "test" not in metrics
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] > 0
+
+
+def test_summary_table_has_the_mean_iou_of_semantic_runs(tmp_path):
+    write_metrics(tmp_path / "0_semantic", {"strategy": "finetune", "val": {"miou": 0.55}, "test": {"miou": 0.5}})
+    rows = [r.split(",") for r in summarise_runs(tmp_path)[0].read_text().splitlines()]
+    assert rows[1][rows[0].index("val_miou")] == "0.5500" and rows[1][rows[0].index("test_miou")] == "0.5000"

@@ -1,4 +1,4 @@
-"""Evaluation: mAP and operating-point metrics, curves, the confusion matrix, COCO JSON and the report."""
+"""Evaluation: mAP and operating-point metrics, semantic IoU, curves, the confusion matrix, COCO JSON and the report."""
 
 from typing import Any
 
@@ -12,11 +12,13 @@ from yolotl.evaluation.curves import (
 from yolotl.evaluation.matching import greedy_match
 from yolotl.evaluation.metrics import DetectionMetrics
 from yolotl.evaluation.pr_f1 import PrecisionRecallF1, best_f1, match_predictions
+from yolotl.evaluation.semantic_metrics import SemanticMetrics, scores_from_confusion
 
 __all__ = [
     "ConfidenceCurves",
     "DetectionMetrics",
     "PrecisionRecallF1",
+    "SemanticMetrics",
     "best_f1",
     "confidence_curves",
     "confusion_matrix",
@@ -24,6 +26,7 @@ __all__ = [
     "greedy_match",
     "match_predictions",
     "pr_curves_from_coco",
+    "scores_from_confusion",
     "write_report",
 ]
 

@@ -28,6 +28,7 @@ from yolotl.evaluation.mask_rle import decode_masks
 __all__ = [
     "plot_confidence_curves",
     "plot_confusion_matrix",
+    "plot_heat_map",
     "plot_pr_curves",
     "plot_prediction_grid",
     "plot_training_curves",
@@ -127,19 +128,34 @@ def plot_confusion_matrix(
     """
     matrix = np.asarray(matrix)
     names = [_name(class_names, i) for i in range(len(matrix) - 1)] + ["background"]
-    values = _column_fractions(matrix) if normalize else matrix.astype(np.float64)
+    values = _column_fractions(matrix) if normalize else None
+    return plot_heat_map(path, matrix, names, values, ("True", "Predicted"), title, "fraction of the true class")
+
+
+def plot_heat_map(
+    path: str | Path,
+    matrix: np.ndarray,
+    names: Sequence[str],
+    fractions: np.ndarray | None,
+    axis_labels: tuple[str, str],
+    title: str,
+    fraction_label: str,
+) -> Path:
+    """A square count matrix as a heat map: colours are ``fractions`` (with a percentage in each cell) or,
+    without them, the counts; ``axis_labels`` name the x and y axes. Above 30 classes cells are not annotated."""
+    normalize = fractions is not None
+    values = fractions if normalize else matrix.astype(np.float64)
     side = min(max(5.0, 0.55 * len(names) + 2.5), 20.0)
     fig, ax = _figure((side + 1.2, side))
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(1.0, float(values.max())))
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label="fraction of the true class" if normalize else "count")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=fraction_label if normalize else "count")
     if len(names) <= 30:
         _annotate_cells(ax, matrix, values, normalize, vmax=image.get_clim()[1])
     ticks = np.arange(len(names))
     fontsize = 10 if len(names) <= 30 else 6
     ax.set_xticks(ticks, names, rotation=45, ha="right", rotation_mode="anchor", fontsize=fontsize)
     ax.set_yticks(ticks, names, fontsize=fontsize)
-    ax.set(xlabel="True", ylabel="Predicted", title=title)
+    ax.set(xlabel=axis_labels[0], ylabel=axis_labels[1], title=title)
     return _save(fig, path)
 
 
@@ -230,6 +246,9 @@ _TRAINING_PANELS: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = [
     ("DFL loss", [("train", ("train/dfl",)), ("val", ("val/dfl",))]),
     ("Validation mAP", [("mAP50-95", ("val/map",)), ("mAP50", ("val/map_50",)), ("mAP75", ("val/map_75",))]),
     ("Validation best-F1 point", [("precision", ("val/precision",)), ("recall", ("val/recall",)), ("F1", ("val/f1",))]),
+    ("Cross-entropy loss", [("train", ("train/ce",)), ("val", ("val/ce",))]),  # semantic segmentation
+    ("Dice loss", [("train", ("train/dice",)), ("val", ("val/dice",))]),
+    ("Validation mIoU", [("mIoU", ("val/miou",)), ("pixel acc", ("val/pixel_acc",))]),
 ]
 
 
@@ -320,16 +339,19 @@ def _draw_masks(
     ax.imshow(layer, extent=(0, width, height, 0), interpolation="nearest", zorder=0.5)  # over the photo, under boxes
 
 
-def _grid_figure(rows: int, cols: int, aspect: float, panel_width: float = 3.2) -> tuple[Figure, np.ndarray]:
-    """A figure of ``rows x cols`` bare image panels (height/width ``aspect``) with room for one-line titles.
+def _grid_figure(
+    rows: int, cols: int, aspect: float, panel_width: float = 3.2, footer: float = 0.0
+) -> tuple[Figure, np.ndarray]:
+    """A figure of ``rows x cols`` bare image panels (height/width ``aspect``) with room for one-line titles
+    (and ``footer`` inches below them, e.g. for a legend).
 
     Fixed margins instead of a layout engine: with dozens of panels constrained layout dominates
     the drawing time, and image panels need nothing it computes.
     """
     title_height = 0.28  # inches
-    height = rows * (panel_width * aspect + title_height)
+    height = rows * (panel_width * aspect + title_height) + footer
     fig = Figure(figsize=(cols * panel_width * 1.03, height))
-    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - title_height / height,
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005 + footer / height, top=1 - title_height / height,
                         wspace=0.03, hspace=title_height / (panel_width * aspect))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
@@ -383,9 +405,17 @@ def _annotate_cells(ax: Axes, matrix: np.ndarray, values: np.ndarray, normalize:
     for (row, col), count in np.ndenumerate(matrix):
         if count == 0:
             continue
-        text = f"{count}\n{values[row, col]:.0%}" if normalize else f"{count}"
+        text = f"{_count(count)}\n{values[row, col]:.0%}" if normalize else _count(count)
         dark = values[row, col] > 0.55 * vmax
         ax.text(col, row, text, ha="center", va="center", fontsize=fontsize, color="white" if dark else "black")
+
+
+def _count(count: int) -> str:
+    """A count as it is up to 99999, then compact (``123k``, ``4.5M``): pixel counts fit their cells."""
+    count = int(count)
+    if count < 100_000:
+        return str(count)
+    return f"{count / 1e3:.0f}k" if count < 1_000_000 else f"{count / 1e6:.1f}M"
 
 
 def _column_fractions(matrix: np.ndarray) -> np.ndarray:

@@ -107,10 +107,14 @@ def write_report(
     ]
     header = _header(title, predictions, targets, score_threshold, iou_threshold, run_dir)
     tables = _metrics_tables(metrics, curves, matrix, names, score_threshold)
-    body = header + tables + [line for section in sections for line in [f"## {section.title}", "", *section.lines, ""]]
-    report = out / "report.md"
-    report.write_text("\n".join(body).rstrip() + "\n", encoding="utf-8")
-    return report
+    return write_page(out / "report.md", header + tables, sections)
+
+
+def write_page(path: Path, lines: list[str], sections: Sequence[_Section]) -> Path:
+    """``report.md``: the opening ``lines`` (title, tables), then each section under its ``##`` title."""
+    body = lines + [line for section in sections for line in [f"## {section.title}", "", *section.lines, ""]]
+    path.write_text("\n".join(body).rstrip() + "\n", encoding="utf-8")
+    return path
 
 
 def _header(

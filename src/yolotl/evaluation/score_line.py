@@ -1,8 +1,9 @@
 """One way to write a split's scores on one line, for every console line, log line and benchmark print.
 
 ``val mAP50-95 0.4121  mAP50 0.8350  mAP75 0.4012  P 0.810  R 0.770  F1 0.790  conf 0.312``: the numbers
-present, in this order (box mAP, mask mAP, then precision, recall and F1 at the best-F1 confidence);
-training, ``yolotl-eval``, ``yolotl-train``'s last line and the benchmarks read alike.
+present, in this order (box mAP, mask mAP, a semantic segmenter's mean IoU and pixel accuracy, then
+precision, recall and F1 at the best-F1 confidence); training, ``yolotl-eval``, ``yolotl-train``'s last line
+and the benchmarks read alike.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ FIELDS: tuple[tuple[str, str, int], ...] = (
     ("mask_map", "mask mAP50-95", 4),
     ("mask_map_50", "mask mAP50", 4),
     ("mask_map_75", "mask mAP75", 4),
+    ("miou", "mIoU", 4),
+    ("pixel_acc", "pixel acc", 4),
     ("precision", "P", 3),
     ("recall", "R", 3),
     ("f1", "F1", 3),
     ("confidence", "conf", 3),
 )
-BRIEF = ("map", "map_50", "mask_map", "mask_map_50")  # the headline: box and mask mAP50-95, mAP50
+# the headline: box and mask mAP50-95 and mAP50; mean IoU and pixel accuracy (task=semantic)
+BRIEF = ("map", "map_50", "mask_map", "mask_map_50", "miou", "pixel_acc")
 
 
 def score_line(split: str, values: Mapping[str, float], keys: Collection[str] | None = None) -> str:

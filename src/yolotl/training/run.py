@@ -115,6 +115,8 @@ SUMMARY_COLUMNS = [
     ("test_map50", lambda m: m.get("test", {}).get("map_50")),
     ("test_map", lambda m: m.get("test", {}).get("map")),
     ("test_f1", lambda m: m.get("test", {}).get("f1")),
+    ("val_miou", lambda m: m.get("val", {}).get("miou")),
+    ("test_miou", lambda m: m.get("test", {}).get("miou")),
     ("trainable_params", lambda m: m.get("trainable_params")),
     ("images_per_s", lambda m: m.get("images_per_s")),
     ("epochs", lambda m: m.get("epochs")),
