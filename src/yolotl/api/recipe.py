@@ -60,13 +60,22 @@ class RecipeChoice:
         return f"recipe    {self.key} {verb} {value}: {self.reason}"
 
 
-def choose_recipe(profile: DatasetProfile, current: dict[str, Any], keep: set[str] | frozenset[str] = frozenset()) -> list[RecipeChoice]:
+def choose_recipe(profile: DatasetProfile, current: dict[str, Any], keep: set[str] | frozenset[str] = frozenset(),
+                  task: str = "detect") -> list[RecipeChoice]:
     """The recipe's decisions for ``profile``, given the ``current`` values of the keys it sets
     (``data.image_size``, ``strategy``, ``data.selection.balance``, ``model.module.loss.classes``); keys in ``keep``
-    (or under one of them) are reported, never changed."""
-    choices = [_image_size(profile, int(current["data.image_size"])),
-               _strategy(profile, str(current["strategy"])),
-               *_balancing(profile, current["data.selection.balance"], current["model.module.loss.classes"])]
+    (or under one of them) are reported, never changed. For ``task="semantic"`` the two box rules (image size,
+    balancing by boxes) do not apply: those keys stay as configured, said so; the strategy rule applies."""
+    if task == "semantic":
+        reason = "task=semantic: no boxes to judge it by, as configured"
+        choices = [RecipeChoice("data.image_size", int(current["data.image_size"]), reason),
+                   _strategy(profile, str(current["strategy"])),
+                   RecipeChoice("data.selection.balance", current["data.selection.balance"], reason),
+                   RecipeChoice("model.module.loss.classes", current["model.module.loss.classes"], reason)]
+    else:
+        choices = [_image_size(profile, int(current["data.image_size"])),
+                   _strategy(profile, str(current["strategy"])),
+                   *_balancing(profile, current["data.selection.balance"], current["model.module.loss.classes"])]
     for choice in choices:
         if choice.changed and _kept(choice.key, keep):
             choice.value, choice.changed = current[choice.key], False
@@ -150,7 +159,8 @@ def apply_recipe(cfg: DictConfig) -> dict[str, Any]:
     profile = profile_training_split(cfg.data)
     current = {"data.image_size": cfg.data.image_size, "strategy": _strategy_name(cfg.strategy),
                "data.selection.balance": OmegaConf.select(cfg, "data.selection.balance"), "model.module.loss.classes": cfg.model.module.loss.get("classes")}
-    choices = choose_recipe(profile, current, frozenset(str(k) for k in recipe.get("keep") or []))
+    choices = choose_recipe(profile, current, frozenset(str(k) for k in recipe.get("keep") or []),
+                            task=str(cfg.model.detector.get("task", "detect")))
     for choice in choices:
         if choice.changed:
             _set(cfg, choice)

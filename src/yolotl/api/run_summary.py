@@ -18,14 +18,20 @@ def start_summary(cfg: DictConfig, datamodule: Any, module: DetectionModule, str
                   trainer: pl.Trainer, run_dir: Path) -> list[str]:
     """The lines a run starts with: data, classes, weights, strategy, schedule and device, run folder."""
     detector = module.detector
+    semantic = getattr(detector, "semantic", False)
     sizes = []
     for role in ("train", "val", "test"):
         if role == "test" and not getattr(datamodule, "has_test_split", True):
             continue
         records = datamodule.split(role).records
-        sizes.append(f"{role} {len(records)} images / {sum(len(r.labels) for r in records)} boxes")
+        sizes.append(f"{role} {len(records)} images" if semantic else
+                     f"{role} {len(records)} images / {sum(len(r.labels) for r in records)} boxes")
     counts = datamodule.class_counts("train")
-    classes = ", ".join(f"{name} {c['boxes']}" for name, c in counts.items())
+    if semantic:  # pixel shares: a class per pixel, no boxes
+        total = max(1, sum(c["pixels"] for c in counts.values()))
+        classes = ", ".join(f"{name} {c['pixels'] / total:.1%}" for name, c in counts.items())
+    else:
+        classes = ", ".join(f"{name} {c['boxes']}" for name, c in counts.items())
     selection = []
     if getattr(datamodule, "fold", None) is not None:
         selection.append(f"fold {datamodule.fold} of {datamodule.num_folds}")
@@ -37,7 +43,7 @@ def start_summary(cfg: DictConfig, datamodule: Any, module: DetectionModule, str
     lines = [
         f"data      {datamodule.format} at {datamodule.root}: {', '.join(sizes)}"
         + (f" ({', '.join(selection)})" if selection else ""),
-        f"classes   {len(counts)}, training boxes: {classes}",
+        f"classes   {len(counts)}, training {'pixels' if semantic else 'boxes'}: {classes}",
         f"model     {detector.config.backbone}, {detector.load_report.summary()}",
         f"strategy  {_strategy_line(strategy, detector)}",
         f"training  {datamodule.image_size} px, batch {datamodule.batch_size}, {length}, "

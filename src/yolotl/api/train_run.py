@@ -24,7 +24,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from yolotl.api.moved_keys import check_moved_keys
 from yolotl.api.recipe import apply_recipe
@@ -45,8 +45,9 @@ RECIPE_FILE = "recipe.json"  # recipe=auto: the profile and the choices, for met
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, TransferStrategy]:
     """The DataModule (set up: every split read and checked), the module and its strategy."""
     check_moved_keys(cfg)
-    segment = cfg.model.detector.get("task", "detect") == "segment"
-    datamodule = instantiate(cfg.data, masks=segment, _convert_="all")  # the task decides whether masks load
+    task = cfg.model.detector.get("task", "detect")
+    # the task decides the targets: boxes, boxes and instance masks, or class maps
+    datamodule = instantiate(cfg.data, masks=task == "segment", semantic=task == "semantic", _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()  # every split now: a bad test split must stop us before training, not after
     class_names = list(datamodule.class_names)
@@ -56,9 +57,9 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, Tra
     if cfg.get("distill"):
         distiller = instantiate(cfg.distill, student_class_names=list(detector.class_names), _convert_="all")
     strategy = instantiate(cfg.strategy, _convert_="all")
-    train_counts = {name: counts["boxes"] for name, counts in datamodule.class_counts("train").items()}
     module = instantiate(cfg.model.module, detector=detector, distiller=distiller, strategy=strategy,
-                         data_class_names=class_names, train_class_counts=train_counts, _convert_="all")
+                         data_class_names=class_names, train_class_counts=datamodule.class_counts("train"),
+                         _convert_="all")
     return datamodule, module, strategy
 
 
@@ -113,6 +114,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     first = _rank_zero()
     resume = cfg.get("resume")  # a checkpoint of this run (yolotl.api.resume): its config.yaml stays
     recipe = _recipe(cfg, run_dir, resume, first)
+    _resolve_monitor(cfg)
     if first and not resume:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     datamodule, module, strategy = build(cfg)
@@ -121,7 +123,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     class_counts = datamodule.class_counts("train")
     throughput = Throughput()
     # The strategy reaches the Trainer through DetectionModule.configure_callbacks.
-    callbacks = [throughput, ValidationLog(), TimeLimitPerJob(),
+    callbacks = [throughput, ValidationLog(monitor=str(cfg.monitor)), TimeLimitPerJob(),
                  *[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]]
     trainer = build_trainer(cfg, run_dir, callbacks)
     if trainer.global_rank == 0:
@@ -195,6 +197,15 @@ def _recipe(cfg: DictConfig, run_dir: Path, resume: Any, first: bool) -> dict[st
     if first and recipe["mode"] != "fixed":
         path.write_text(json.dumps(recipe, indent=1))
     return recipe
+
+
+def _resolve_monitor(cfg: DictConfig) -> None:
+    """``monitor: auto`` -> the task's headline validation score (``val/miou`` for a semantic segmenter, else
+    ``val/map``), written into ``cfg`` before config.yaml, so the callbacks that interpolate it agree."""
+    if cfg.get("monitor", "auto") in (None, "auto"):
+        semantic = cfg.model.detector.get("task", "detect") == "semantic"
+        with open_dict(cfg):  # a resumed run's config.yaml from before this key has none
+            cfg.monitor = "val/miou" if semantic else "val/map"
 
 
 def _out_of_memory(err: BaseException) -> bool:

@@ -39,6 +39,7 @@ def check_from_config(cfg: DictConfig) -> HealthReport:
         area_outlier_ratio=cfg.area_outlier_ratio,
         **_layout(data),
         train_split=reading.get("train_split", "train"),
+        sequence_leakage=cfg.get("sequence_leakage"),
     )
 
 
