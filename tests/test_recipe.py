@@ -151,3 +151,15 @@ def test_choices_can_be_made_without_hydra(tmp_path):
                "model.module.loss.classes": "inverse_sqrt"}
     choices = {c.key: c for c in choose_recipe(profile, current, keep={"data.image_size"})}
     assert choices["data.image_size"].value == 416 and not choices["data.image_size"].changed
+
+
+def test_a_semantic_run_keeps_the_box_rules_off_and_the_strategy_rule_on(tmp_path):
+    """Tiny, skewed, grey boxes would change size and balancing for a detector; for task=semantic (drawn into
+    class maps, no boxes to judge by) only the strategy rule applies."""
+    cfg = _config(_dataset(tmp_path / "d", box=9, grey=True, counts=(20, 5)), "model.detector.task=semantic")
+    recipe = apply_recipe(cfg)
+    choices = {c["key"]: c for c in recipe["choices"]}
+    assert cfg.data.image_size == 416 and not choices["data.image_size"]["changed"]
+    assert "task=semantic" in choices["data.image_size"]["reason"]
+    assert cfg.data.selection.balance == "repeat_factor" and cfg.model.module.loss.classes == "inverse_sqrt"
+    assert choices["strategy"]["changed"] and choices["strategy"]["value"] == "end_to_end"
