@@ -66,7 +66,7 @@ def semantic_setup(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _data_module(root: Path) -> yolotl.DetectionDataModule:
-    return yolotl.DetectionDataModule(root=str(root), format="semantic", semantic=True, image_size=SIZE, batch_size=2,
+    return yolotl.DetectionDataModule(root=str(root), format="semantic", masks="semantic", image_size=SIZE, batch_size=2,
                                       reading={"val_split": "valid"}, loader={"num_workers": 0})
 
 
@@ -119,7 +119,7 @@ def test_evaluate_asks_for_semantic_targets_and_a_known_split(semantic_setup, tm
     synthetic = yolotl.DetectionDataModule(root=str(tmp_path / "syn"), format="synthetic", image_size=SIZE,
                                            reading={"synthetic": {"num_train": 2, "num_val": 2, "num_test": 2,
                                                                   "image_size": SIZE}})
-    with pytest.raises(ConfigError, match="semantic=True"):
+    with pytest.raises(ConfigError, match="masks='semantic'"):
         yolotl.evaluate(ckpt, data=synthetic, output_dir=tmp_path / "out")
     with pytest.raises(yolotl.DatasetError, match="unknown split"):
         yolotl.evaluate(ckpt, data=_data_module(root), split="holdout", output_dir=tmp_path / "out")

@@ -50,7 +50,7 @@ def test_data_options_compose(name):
 @pytest.mark.parametrize("name", _options("data"))
 def test_disk_cache_is_one_override_in_every_data_option(name, tmp_path):
     cfg = _compose(f"data={name}", f"data.root={tmp_path}", "data.loader.cache=disk", f"data.loader.cache_dir={tmp_path}/cache")
-    semantic = {"semantic": True} if name == "semantic" else {}  # format=semantic needs semantic targets
+    semantic = {"masks": "semantic"} if name == "semantic" else {}  # format=semantic needs semantic targets
     cache = instantiate(cfg.data, _convert_="all", **semantic).cache
     assert cache.mode == "disk" and cache.cache_dir == tmp_path / "cache"
 

@@ -73,7 +73,7 @@ def clean(split: str, count: int = 3, mask: Callable[[int], Mask] = good_mask) -
 
 
 def semantic_dm(root: Path, policy: str, **checks) -> DetectionDataModule:
-    return DetectionDataModule(str(root), format="semantic", image_size=SIZE, batch_size=2, semantic=True,
+    return DetectionDataModule(str(root), format="semantic", image_size=SIZE, batch_size=2, masks="semantic",
                                loader={"num_workers": 0}, checks={"policy": policy, **checks})
 
 

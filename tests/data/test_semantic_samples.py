@@ -272,7 +272,7 @@ def _module(root: Path, fmt: str, **kwargs) -> DetectionDataModule:
 
 def test_a_semantic_module_reads_mask_classes_and_counts_pixels(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "ds", "roboflow", {"train": SCENES})
-    dm = _module(root, "semantic", semantic=True)
+    dm = _module(root, "semantic", masks="semantic")
     dm.setup("fit")
     assert dm.class_names == CLASS_NAMES and dm.num_classes == 6
     counts = dm.class_counts("train")
@@ -293,7 +293,7 @@ def test_a_semantic_module_on_instance_data_adds_the_background(tmp_path: Path) 
     scenes = [PaintedScene(64, 64, (rectangle(0, 0, 0, 32, 64), rectangle(2, 40, 8 + i, 56, 24 + i)))
               for i in (0, 20)]  # two images, not identical (the health check skips copies)
     root = write_yolo(tmp_path / "yolo", scenes)
-    dm = _module(root, "yolo", semantic=True, selection={"balance": "repeat_factor"})
+    dm = _module(root, "yolo", masks="semantic", selection={"balance": "repeat_factor"})
     dm.setup("fit")
     assert dm.class_names[:4] == ["background", "red", "green", "blue"] and dm.num_classes == 7
     counts = dm.class_counts("train")
@@ -310,7 +310,7 @@ def test_balance_counts_the_classes_of_each_map(tmp_path: Path) -> None:
     scenes = [Scene(64, 64, ((1, 0, 0, 64, 32),))] * 9 + [Scene(64, 64, ((1, 0, 0, 64, 32), (5, 0, 40, 20, 60)))]
     scenes = [replace(s, regions=s.regions + ((2, i, 50, i + 4, 54),)) for i, s in enumerate(scenes)]
     root = write_dataset(tmp_path / "ds", "roboflow", {"train": scenes})
-    dm = _module(root, "semantic", semantic=True, selection={"repeat_threshold": 0.5})
+    dm = _module(root, "semantic", masks="semantic", selection={"repeat_threshold": 0.5})
     dm.setup("fit")
     factors = dm._repeat_factors(dm.split("train").records)
     assert factors[-1] > 1.0 and np.allclose(factors[:-1], 1.0)
@@ -319,5 +319,5 @@ def test_balance_counts_the_classes_of_each_map(tmp_path: Path) -> None:
 def test_semantic_module_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model.detector.task=semantic"):
         _module(tmp_path, "semantic")
-    with pytest.raises(ConfigError, match="exclude each other"):
-        _module(tmp_path, "yolo", semantic=True, masks=True)
+    with pytest.raises(ConfigError, match="'semantic'"):
+        _module(tmp_path, "yolo", masks="class maps")

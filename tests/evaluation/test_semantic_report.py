@@ -101,7 +101,7 @@ def test_dataset_classes_are_mapped_to_the_detectors_and_unlabelled_images_are_n
 
     with pytest.raises(Exception, match="no class"):
         collect_semantic(FixedSegmenter([pred]), _batches([torch.full((SIZE, SIZE), 2)]), label_map=[0, 2])
-    with pytest.raises(Exception, match="semantic=True"):
+    with pytest.raises(Exception, match="masks='semantic'"):
         collect_semantic(FixedSegmenter([pred]), [(torch.zeros(1, 3, SIZE, SIZE), [{"boxes": torch.zeros(0, 4)}])])
 
 

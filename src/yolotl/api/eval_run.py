@@ -63,7 +63,7 @@ def evaluate(
     detector's masks are scored too and both JSON files carry them as RLE (``COCOeval(..., "segm")``).
 
     A semantic segmenter (``task=semantic``: a checkpoint, an exported model or a loaded one) is scored on the
-    data module's eval batches (``semantic=True``, letterboxed to the model's input size; ``batch_size`` is then
+    data module's eval batches (``masks="semantic"``, letterboxed to the model's input size; ``batch_size`` is then
     the data module's), the padding left out: mIoU, pixel accuracy, per-class IoU and pixel counts, the pixel
     confusion matrix in ``metrics.json`` (NaN IoUs written as null); ``score_threshold``/``iou_threshold`` do not
     apply, and the report shows the ``max_grid_images // 2`` worst images
@@ -198,11 +198,11 @@ def _datamodule(data: Any, checkpoint: Path | None, semantic: bool = False, imag
             )
         log.info("data: the run's own dataset (%s)", data.get("root"))
     if isinstance(data, (dict, DictConfig)):
-        extra = {"semantic": True} if semantic else {}
+        extra = {"masks": "semantic"} if semantic else {}
         data = instantiate(data, _convert_="all", **extra, **({"image_size": image_size} if image_size else {}))
     elif semantic and not getattr(data, "semantic", False):
         raise ConfigError("a semantic segmenter is scored on class maps: build the data module with "
-                          "DetectionDataModule(..., semantic=True)")
+                          "DetectionDataModule(..., masks='semantic')")
     elif semantic and image_size is not None and data.image_size != image_size:
         log.warning("scoring at the data module's input size %d; the model was trained at %d (predict() uses %d)",
                     data.image_size, image_size, image_size)

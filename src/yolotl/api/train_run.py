@@ -47,7 +47,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, DetectionModule, Tra
     check_moved_keys(cfg)
     task = cfg.model.detector.get("task", "detect")
     # the task decides the targets: boxes, boxes and instance masks, or class maps
-    datamodule = instantiate(cfg.data, masks=task == "segment", semantic=task == "semantic", _convert_="all")
+    datamodule = instantiate(cfg.data, masks="semantic" if task == "semantic" else task == "segment", _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()  # every split now: a bad test split must stop us before training, not after
     class_names = list(datamodule.class_names)

@@ -56,7 +56,7 @@ class DetectionDataModule(L.LightningDataModule):
       it was resolved from and ``YOLOTL_DATASETS``) and ``format``: ``yolo``, ``voc``, ``coco`` or
       ``synthetic`` (:func:`~yolotl.data.formats.prepare_dataset` writes it to ``root``, then it is read
       as YOLO), or ``semantic`` (images with PNG class maps: Roboflow PNG masks, VOC
-      ``SegmentationClass`` or image/mask folder pairs; needs ``semantic=True``).
+      ``SegmentationClass`` or image/mask folder pairs; needs ``masks="semantic"``).
     - ``image_size``, ``batch_size``.
     - ``augment``: a preset name (``none``/``light``/``medium``/``heavy``), a dict of
       :class:`AugmentSettings` fields (``{"preset": "heavy", "mixup": 0}``) or settings.
@@ -71,15 +71,15 @@ class DetectionDataModule(L.LightningDataModule):
     - ``checks``: :class:`~yolotl.data.settings.CheckSettings`: ``policy`` ``fix`` (default) or
       ``strict`` for the health check's findings (see :class:`~yolotl.data.splits.CheckedSplits`), and
       the health cache.
-    - ``masks``: instance masks in the targets (``target["masks"]`` uint8 ``[N, H, W]``) when the
-      records carry outlines (COCO segmentation, YOLO-seg); off for detection, so outlines cost nothing.
-    - ``semantic``: semantic class maps in the targets (``target["semantic"]`` int64 ``[H, W]``, a class
+    - ``masks``: which masks the targets carry. ``True`` (or ``"instance"``): instance masks
+      (``target["masks"]`` uint8 ``[N, H, W]``) when the records carry outlines (COCO segmentation, YOLO-seg);
+      ``False`` (detection, the default): none, so outlines cost nothing. ``"semantic"``: class maps (``target["semantic"]`` int64 ``[H, W]``, a class
       per pixel, :data:`~yolotl.constants.IGNORE_INDEX` on padding and fill; ``boxes`` stay empty),
       set by ``yolotl.train`` for ``model.detector.task=semantic``. ``format=semantic`` reads the classes
       of the masks; an instance format (yolo, voc, coco, synthetic) is rasterised: ``class_names``
       becomes ``["background", *names]`` and each object's class its label + 1 (crowd regions are
       ignored). Mixup is off for it (blending two class maps has no right answer); class-balanced
-      sampling counts the classes in each map; :meth:`class_counts` counts pixels. Excludes ``masks``.
+      sampling counts the classes in each map; :meth:`class_counts` counts pixels.
 
     The parts may be given as mappings of their fields (``loader={"num_workers": 0}``).
 
@@ -101,8 +101,7 @@ class DetectionDataModule(L.LightningDataModule):
         loader: LoaderSettings | Mapping[str, Any] | None = None,
         selection: Selection | Mapping[str, Any] | None = None,
         checks: CheckSettings | Mapping[str, Any] | None = None,
-        masks: bool = False,
-        semantic: bool = False,
+        masks: bool | str = False,
     ) -> None:
         super().__init__()
         reading, loader = ReadSettings.of(reading), LoaderSettings.of(loader)
@@ -113,7 +112,8 @@ class DetectionDataModule(L.LightningDataModule):
         check_fold(selection.fold, selection.num_folds)
         check_fraction(selection.train_fraction)
         _check_folders(format, reading.image_dir, reading.annotation_dir)
-        _check_task(format, masks, semantic)
+        masks, semantic = _mask_targets(masks)
+        _check_task(format, semantic)
         self.root = str(root)
         self.format = format.lower()
         self.image_size = image_size
@@ -416,14 +416,22 @@ def _check_folders(fmt: str, image_dir: str | None, annotation_dir: str | None) 
                           f"annotation file's place).")
 
 
-def _check_task(fmt: str, masks: bool, semantic: bool) -> None:
-    """Reject targets that exclude each other, and semantic data read for another task."""
-    if masks and semantic:
-        raise ConfigError("masks=True (instance masks, task=segment) and semantic=True (class maps, "
-                          "task=semantic) exclude each other; set only the one the task needs.")
+MASK_TARGETS = (False, True, "instance", "semantic")
+
+
+def _mask_targets(masks: bool | str) -> tuple[bool, bool]:
+    """``masks`` as (instance masks, semantic class maps); ConfigError for another value."""
+    if masks not in MASK_TARGETS or isinstance(masks, (int, float)) and not isinstance(masks, bool):
+        raise ConfigError(f"masks={masks!r}: use false (boxes only), true or 'instance' (instance masks, "
+                          "task=segment) or 'semantic' (class maps, task=semantic)")
+    return masks in (True, "instance"), masks == "semantic"
+
+
+def _check_task(fmt: str, semantic: bool) -> None:
+    """Reject semantic data read for another task."""
     if str(fmt).lower() == "semantic" and not semantic:
         raise ConfigError("format=semantic holds class maps, not objects: train it with "
-                          "model.detector.task=semantic (DetectionDataModule(semantic=True) in Python).")
+                          "model.detector.task=semantic (DetectionDataModule(masks='semantic') in Python).")
 
 
 def _check_balance(balance: str | None) -> None:

@@ -84,7 +84,7 @@ def collect_semantic(
     for images, targets in batches:
         if not targets or "semantic" not in targets[0]:
             raise DatasetError("the eval batches carry no `semantic` class maps; build the data module with "
-                               "semantic=True")
+                               "masks='semantic'")
         truth = _to_detector_classes(torch.stack([t["semantic"] for t in targets]), lookup, targets)
         with torch.inference_mode():
             preds = upsample_logits(detector.logits(images), images.shape[-2:]).argmax(1).cpu()

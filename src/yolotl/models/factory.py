@@ -63,7 +63,7 @@ def create_detector(
         task: ``"detect"`` (boxes), ``"segment"`` (boxes and instance masks: YOLACT's prototype and
             coefficient branches in the head; train it on data loaded with ``masks=True``) or ``"semantic"``
             (a class for every pixel: :class:`~yolotl.models.semantic_head.SemanticHead` instead of the box
-            head; data loaded with ``semantic=True``). With ``init_from`` a checkpoint of another task, every
+            head; data loaded with ``masks="semantic"``). With ``init_from`` a checkpoint of another task, every
             shared weight (backbone, neck) is kept and the new task's branches start fresh (the load report's
             ``missing`` tensors).
         num_protos: prototype masks of a segmenting detector (YOLACT's and YOLOv8-seg's 32).

@@ -96,7 +96,8 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, source_pa
     target_state = target.state_dict()
     source_state = source.state_dict()
     class_layers = _class_layers(target)
-    width = sorted(name for name in class_layers if name.endswith("weight"))[0]
+    # the first class layer's weight: its input width says whether class rows can be copied at all
+    width = "head.classifier.weight" if "head.classifier.weight" in class_layers else "head.cls_branches.0.2.weight"
     if width not in source_state:  # another task's head (a detector's into a semantic segmenter, or back)
         log.info("%s has another kind of head (task %s): this %s head starts fresh", source_path,
                  source.config.task, target.config.task)

@@ -360,10 +360,10 @@ def _metrics(detector: YoloDetector) -> DetectionMetrics | SemanticMetrics:
 
 def _class_maps(targets: list[dict]) -> torch.Tensor:
     """The targets' ``semantic`` class maps stacked to ``[B, H, W]`` (a semantic model needs data loaded with
-    ``semantic=True``)."""
+    ``masks="semantic"``)."""
     if not targets or "semantic" not in targets[0]:
         raise ConfigError("a task=semantic model needs class maps in its targets: load the data with "
-                          "DetectionDataModule(semantic=True) (yolotl-train sets it from model.detector.task)")
+                          "DetectionDataModule(masks='semantic') (yolotl-train sets it from model.detector.task)")
     return torch.stack([t["semantic"] for t in targets]).long()
 
 
