@@ -6,8 +6,9 @@ of sequence ``frame`` (Roboflow's ``_jpg.rf.<hash>`` suffix stripped, then the t
 number). A stem whose part before the number has no letter (``2007_000032``, ``000123``) is no
 sequence: such names number separate photos as often as frames. Two splits of one sequence are
 reported (``sequence_leakage``, kept: only re-splitting fixes it) when they share a frame number or
-when frames of the later split lie between frames of the earlier one in two or more separate runs
-(one contiguous block inside another split is how a sequence is split properly).
+when frames of the later split lie between frames of the earlier one in two or more separate short runs
+(under ``BLOCK_FRAMES`` frames each): contiguous blocks of frames, one or several, are how a sequence is
+split properly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["sequence_frame", "sequence_findings"]
 _ROBOFLOW = re.compile(r"^(?P<stem>.+)_(?:jpe?g|png|bmp|tiff?|webp|gif)\.rf\.[0-9a-f]{8,}$", re.IGNORECASE)
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)[\s_.\-]*(?P<frame>\d+)$")
 _LETTER = re.compile(r"[^\W\d_]")
+BLOCK_FRAMES = 5  # a run of held-out frames at least this long between training frames is a block, not a leak
 
 
 def sequence_frame(path: str | Path) -> tuple[str, int, int] | None:
@@ -92,7 +94,7 @@ def _interleaving(name: str, a: str, frames_a: _Frames, b: str, frames_b: _Frame
     in_a, in_b = set(frames_a.images), set(frames_b.images)
     shared = sorted(in_a & in_b)
     timeline = sorted(in_a | in_b)
-    runs: list[list[int]] = []  # runs of b-only frames with a frame of a on both sides
+    runs: list[list[int]] = []  # runs of b-only frames with a frame of a on both sides (short ones kept)
     current: list[int] = []
     seen_a = False
     for frame in timeline:
@@ -102,6 +104,7 @@ def _interleaving(name: str, a: str, frames_a: _Frames, b: str, frames_b: _Frame
             current, seen_a = [], True
         else:
             current.append(frame)
+    runs = [run for run in runs if len(run) < BLOCK_FRAMES]
     if not shared and len(runs) < 2:
         return None
 
