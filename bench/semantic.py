@@ -1,5 +1,6 @@
 """Semantic segmentation evidence: indoor_semseg on a block split of its frames, ImageNet start against
-random start at the same budget (and, with ``--animals``, animals_seg through the instance-to-class maps).
+random start at the same budget (and, with ``--datasets indoor animals``, animals_seg through the
+instance-to-class maps).
 
 indoor_semseg's given splits interleave the frames of one walk-through video (valid frame 0001 lies
 between train frames 0000 and 0002; see its DEFECTS.md), so scores on them are optimistic. This script
@@ -23,7 +24,7 @@ table is printed (test mIoU, pixel accuracy, val mIoU, epochs, wall time) and wr
 ``<out>/semantic.json``. Finished runs are not trained again.
 
     python bench/semantic.py --out bench-runs/semantic --epochs 30
-    python bench/semantic.py --out bench-runs/semantic --epochs 30 --animals
+    python bench/semantic.py --out bench-runs/semantic-animals --epochs 12 --datasets animals
 """
 
 from __future__ import annotations
@@ -142,21 +143,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", choices=("1", "all"), default="1")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--starts", nargs="+", default=["imagenet", "random"], choices=("imagenet", "random"))
-    parser.add_argument("--animals", action="store_true", help="also animals_seg (COCO instances -> class maps)")
+    parser.add_argument("--datasets", nargs="+", default=["indoor"], choices=("indoor", "animals"),
+                        help="indoor: indoor_semseg on the block split; animals: animals_seg (COCO instances -> class maps)")
     parser.add_argument("--override", action="append", default=[], help="extra yolotl-train override")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     datasets = Path(args.datasets_root).resolve()
-    data = write_split(datasets / "indoor_semseg", out, args.block, args.gap, args.copies)
     common = [f"trainer.max_epochs={args.epochs}", f"seed={args.seed}", *args.override]
     results = []
-    for start in args.starts:
+    if "indoor" in args.datasets:
+        data = write_split(datasets / "indoor_semseg", out, args.block, args.gap, args.copies)
+    for start in args.starts if "indoor" in args.datasets else []:
         name = f"indoor-{start}-s{args.seed}"
         metrics = train(name, out, ["experiment=indoor_semseg", f"data.root={data}", *start_overrides(start),
                                     *common])
         results.append(row(name, metrics))
-    if args.animals:
+    if "animals" in args.datasets:
         for start in args.starts:
             name = f"animals-{start}-s{args.seed}"
             metrics = train(name, out, ["data=coco", f"data.root={datasets / 'animals_seg'}",
