@@ -17,14 +17,15 @@ CSV_ACTIONS = ("skipped image", "dropped box", "fixed")
 BOX = "1 0.5 0.5 0.2 0.5"  # on a 100x80 image: [40, 20, 60, 60]
 
 
-def datamodule(root: Path, fmt: str, policy: str, **kwargs) -> DetectionDataModule:  # kwargs: ReadSettings fields
+def datamodule(root: Path, fmt: str, policy: str, masks: bool | str = False,
+               **kwargs) -> DetectionDataModule:  # kwargs: ReadSettings fields
     """A small DataModule over ``root`` (nothing is loaded until a dataloader is asked for)."""
     return DetectionDataModule(str(root), format=fmt, image_size=64, batch_size=2, reading=kwargs or None,
-                               loader={"num_workers": 0}, checks={"policy": policy})
+                               loader={"num_workers": 0}, checks={"policy": policy}, masks=masks)
 
 
 def check_case(root: Path, fmt: str, kind: str, file_part: str, run_dir: Path, count: int = 1,
-               **kwargs) -> DetectionDataModule:
+               masks: bool | str = False, **kwargs) -> DetectionDataModule:
     """Assert ``count`` findings of ``kind`` naming ``file_part``: in ``check_dataset``; as a
     DatasetError naming the file under ``policy="strict"`` (unless the kind is info); counted
     under ``policy="fix"`` with one skipped.csv row each (when fix changes data) and listed in
@@ -34,7 +35,7 @@ def check_case(root: Path, fmt: str, kind: str, file_part: str, run_dir: Path, c
     assert len(found) == count and all(file_part in f.file for f in found), report.table()
     assert kind in report.table() and file_part in report.table()
     info = kind_info(kind)
-    strict = datamodule(root, fmt, "strict", **kwargs)
+    strict = datamodule(root, fmt, "strict", masks, **kwargs)
     if info.severity == "info":
         strict.setup()  # information never stops training
     else:
@@ -42,7 +43,7 @@ def check_case(root: Path, fmt: str, kind: str, file_part: str, run_dir: Path, c
             strict.setup()
         assert kind in str(err.value) and file_part in str(err.value)
         assert "data.checks.policy=fix" in str(err.value)
-    fixed = datamodule(root, fmt, "fix", **kwargs)
+    fixed = datamodule(root, fmt, "fix", masks, **kwargs)
     fixed.setup()
     assert fixed.health.totals().get(kind) == count, fixed.health.table()
     paths = fixed.write_health(run_dir)

@@ -18,18 +18,17 @@ from PIL import Image
 from yolotl.api import config_dir
 from yolotl.cli.check_data import run as run_cli
 from yolotl.data import DetectionDataModule, check_dataset
-from yolotl.data.catalogue import kind_info
 from yolotl.data.health import semantic as semantic_health
 from yolotl.data.health.sequences import sequence_frame
 from yolotl.data.health.store import ImageInfoStore
 from yolotl.data.splits import CheckedSplits
 from yolotl.errors import DatasetError
 
+from .health_helpers import check_case
 from .helpers import shared_datasets, write_image
 
 SIZE = 64
 NAMES = ["background", "cat", "dog"]
-CSV_ACTIONS = ("skipped image", "dropped box", "fixed")
 Mask = np.ndarray
 
 
@@ -83,28 +82,7 @@ def check_three_ways(root: Path, kind: str, file_part: str, run_dir: Path, count
     a DatasetError naming kind and file under ``policy="strict"`` (none for info kinds); under
     ``policy="fix"`` counted, in data_health.json, one skipped.csv row each if fix changes data, and
     the image ``skipped`` (a file name) gone from its split. Returns the fix DataModule."""
-    report = check_dataset(root, "semantic")
-    found = report.of_kind(kind)
-    assert len(found) == count and all(file_part in f.file for f in found), report.table()
-    assert kind in report.table()
-    info = kind_info(kind)
-    strict = semantic_dm(root, "strict")
-    if info.severity == "info":
-        strict.setup()  # information never stops training
-    else:
-        with pytest.raises(DatasetError) as err:
-            strict.setup()
-        assert kind in str(err.value) and file_part in str(err.value)
-        assert "data.checks.policy=fix" in str(err.value)
-    fixed = semantic_dm(root, "fix")
-    fixed.setup()
-    assert fixed.health.totals().get(kind) == count, fixed.health.table()
-    paths = fixed.write_health(run_dir)
-    with paths["csv"].open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["kind"] == kind]
-    assert len(rows) == (count if info.action in CSV_ACTIONS else 0)
-    saved = json.loads(paths["json"].read_text())
-    assert sum(f["kind"] == kind for f in saved["findings"]) == count
+    fixed = check_case(root, "semantic", kind, file_part, run_dir, count, masks="semantic")
     names = {role: [r.image_path.name for r in fixed.split(role).records] for role in ("train", "val")}
     if skipped is not None:
         assert all(skipped not in held for held in names.values())

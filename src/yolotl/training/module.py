@@ -116,6 +116,9 @@ class DetectionModule(pl.LightningModule):
         self.class_weights = self._resolve_class_weights(loss.classes, train_class_counts)
         if self.loss is not None:
             self.loss.set_class_weights(self.class_weights)
+        # a semantic segmenter's cross-entropy weights, built once (moved with the module, not saved)
+        weights = torch.tensor(self.class_weights) if detector.semantic and self.class_weights else None
+        self.register_buffer("_pixel_class_weights", weights, persistent=False)
         self._frozen_rows: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor]] = []
         self._protect_old_classes()
         # For the loggers' record (hparams.yaml): plain values only; the parts themselves are not saved.
@@ -288,8 +291,7 @@ class DetectionModule(pl.LightningModule):
         metrics.update(preds, self._map_targets(batch[1]))
 
     def _semantic_loss(self, logits: torch.Tensor, truth: torch.Tensor) -> SemanticLoss:
-        weights = None if self.class_weights is None else torch.tensor(self.class_weights)
-        return semantic_loss(logits, truth, IGNORE_INDEX, weights, self.loss_weights.dice)
+        return semantic_loss(logits, truth, IGNORE_INDEX, self._pixel_class_weights, self.loss_weights.dice)
 
     def _postprocess(self, outputs: HeadOutput) -> list[dict[str, torch.Tensor]]:
         return self.detector.postprocess_outputs(
