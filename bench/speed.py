@@ -14,12 +14,15 @@ Rows:
   its box decoding, no letterbox, no NMS (YOLO26n's graph includes its one-to-one top-k selection).
 
 Columns: yolotl, one per ``--variants`` entry (``create_detector`` settings; ``""`` is the default model),
-then with ``--reference`` YOLOv8n and YOLO26n from ``../shared/tools/yolov8n_reference.sh`` (Ultralytics
-in its own scratch environment: it is never imported here; random-init models, which time like trained
-ones), and each yolotl cell's ratio to them (the time, or the images/s, divided by theirs). An INT8 row's
-ratio is to the other model's INT8 in the same runtime; the "best INT8" rows compare each model's fastest
-INT8 of any runtime. Run it on a quiet machine (no other job: the same command runs 2x slower when another
-shares the cores); the load average is printed at the start and the end of each part.
+then with ``--reference`` YOLOv8n and YOLO26n (bench/reference_models.py: YOLOv8n's training speed from
+``../shared/tools/yolov8n_reference.sh``, both models' graphs exported by Ultralytics' own command line in
+that tool's scratch environment; Ultralytics is never imported here; random-init models, which time like
+trained ones), and each yolotl cell's ratio to them (the time, or the images/s, divided by theirs). Every
+graph, yolotl's and the reference's, is timed in this process with the same ONNX Runtime and OpenVINO
+settings, the models taking turns in each cell. An INT8 row's ratio is to the other model's INT8 in the
+same runtime; the "best INT8" rows compare each model's fastest INT8 of any runtime. Run it on a quiet
+machine (no other job: the same command runs 2x slower when another shares the cores); the load average
+is printed at the start, between the parts and at the end.
 
     python bench/speed.py --reference                                       # the whole protocol, ~25 min
     python bench/speed.py --reference --variants "" "neck=light head=light" # a candidate beside the default
@@ -43,10 +46,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from head_options import parse_variant  # noqa: E402  (bench/ is not a package)
+from reference_models import reference_graphs, reference_training  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BCCD = REPO.parent / "shared" / "datasets" / "bccd"
-REFERENCE = REPO.parent / "shared" / "tools" / "yolov8n_reference.sh"
+CLASSES = ["RBC", "WBC", "Platelets"]
 STRATEGIES = ("feature_extract", "finetune", "end_to_end")
 RUNTIMES = ("PyTorch", "ONNX Runtime FP32", "ONNX Runtime INT8", "OpenVINO FP32", "OpenVINO INT8")
 REFERENCE_MODELS = ("YOLOv8n", "YOLO26n")
@@ -105,41 +109,67 @@ def exported_models(detector: torch.nn.Module, size: int, images: list[Path], wo
     return models | {"OpenVINO FP32": ov32, "OpenVINO INT8": quantize_openvino(ov32, images, work / f"int8_{size}.xml")}
 
 
-def latencies(settings: dict, sizes: list[int], threads: list[int], runs: int, calibration: int,
-              work: Path) -> dict[tuple[str, int, int], float]:
-    """``{(runtime, size, threads): median ms}`` of the detector built with ``settings``."""
+def yolotl_graphs(settings: dict, sizes: list[int], images: list[Path], work: Path) -> dict[tuple[str, int], Path]:
+    """``{(runtime, size): graph}`` of the detector built with ``settings``."""
     import yolotl
-    from yolotl.inference import OnnxDetector, OpenVinoDetector
 
-    detector = yolotl.create_detector("efficientnet_lite0", class_names=["RBC", "WBC", "Platelets"],
-                                      pretrained="offline", **settings).eval()
-    images = calibration_images(calibration)
+    detector = yolotl.create_detector("efficientnet_lite0", class_names=CLASSES, pretrained="offline",
+                                      **settings).eval()
+    return {(runtime, size): path for size in sizes
+            for runtime, path in exported_models(detector, size, images, work).items()}
+
+
+def pytorch_ms(settings: dict, sizes: list[int], threads: list[int], runs: int) -> dict[tuple[str, int, int], float]:
+    """PyTorch eager latency of the detector (no reference: Ultralytics runs in its own environment)."""
+    import yolotl
+
+    detector = yolotl.create_detector("efficientnet_lite0", class_names=CLASSES, pretrained="offline",
+                                      **settings).eval()
     out = {}
     for size in sizes:
-        models = exported_models(detector, size, images, work)
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
         for count in threads:
             torch.set_num_threads(count)
             with torch.inference_mode():
                 out["PyTorch", size, count] = median_ms(lambda: detector(x), 5, runs)
-            for name, path in models.items():
-                runner = (OnnxDetector(path, ["CPUExecutionProvider"], count) if path.suffix == ".onnx"
-                          else OpenVinoDetector(path, threads=count))
-                out[name, size, count] = median_ms(lambda r=runner: r.boxes_and_scores(x), 5, runs)
     return out
 
 
-def reference() -> dict:
-    """The reference tool's figures: ``{"train_images_per_s", "latency_ms": {model: {"runtime|size|threads": ms}},
-    "load_start", "load_end"}``."""
-    done = subprocess.run(["bash", str(REFERENCE), str(BCCD)], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{REFERENCE} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("REFERENCE ")]
-    if not lines:
-        raise SystemExit(f"{REFERENCE} printed no REFERENCE line:\n{done.stdout[-2000:]}")
-    print("\n".join(line for line in done.stdout.splitlines() if line.startswith("|")), flush=True)
-    return json.loads(lines[-1][len("REFERENCE "):])
+def graph_runner(path: Path, threads: int) -> Callable[[np.ndarray], object]:
+    """One forward pass of an exported graph (yolotl's or a reference's), with the settings yolotl's runtimes
+    use: ONNX Runtime's CPU provider with ``threads`` intra-op threads; OpenVINO's CPU plugin with
+    ``PERFORMANCE_HINT=LATENCY``, ``INFERENCE_PRECISION_HINT=f32`` (no silent bf16 on CPUs that have it) and
+    ``INFERENCE_NUM_THREADS``, as :class:`yolotl.OpenVinoDetector` compiles."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                                                          "INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})
+
+
+def time_graphs(graphs: dict[str, dict[tuple[str, int], Path]], threads: list[int],
+                runs: int) -> dict[str, dict[tuple[str, int, int], float]]:
+    """``{model: {(runtime, size, threads): median ms}}``: within each size, thread count and runtime the models
+    take turns, so a drift in the machine's speed hits them alike."""
+    out: dict[str, dict[tuple[str, int, int], float]] = {model: {} for model in graphs}
+    cells = sorted({key for per_model in graphs.values() for key in per_model}, key=lambda k: (k[1], k[0]))
+    for runtime, size in cells:
+        x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+        for count in threads:
+            for model, per_model in graphs.items():
+                if (runtime, size) in per_model:
+                    run = graph_runner(per_model[runtime, size], count)
+                    out[model][runtime, size, count] = median_ms(lambda r=run: r(x), 5, runs)
+    return out
 
 
 def _ratio(value: float, base: float | None) -> str:
@@ -153,44 +183,45 @@ def _cell(value: float | None, bases: list[float | None], digits: int = 1) -> st
     return f"{value:.{digits}f}" + (f" ({ratios})" if any(bases) else "")
 
 
-def print_table(variants: list[str], train: dict, latency: dict, ref: dict) -> None:
-    refs = REFERENCE_MODELS if ref else ()
+def print_table(variants: list[str], train: dict, latency: dict, refs: tuple[str, ...], base_train: float | None) -> None:
+    """One markdown table: a column per yolotl variant, then the reference models (``latency`` holds both,
+    by variant string or reference name)."""
     names = [v or "default" for v in variants]
     print(f"\n| measure | {' | '.join(f'yolotl {n}' for n in names)}{''.join(f' | {m}' for m in refs)} |")
     print("|---|" + "---|" * (len(variants) + len(refs)))
     if refs:
         print(f"| (in brackets: yolotl's figure divided by {' / '.join(refs)}'s) |" + " |" * (len(variants) + len(refs)))
-    base_train = ref.get("train_images_per_s")
     for strategy in STRATEGIES:
         if not any((v, strategy) in train for v in variants):
             continue
-        cells = [_cell(train.get((v, strategy)), [base_train] if refs else [], 2) for v in variants]
-        extra = [f"{base_train:.2f}", "–"] if refs else []
+        bases = [base_train] if refs and base_train else []
+        cells = [_cell(train.get((v, strategy)), bases, 2) for v in variants]
+        extra = ([f"{base_train:.2f}" if base_train else "–"] + ["–"] * (len(refs) - 1)) if refs else []
         print(f"| train images/s, {strategy} (BCCD 416 px, batch 16) | {' | '.join(cells + extra)} |")
-    reference_ms = ref.get("latency_ms", {})
     keys = sorted({k[1:] for v in variants for k in latency.get(v, {})})
     for size, threads in keys:
+        plural = "s" if threads > 1 else ""
         for runtime in RUNTIMES:
-            key = f"{runtime}|{size}|{threads}"
-            theirs = [reference_ms.get(m, {}).get(key) for m in refs]
+            theirs = [latency.get(m, {}).get((runtime, size, threads)) for m in refs]
             cells = [_cell(latency.get(v, {}).get((runtime, size, threads)), theirs) for v in variants]
             if all(c == "–" for c in cells):
                 continue
             extra = [f"{t:.1f}" if t else "–" for t in theirs]
-            label = f"{runtime}, {size} px, {threads} thread{'s' if threads > 1 else ''}, ms"
-            print(f"| {label} | {' | '.join(cells + extra)} |")
-        best = [min((ms for (rt, s, t), ms in latency.get(v, {}).items() if "INT8" in rt and (s, t) == (size, threads)),
-                    default=None) for v in variants]
-        theirs = [min((ms for k, ms in reference_ms.get(m, {}).items() if "INT8" in k and k.endswith(f"|{size}|{threads}")),
-                      default=None) for m in refs]
+            print(f"| {runtime}, {size} px, {threads} thread{plural}, ms | {' | '.join(cells + extra)} |")
+
+        def best_int8(model: str) -> float | None:
+            return min((ms for (rt, s, t), ms in latency.get(model, {}).items() if "INT8" in rt and (s, t) == (size, threads)),
+                       default=None)
+
+        best, theirs = [best_int8(v) for v in variants], [best_int8(m) for m in refs]
         if any(b is not None for b in best):
-            label = f"best INT8 of any runtime, {size} px, {threads} thread{'s' if threads > 1 else ''}, ms"
+            label = f"best INT8 of any runtime, {size} px, {threads} thread{plural}, ms"
             print(f"| {label} | {' | '.join([_cell(b, theirs) for b in best] + [f'{t:.1f}' if t else '–' for t in theirs])} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", action="store_true", help="run the YOLOv8n / YOLO26n reference first")
+    parser.add_argument("--reference", action="store_true", help="YOLOv8n and YOLO26n beside yolotl")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--variants", nargs="+", default=[""], metavar="SETTINGS",
@@ -206,12 +237,20 @@ def main() -> None:
                         help="more yolotl-train overrides, e.g. trainer.precision=bf16-mixed")
     args = parser.parse_args()
 
-    ref = reference() if args.reference else {}
-    print(f"\nyolotl: load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    refs = REFERENCE_MODELS if args.reference else ()
+    base_train = None
+    print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    if args.reference and not args.skip_train:
+        base_train, table = reference_training(BCCD)
+        print(f"{table}\n# reference training done, load {os.getloadavg()[0]:.2f}", flush=True)
     train: dict[tuple[str, str], float] = {}
     latency: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="yolotl-speed-") as tmp:
-        for variant in args.variants:
+        graphs: dict[str, dict] = {}
+        images = calibration_images(args.calibration)
+        if args.reference and not args.skip_latency:
+            graphs |= reference_graphs(args.sizes, images, Path(tmp) / "reference", CLASSES)
+        for index, variant in enumerate(args.variants):
             settings = parse_variant(variant)
             model_overrides = [f"model.detector.{k}={v}" for k, v in settings.items()]
             if not args.skip_train:
@@ -221,14 +260,16 @@ def main() -> None:
                     print(f"# {variant or 'default'} {strategy}: {train[variant, strategy]:.2f} images/s, load "
                           f"{os.getloadavg()[0]:.2f}", flush=True)
             if not args.skip_latency:
-                work = Path(tmp) / f"latency-{len(latency)}"
+                work = Path(tmp) / f"latency-{index}"
                 work.mkdir()
-                latency[variant] = latencies(settings, args.sizes, args.threads, args.runs, args.calibration, work)
-                print(f"# {variant or 'default'} latency done, load {os.getloadavg()[0]:.2f}", flush=True)
-    print_table(args.variants, train, latency, ref)
-    if ref:
-        print(f"\nreference: load average {ref['load_start']:.2f} at its start, {ref['load_end']:.2f} at its end")
-    print(f"yolotl: load average at the end {os.getloadavg()[0]:.2f}")
+                graphs[variant] = yolotl_graphs(settings, args.sizes, images, work)
+                latency[variant] = pytorch_ms(settings, args.sizes, args.threads, args.runs)
+        if graphs:
+            print(f"# timing every graph, load {os.getloadavg()[0]:.2f}", flush=True)
+            for model, times in time_graphs(graphs, args.threads, args.runs).items():
+                latency.setdefault(model, {}).update(times)
+    print_table(args.variants, train, latency, refs, base_train)
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
