@@ -14,6 +14,7 @@ already in memory, split into:
 
     python bench/profile_train.py                                  # the three strategies, 416 px, batch 16
     python bench/profile_train.py --strategies end_to_end --threads 2 --steps 20
+    python bench/profile_train.py --strategies end_to_end --ops 25   # and PyTorch's 25 costliest operators
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def profile(strategy_name: str, batches: list, args: argparse.Namespace) -> dict
     clock = _Clock()
     instrument(module, clock)
     times: dict[str, list[float]] = defaultdict(list)
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
     for index, batch in enumerate(batches):
+        if args.ops and index == args.warmup:
+            profiler.start()
         clock.marks = {}
         start = time.perf_counter()
         _, losses = module._losses(batch)
@@ -134,6 +138,12 @@ def profile(strategy_name: str, batches: list, args: argparse.Namespace) -> dict
             for part, value in split(clock.marks).items():
                 times[part].append(value)
             times["step total"].append(1000 * (clock.marks["step end"] - start))
+    if args.ops:
+        profiler.stop()
+        print(f"\n{strategy_name}: PyTorch's {args.ops} costliest operators (self CPU time over {args.steps} steps, "
+              "by input shapes)")
+        print(profiler.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total",
+                                                                      row_limit=args.ops, max_name_column_width=40))
     return {part: float(np.median(values)) for part, values in times.items()}
 
 
@@ -145,6 +155,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--ops", type=int, default=0, help="also print PyTorch's N costliest operators (torch.profiler)")
     parser.add_argument("--root", default=str(BCCD))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
