@@ -95,6 +95,13 @@ def test_a_frozen_finetune_stage_folds_too() -> None:
                                atol=1e-6)
 
 
+def test_relu6_runs_out_of_place() -> None:
+    """In-place hardtanh_ clones its input under autograd: one more pass over the activations."""
+    detector = _detector()
+    relus = [m for m in detector.backbone.modules() if isinstance(m, nn.ReLU6)]
+    assert relus and not any(m.inplace for m in relus)
+
+
 def test_copies_fold_with_their_own_norms() -> None:
     detector = _detector()
     for twin in (copy.deepcopy(detector), pickle.loads(pickle.dumps(detector))):  # EMA copies, spawned workers
