@@ -72,9 +72,31 @@ def test_norm_policies(detector):
     apply_freeze(detector, frozen, "train")
     detector.train()
     assert all(m.training for m in _norms(detector, "").values())
-    with pytest.raises(ConfigError, match=r"norm='bogus' is not a norm-layer policy; choose one of \['frozen', 'eval', 'train'\]"):
+    with pytest.raises(ConfigError, match=r"norm='bogus' is not a norm-layer policy; choose one of \['frozen', 'eval', 'train', 'auto'\]"):
         apply_freeze(detector, frozen, "bogus")
     apply_freeze(detector, set(), "frozen")
+
+
+def test_auto_pins_the_norms_of_loaded_weights_only(detector):
+    """``auto``: a backbone whose weights were loaded keeps its statistics (``eval``, folded in training
+    steps); a randomly initialised one learns them (``frozen``: with nothing frozen, every norm trains)."""
+    from yolotl.models.freezing import resolve_norm_policy
+    from yolotl.models.weights import LoadReport
+
+    assert resolve_norm_policy(detector, "auto") == "frozen"  # pretrained=False
+    apply_freeze(detector, set(), "auto")
+    detector.train()
+    assert all(m.training for m in _norms(detector, "backbone").values())
+    report = detector.load_report
+    detector.load_report = LoadReport(source="ImageNet (test)", loaded=10)
+    try:
+        assert resolve_norm_policy(detector, "auto") == "eval"
+        apply_freeze(detector, set(), "auto")
+        detector.train()
+        assert all(not m.training for m in _norms(detector, "backbone").values())
+    finally:
+        detector.load_report = report
+        apply_freeze(detector, set(), "frozen")
 
 
 def test_frozen_statistics_survive_a_training_forward_pass(detector):

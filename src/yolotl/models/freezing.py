@@ -16,7 +16,12 @@ The *norm policy* says what the norm layers do while the run trains:
 - ``eval``: every norm layer of the backbone runs in eval mode, trainable or not (mmdetection's
   ``norm_eval``; for small batches, where batch statistics are noise);
 - ``train``: every norm layer follows the trainer; frozen layers keep their weights but their
-  statistics adapt to the new images (AdaBN-style domain adaptation).
+  statistics adapt to the new images (AdaBN-style domain adaptation);
+- ``auto``: ``eval`` for a backbone whose weights were loaded (ImageNet, a detector's checkpoint: its
+  statistics mean something), ``frozen`` for a randomly initialised one (its statistics must be learned).
+
+Pinned norm layers fold into the convolution before them in training steps
+(:mod:`yolotl.models.norm_folding`), which is what makes ``eval`` the fastest policy on a CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from yolotl.errors import ConfigError
 from yolotl.models.backbone import is_norm
 
 PARTS = ("backbone", "neck", "head")
-NORM_POLICIES = ("frozen", "eval", "train")
+NORM_POLICIES = ("frozen", "eval", "train", "auto")
 _BODY = "backbone.body."
 
 
@@ -94,7 +99,7 @@ def apply_freeze(detector: nn.Module, frozen: set[str], norm: str = "frozen") ->
 
     Pinned norm layers are kept in eval mode by ``YoloDetector.train``, whatever the trainer calls.
     """
-    check_norm_policy(norm)
+    norm = resolve_norm_policy(detector, norm)
     for name, param in detector.named_parameters():
         param.requires_grad_(name not in frozen)
     pinned = []
@@ -107,6 +112,16 @@ def apply_freeze(detector: nn.Module, frozen: set[str], norm: str = "frozen") ->
         elif norm in ("frozen", "eval") and own and all(n in frozen for n in own):
             pinned.append(module_name)
     detector.pin_norms(pinned)
+
+
+def resolve_norm_policy(detector: nn.Module, norm: str) -> str:
+    """``norm``, with ``auto`` made ``eval`` (the backbone's weights were loaded from somewhere) or ``frozen``
+    (randomly initialised: pinning would keep its untrained statistics, mean 0 and variance 1)."""
+    check_norm_policy(norm)
+    if norm != "auto":
+        return norm
+    report = getattr(detector, "load_report", None)
+    return "eval" if report is not None and report.loaded > 0 else "frozen"
 
 
 def frozen_summary(detector: nn.Module, frozen: set[str] | None = None) -> dict[str, list[str]]:
