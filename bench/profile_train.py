@@ -15,6 +15,10 @@ already in memory, split into:
     python bench/profile_train.py                                  # the three strategies, 416 px, batch 16
     python bench/profile_train.py --strategies end_to_end --threads 2 --steps 20
     python bench/profile_train.py --strategies end_to_end --ops 25   # and PyTorch's 25 costliest operators
+    python bench/profile_train.py --system-malloc    # glibc's defaults, as without yolotl.ReuseFreedMemory
+
+Freed tensors stay in the heap for the next step (``yolotl.allocator.reuse_freed_memory``, what
+``yolotl-train``'s ``ReuseFreedMemory`` callback does on a CPU) unless ``--system-malloc``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 import yolotl
+from yolotl.allocator import reuse_freed_memory
 from yolotl.training import DetectionModule, EndToEnd, FeatureExtract, Finetune
 
 BCCD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bccd"
@@ -155,10 +160,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--system-malloc", action="store_true", help="glibc's default allocation (mmap for big blocks)")
     parser.add_argument("--ops", type=int, default=0, help="also print PyTorch's N costliest operators (torch.profiler)")
     parser.add_argument("--root", default=str(BCCD))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.system_malloc:
+        reuse_freed_memory()
 
     data = yolotl.DetectionDataModule(args.root, format="voc", image_size=args.image_size, batch_size=args.batch_size,
                                       reading={"class_names": ["RBC", "WBC", "Platelets"]}, loader={"num_workers": 0})

@@ -1,7 +1,7 @@
 """The package's layering as contracts: arrows point down, commands stay apart, imports stay light.
 
 Layers, top to bottom: cli/ -> api/ -> training/ -> evaluation/, inference/ -> data/ -> models/,
-ops/ -> errors, constants. A module may import its own layer and the layers below, never above (function-level
+ops/ -> errors, constants, allocator. A module may import its own layer and the layers below, never above (function-level
 imports included, and no comment exempts one).
 """
 
@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "yolotl"
 FORBIDDEN = {
     "errors": {"ops", "models", "data", "evaluation", "inference", "training", "api", "cli"},
     "constants": {"errors", "ops", "models", "data", "evaluation", "inference", "training", "api", "cli"},
+    "allocator": {"errors", "constants", "ops", "models", "data", "evaluation", "inference", "training", "api", "cli"},
     "ops": {"models", "data", "evaluation", "inference", "training", "api", "cli"},
     "models": {"data", "evaluation", "inference", "training", "api", "cli"},
     "data": {"ops", "models", "evaluation", "inference", "training", "api", "cli"},

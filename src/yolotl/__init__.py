@@ -40,7 +40,7 @@ _HOMES = {
     **dict.fromkeys(["DetectorConfig", "LoadReport", "TimmBackbone", "YoloDetector", "create_detector"],
                     "yolotl.models"),
     **dict.fromkeys(["EMA", "AtomicCheckpointIO", "DetectionModule", "Distiller", "EarlyStop", "EndToEnd", "EvalSettings",
-                     "FeatureExtract", "Finetune", "LossWeights", "Milestone", "OldClasses", "StallWarning",
+                     "FeatureExtract", "Finetune", "LossWeights", "Milestone", "OldClasses", "ReuseFreedMemory", "StallWarning",
                      "TransferStrategy", "WarmupCosine", "adamw"], "yolotl.training"),
     # onnx, onnxruntime, openvino, nncf: optional
     **dict.fromkeys(["OnnxDetector", "OpenVinoDetector", "TorchDetector", "export_onnx", "export_openvino",
@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         LossWeights,
         Milestone,
         OldClasses,
+        ReuseFreedMemory,
         StallWarning,
         TransferStrategy,
         WarmupCosine,

@@ -11,6 +11,7 @@ from torch import nn
 
 import yolotl
 from yolotl.models.freezing import apply_freeze
+from yolotl.models.layers import GradAwareReLU6, GradAwareSiLU
 from yolotl.models.norm_folding import FoldingConv2d, enable_norm_folding
 
 
@@ -95,11 +96,24 @@ def test_a_frozen_finetune_stage_folds_too() -> None:
                                atol=1e-6)
 
 
-def test_relu6_runs_out_of_place() -> None:
-    """In-place hardtanh_ clones its input under autograd: one more pass over the activations."""
+def test_activations_are_in_place_only_where_autograd_records_nothing() -> None:
+    """In-place silu_ / hardtanh_ clone their input under autograd (one more pass over the activations);
+    without autograd in place saves a new tensor."""
     detector = _detector()
-    relus = [m for m in detector.backbone.modules() if isinstance(m, nn.ReLU6)]
-    assert relus and not any(m.inplace for m in relus)
+    acts = [m for m in detector.modules() if isinstance(m, (nn.ReLU6, nn.SiLU))]
+    assert acts and all(type(m) in (GradAwareReLU6, GradAwareSiLU) for m in acts)
+    relu6 = next(m for m in acts if isinstance(m, nn.ReLU6))
+    x = torch.full((1, 2, 2, 2), 7.0)
+    assert relu6(x) is x and float(x.max()) == 6.0, "no autograd: in place"
+    leaf = torch.tensor([[[[7.0, 3.0]]]], requires_grad=True)
+    with torch.enable_grad():
+        y = relu6(leaf * 1.0)
+        y.sum().backward()
+    assert y.tolist() == [[[[6.0, 3.0]]]]
+    assert leaf.grad.tolist() == [[[[0.0, 1.0]]]]
+    with torch.enable_grad(), torch.profiler.profile() as profile:
+        relu6(leaf * 1.0)
+    assert not any(e.name == "aten::clone" for e in profile.events()), "autograd: out of place, no clone"
 
 
 def test_copies_fold_with_their_own_norms() -> None:

@@ -12,7 +12,6 @@ and only decoded images with checked options join the queue that LitServe batche
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 from litserve.specs.base import LitSpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 
+from yolotl.allocator import return_freed_memory
 from yolotl.api.serve_request import Limits, Options, RequestError, decode_image, read_fields, read_options
 
 
@@ -216,17 +216,4 @@ def _return_freed_memory() -> None:
     (bench/serve_load.py at max_batch_size=8: +66 MB between a third of a 300-request run and its end
     without this, flat with it). A trim took 1-26 ms after batches of 0.5-2.9 s (416 px, a busy 2-core machine).
     """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
-        return None
+    return_freed_memory()

@@ -24,6 +24,7 @@ from torch import nn
 from yolotl.errors import ConfigError
 from yolotl.models.backbone import TimmBackbone
 from yolotl.models.head import HEADS, DecoupledHead, HeadOutput
+from yolotl.models.layers import grad_aware_activations
 from yolotl.models.neck import NECKS, build_neck
 from yolotl.models.norm_folding import enable_norm_folding
 from yolotl.models.semantic_head import SemanticHead, SemanticOutput
@@ -124,7 +125,7 @@ class YoloDetector(nn.Module):
         # A pinned BatchNorm folds into the convolution before it in training steps (the same gradients,
         # a third less backbone time on CPU); found once on a small input.
         self.folded_norms = _enable_norm_folding(self.backbone)
-        _out_of_place_hardtanh(self.backbone)
+        grad_aware_activations(self)  # in-place SiLU / ReLU6 clone their input under autograd
         # NHWC halves the backward time of depthwise convolutions on CPU and suits GPU tensor cores.
         self.to(memory_format=torch.channels_last)
 
@@ -270,12 +271,3 @@ def _enable_norm_folding(backbone: nn.Module) -> list[tuple[str, str]]:
     except Exception as err:  # a custom backbone that cannot take a 64 px input: train it unfolded
         log.debug("norm folding left off: %s", err)
         return []
-
-
-def _out_of_place_hardtanh(module: nn.Module) -> None:
-    """ReLU6 (timm's EfficientNet-Lite and MobileNets) out of place: under autograd PyTorch's in-place
-    ``hardtanh_`` first clones its input, one more pass over the activations than the plain op."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Hardtanh):  # nn.ReLU6 is one
-            layer.inplace = False
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from timm.layers import ConvNormAct
 from torch import nn
 
@@ -57,3 +58,40 @@ class CSPBlock(nn.Module):
         for block in self.blocks:
             parts.append(block(parts[-1]))
         return self.fuse(torch.cat(parts, dim=1))
+
+
+def _records(x: torch.Tensor) -> bool:
+    """Whether autograd records an operation on ``x`` (then an in-place activation first clones it)."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+class GradAwareSiLU(nn.SiLU):
+    """``nn.SiLU`` in place only where autograd records nothing: under autograd PyTorch's in-place
+    ``silu_`` clones its input first, a pass over the activations more than the plain op, while without
+    autograd in place saves allocating a new tensor (frozen stages, inference)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x, inplace=self.inplace and not _records(x))
+
+
+class GradAwareReLU6(nn.ReLU6):
+    """``nn.ReLU6`` (timm's EfficientNet-Lite, MobileNets) in place only where autograd records nothing
+    (as :class:`GradAwareSiLU`: PyTorch's in-place ``hardtanh_`` clones its input under autograd)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace and not _records(x))
+
+
+_GRAD_AWARE = {nn.SiLU: GradAwareSiLU, nn.ReLU6: GradAwareReLU6}
+
+
+def grad_aware_activations(module: nn.Module) -> int:
+    """Give every in-place ``nn.SiLU`` / ``nn.ReLU6`` of ``module`` its grad-aware class (same module,
+    no parameters); returns how many changed."""
+    changed = 0
+    for layer in module.modules():
+        if type(layer) in _GRAD_AWARE and layer.inplace:
+            layer.__class__ = _GRAD_AWARE[type(layer)]
+            changed += 1
+    return changed
+

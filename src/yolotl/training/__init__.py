@@ -1,6 +1,6 @@
 """Training: the Lightning module, parameter groups and strategy callbacks."""
 
-from yolotl.training.callbacks import EMA, Throughput
+from yolotl.training.callbacks import EMA, ReuseFreedMemory, Throughput
 from yolotl.training.checkpoint_io import AtomicCheckpointIO
 from yolotl.training.distillation import Distiller
 from yolotl.training.module import DetectionModule
@@ -29,6 +29,7 @@ __all__ = [
     "LossWeights",
     "Milestone",
     "OldClasses",
+    "ReuseFreedMemory",
     "StallWarning",
     "Throughput",
     "TransferStrategy",
