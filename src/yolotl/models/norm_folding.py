@@ -79,8 +79,8 @@ _FOLDABLE = {nn.BatchNorm2d: FoldableBatchNorm2d, BatchNormAct2d: FoldableBatchN
 
 def find_conv_norm_pairs(module: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
     """``(convolution, norm)`` module names where a plain ``nn.Conv2d``'s output goes straight into a
-    BatchNorm (``nn.BatchNorm2d`` or timm's ``BatchNormAct2d``) of as many channels, in one eval-mode
-    forward pass of ``example`` (no statistics change)."""
+    BatchNorm (``nn.BatchNorm2d`` or timm's ``BatchNormAct2d``) of as many channels that keeps running
+    statistics, in one eval-mode forward pass of ``example`` (no statistics change)."""
     produced: dict[int, str] = {}
     pairs: list[tuple[str, str]] = []
     names = {m: n for n, m in module.named_modules()}
@@ -90,7 +90,8 @@ def find_conv_norm_pairs(module: nn.Module, example: torch.Tensor) -> list[tuple
 
     def before_norm(norm: nn.Module, inputs: tuple) -> None:
         conv_name = produced.pop(id(inputs[0]), None)
-        if conv_name is not None and module.get_submodule(conv_name).out_channels == norm.num_features:
+        if (conv_name is not None and norm.track_running_stats  # without running statistics eval uses the batch's
+                and module.get_submodule(conv_name).out_channels == norm.num_features):
             pairs.append((conv_name, names[norm]))
 
     hooks = [m.register_forward_hook(after_conv) for m in module.modules()
@@ -158,7 +159,8 @@ def _same_outputs(module: nn.Module, example: torch.Tensor) -> bool:
         for m, mode in zip(module.modules(), was_training):
             m.training = mode
     return len(plain) == len(folded) and all(
-        a.shape == b.shape and bool((a - b).abs().max() <= _TOLERANCE * (1 + a.abs().max())) for a, b in zip(plain, folded)
+        a.shape == b.shape and bool((a - b).abs().max() <= _TOLERANCE * (1 + a.abs().max()))
+        for a, b in zip(plain, folded)
     )
 
 

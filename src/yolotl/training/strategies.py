@@ -39,6 +39,7 @@ from yolotl.models.freezing import (
     check_norm_policy,
     check_selectors,
     frozen_summary,
+    resolve_norm_policy,
     select,
     select_all,
 )
@@ -196,9 +197,10 @@ class TransferStrategy(Callback):
         self._applied = (epoch, frozen)
         self.last_report = freeze_report(pl_module, self.name, epoch)
         if changed:
-            log.info("strategy %s, epoch %d: frozen %s; trainable parameters %d of %d", self.name, epoch,
-                     ", ".join(self.last_report["frozen"]) or "nothing", self.last_report["trainable_params"],
-                     self.last_report["total_params"])
+            log.info("strategy %s, epoch %d: frozen %s; trainable parameters %d of %d; norm %s, %d layers pinned",
+                     self.name, epoch, ", ".join(self.last_report["frozen"]) or "nothing",
+                     self.last_report["trainable_params"], self.last_report["total_params"],
+                     _norm_words(self.norm, detector), self.last_report["pinned_norm_layers"])
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Before DDP wraps the model: check the plan, freeze nothing yet (see the module docstring).
@@ -311,6 +313,14 @@ class EndToEnd(TransferStrategy):
     def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "auto", layer_decay: float | None = None) -> None:
         super().__init__(freeze=None, norm=norm, schedule=None, backbone_lr_mult=backbone_lr_mult,
                          layer_decay=layer_decay)
+
+
+def _norm_words(norm: str, detector: Any) -> str:
+    """``eval``, or ``auto (eval: loaded weights)``: the policy as configured and what it became."""
+    resolved = resolve_norm_policy(detector, norm)
+    if norm != "auto":
+        return norm
+    return f"auto ({resolved}: {'loaded weights' if resolved == 'eval' else 'random initialisation'})"
 
 
 def freeze_report(pl_module: pl.LightningModule, strategy: str, epoch: int) -> dict[str, Any]:
