@@ -11,8 +11,7 @@ command line, or listed in ``recipe.keep``) is never changed: its choice is repo
    to the smallest of 512 or 640 where they are not (640 at most: CPU cost grows with its square).
 2. **Strategy.** Images far from ImageNet's colour statistics (mostly grey, or channel means and
    spreads several ImageNet standard deviations away) make the frozen early stages' features
-   a poor fit: ``end_to_end`` trains the whole backbone at full rate (its norm layers' scale and
-   shift too; their statistics stay the loaded ones, as ``norm=auto`` keeps them).
+   and their norm statistics a poor fit: ``end_to_end`` trains the whole backbone at full rate.
    Otherwise the configured strategy stays.
 3. **Class balancing.** With the classes within ``BALANCED`` x of each other in boxes, repeat-factor
    sampling and per-class loss weights have nothing to correct: both off. Otherwise they stay.

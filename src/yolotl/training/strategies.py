@@ -306,11 +306,11 @@ class Finetune(TransferStrategy):
 class EndToEnd(TransferStrategy):
     """Everything trains; the backbone at ``backbone_lr_mult`` x LR (1.0 by default). ``norm="auto"`` keeps a
     loaded backbone's norm statistics (their scale and shift train; pinned norms fold into their
-    convolutions, a third less backbone time on a CPU) and lets a random one's statistics learn."""
+    convolutions, the fastest on a CPU) and lets a random one's statistics learn."""
 
     name = "end_to_end"
 
-    def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "auto", layer_decay: float | None = None) -> None:
+    def __init__(self, backbone_lr_mult: float = 1.0, norm: str = "frozen", layer_decay: float | None = None) -> None:
         super().__init__(freeze=None, norm=norm, schedule=None, backbone_lr_mult=backbone_lr_mult,
                          layer_decay=layer_decay)
 
