@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from head_options import parse_variant  # noqa: E402  (bench/ is not a package)
-from speed import CLASSES, calibration_images, median_ms, yolotl_graphs  # noqa: E402
+from speed import CLASSES, calibration_images, detector_of, median_ms, yolotl_graphs  # noqa: E402
 
 PARTS = ("backbone", "neck", "head")
 
@@ -41,7 +41,7 @@ def part_of(name: str, yolotl: bool) -> str:
     if not yolotl:
         return "model"
     for part in PARTS:
-        if f"/{part}/" in name or name.startswith(f"{part}.") or name.startswith(f"/{part}"):
+        if f"/{part}/" in name or name.startswith(f"{part}."):
             return part
     return "decode/other"
 
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     with tempfile.TemporaryDirectory(prefix="yolotl-ov-profile-") as tmp:
         images = calibration_images(64)
-        graphs = yolotl_graphs(parse_variant(" ".join(args.detector)), [args.size], images, Path(tmp))
+        graphs = yolotl_graphs(detector_of(parse_variant(" ".join(args.detector))), [args.size], images, Path(tmp))
         models = {f"yolotl {runtime}": (graphs[runtime, args.size], True) for runtime in ("OpenVINO FP32", "OpenVINO INT8")}
         if args.reference:
             from reference_models import reference_graphs

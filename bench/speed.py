@@ -109,22 +109,23 @@ def exported_models(detector: torch.nn.Module, size: int, images: list[Path], wo
     return models | {"OpenVINO FP32": ov32, "OpenVINO INT8": quantize_openvino(ov32, images, work / f"int8_{size}.xml")}
 
 
-def yolotl_graphs(settings: dict, sizes: list[int], images: list[Path], work: Path) -> dict[tuple[str, int], Path]:
-    """``{(runtime, size): graph}`` of the detector built with ``settings``."""
+def detector_of(settings: dict) -> torch.nn.Module:
+    """The timed yolotl model: efficientnet_lite0 with its offline ImageNet weights and ``settings``."""
     import yolotl
 
-    detector = yolotl.create_detector("efficientnet_lite0", class_names=CLASSES, pretrained="offline",
-                                      **settings).eval()
+    return yolotl.create_detector("efficientnet_lite0", class_names=CLASSES, pretrained="offline", **settings).eval()
+
+
+def yolotl_graphs(detector: torch.nn.Module, sizes: list[int], images: list[Path],
+                  work: Path) -> dict[tuple[str, int], Path]:
+    """``{(runtime, size): graph}`` of ``detector``."""
     return {(runtime, size): path for size in sizes
             for runtime, path in exported_models(detector, size, images, work).items()}
 
 
-def pytorch_ms(settings: dict, sizes: list[int], threads: list[int], runs: int) -> dict[tuple[str, int, int], float]:
-    """PyTorch eager latency of the detector (no reference: Ultralytics runs in its own environment)."""
-    import yolotl
-
-    detector = yolotl.create_detector("efficientnet_lite0", class_names=CLASSES, pretrained="offline",
-                                      **settings).eval()
+def pytorch_ms(detector: torch.nn.Module, sizes: list[int], threads: list[int],
+               runs: int) -> dict[tuple[str, int, int], float]:
+    """PyTorch eager latency of ``detector`` (no reference: Ultralytics runs in its own environment)."""
     out = {}
     for size in sizes:
         x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -262,8 +263,9 @@ def main() -> None:
             if not args.skip_latency:
                 work = Path(tmp) / f"latency-{index}"
                 work.mkdir()
-                graphs[variant] = yolotl_graphs(settings, args.sizes, images, work)
-                latency[variant] = pytorch_ms(settings, args.sizes, args.threads, args.runs)
+                detector = detector_of(settings)
+                graphs[variant] = yolotl_graphs(detector, args.sizes, images, work)
+                latency[variant] = pytorch_ms(detector, args.sizes, args.threads, args.runs)
         if graphs:
             print(f"# timing every graph, load {os.getloadavg()[0]:.2f}", flush=True)
             for model, times in time_graphs(graphs, args.threads, args.runs).items():

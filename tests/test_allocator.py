@@ -3,51 +3,78 @@
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
+import textwrap
 
 import lightning.pytorch as pl
 import pytest
 import torch
 
-from yolotl.allocator import _libc, default_allocation, reuse_freed_memory
+from yolotl.allocator import _libc
 from yolotl.training import ReuseFreedMemory
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or _libc() is None, reason="glibc only")
 
 MB = 1024 * 1024
+_HELPERS = textwrap.dedent('''
+    import resource
+    import torch
+
+    MB = 1024 * 1024
+    PAGES = 128 * MB // resource.getpagesize()
 
 
-def _faults_of_a_second_big_tensor(best: bool = True) -> int:
-    """Minor page faults of allocating and filling a 128 MB tensor right after freeing one as big; the fewest
-    (``best``) or the most of three tries (another thread holding glibc's main arena for a moment sends an
-    allocation to a thread arena, which maps blocks this big whatever the settings)."""
-    counts = []
-    for _ in range(3):
-        torch.ones(128 * MB // 4).sum()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        torch.ones(128 * MB // 4).sum()
-        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    return min(counts) if best else max(counts)
+    def faults_of_a_second_big_tensor(best=True):
+        """Minor page faults of allocating and filling a 128 MB tensor right after freeing one as big; the
+        fewest (best) or the most of three tries (another thread holding glibc's main arena for a moment
+        sends an allocation to a thread arena, which maps blocks this big whatever the settings)."""
+        counts = []
+        for _ in range(3):
+            torch.ones(128 * MB // 4).sum()
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            torch.ones(128 * MB // 4).sum()
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return min(counts) if best else max(counts)
 
 
-def test_freed_big_tensors_are_reused_only_while_asked() -> None:
-    pages = 128 * MB // resource.getpagesize()
-    try:
-        assert _faults_of_a_second_big_tensor(best=False) > pages // 2, "glibc's default: a fresh mmap, every page faults"
+    def resident_mb():
+        return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // MB
+''')
+
+
+def _resident_mb() -> int:
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // MB
+
+
+def test_freed_big_tensors_are_reused_while_asked_and_handed_back_after() -> None:
+    """In a fresh process (a heap that earlier tests left holding big free blocks reuses them anyway)."""
+    script = _HELPERS + textwrap.dedent('''
+        from yolotl.allocator import default_allocation, reuse_freed_memory
+
+        assert faults_of_a_second_big_tensor(best=False) > PAGES // 2, "glibc's default: a fresh mmap each time"
         assert reuse_freed_memory()
-        assert _faults_of_a_second_big_tensor() < pages // 10, "the freed block is reused"
-    finally:
+        assert faults_of_a_second_big_tensor() < PAGES // 10, "the freed block is reused"
+        before = resident_mb()
         default_allocation()
-    assert _faults_of_a_second_big_tensor(best=False) > pages // 2, "defaults again afterwards"
+        assert before - resident_mb() >= 100, (before, resident_mb())  # the freed 128 MB block handed back
+        print("ok")
+    ''')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
-def test_the_callback_turns_it_on_for_a_cpu_trainer_and_off_after() -> None:
+def test_the_callback_turns_it_on_for_a_cpu_trainer_and_hands_memory_back_after() -> None:
     callback = ReuseFreedMemory()
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    pages = 128 * MB // resource.getpagesize()
+    callback.setup(trainer, pl.LightningModule(), "fit")
     try:
-        callback.setup(trainer, pl.LightningModule(), "fit")
-        assert _faults_of_a_second_big_tensor() < pages // 10
+        assert callback._active, "glibc: the callback turns reuse on for a CPU trainer"
+        block = torch.ones(256 * MB // 4)
+        block.sum()
+        del block  # freed, but kept in the heap while the trainer runs
+        kept = _resident_mb()
     finally:
         callback.teardown(trainer, pl.LightningModule(), "fit")
-    assert _faults_of_a_second_big_tensor(best=False) > pages // 2
+    assert not callback._active
+    assert kept - _resident_mb() >= 200, "teardown hands the kept 256 MB back"

@@ -43,6 +43,13 @@ def _step(detector: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, dict
     return loss.detach(), {n: p.grad.clone() for n, p in detector.named_parameters() if p.grad is not None}
 
 
+def _norm_passes(detector: nn.Module, images: torch.Tensor) -> int:
+    """How many BatchNorm passes one forward of ``detector`` runs."""
+    with torch.profiler.profile() as profile:
+        detector(images)
+    return sum(event.name == "aten::batch_norm" for event in profile.events())
+
+
 def test_every_convolution_norm_pair_of_efficientnet_lite0_is_found() -> None:
     detector = _detector()
     convs = [n for n, m in detector.backbone.named_modules() if isinstance(m, nn.Conv2d)]
@@ -70,6 +77,7 @@ def test_a_pinned_norm_folds_with_the_same_loss_and_gradients() -> None:
                                    msg=lambda text, name=name: f"{name}: {text}")
     norm = detector.backbone.body.bn1
     assert "_skip_next" not in norm.__dict__, "every fold is consumed by its norm"
+    assert _norm_passes(plain, images) - _norm_passes(detector, images) == 48, "each pinned backbone norm folded"
 
 
 def test_norms_in_train_mode_and_eval_mode_models_do_not_fold() -> None:
@@ -92,8 +100,10 @@ def test_a_frozen_finetune_stage_folds_too() -> None:
     detector.train()
     assert "backbone.body.bn1" in detector.pinned_norms
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(_step(detector, images)[0], _step(_unfolded(detector).train(), images)[0], rtol=1e-4,
-                               atol=1e-6)
+    plain = _unfolded(detector).train()
+    assert _norm_passes(plain, images) - _norm_passes(detector, images) == 3, \
+        "the stem's norm and blocks.0's two fold; the training ones do not"
+    torch.testing.assert_close(_step(detector, images)[0], _step(plain, images)[0], rtol=1e-4, atol=1e-6)
 
 
 def test_activations_are_in_place_only_where_autograd_records_nothing() -> None:

@@ -85,13 +85,9 @@ class GradAwareReLU6(nn.ReLU6):
 _GRAD_AWARE = {nn.SiLU: GradAwareSiLU, nn.ReLU6: GradAwareReLU6}
 
 
-def grad_aware_activations(module: nn.Module) -> int:
+def grad_aware_activations(module: nn.Module) -> None:
     """Give every in-place ``nn.SiLU`` / ``nn.ReLU6`` of ``module`` its grad-aware class (same module,
-    no parameters); returns how many changed."""
-    changed = 0
+    no parameters)."""
     for layer in module.modules():
         if type(layer) in _GRAD_AWARE and layer.inplace:
             layer.__class__ = _GRAD_AWARE[type(layer)]
-            changed += 1
-    return changed
-

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 from torch import nn
 
@@ -48,7 +49,9 @@ class FoldingConv2d(nn.Conv2d):
         if self.bias is not None:
             bias = bias + self.bias * scale
         norm.__dict__["_skip_next"] = True  # the norm's next call (on this output) applies only what follows it
-        return self._conv_forward(x, self.weight * scale.reshape(-1, 1, 1, 1), bias)
+        # padding_mode is 'zeros' for every paired convolution (find_conv_norm_pairs), so F.conv2d pads alike
+        return F.conv2d(x, self.weight * scale.reshape(-1, 1, 1, 1), bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
 
 class _SkippingNorm:
