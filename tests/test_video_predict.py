@@ -67,6 +67,30 @@ def test_stream_outputs_hold_every_frame_and_the_video_matches_the_input(tmp_pat
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
 
 
+def test_ctrl_c_between_a_frames_line_and_its_picture_keeps_both(tmp_path, monkeypatch):
+    """A Ctrl-C that lands just after a frame's JSON line is written still writes that frame's video
+    picture: the two files end on the same frame (a race CI once hit: 13 lines, 12 video frames)."""
+    from yolotl.api import stream_outputs
+
+    write_moving_square(tmp_path / "in.avi", 40)
+    write_line = stream_outputs.JsonLinesWriter.write
+    lines = []
+
+    def write_then_interrupt(self, record):
+        write_line(self, record)
+        lines.append(record)
+        if len(lines) == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered at once: the handler runs before the next line
+
+    monkeypatch.setattr(stream_outputs.JsonLinesWriter, "write", write_then_interrupt)
+    with open_source(tmp_path / "in.avi") as frames:
+        summary = predict_to_files(StubDetector(), frames, tmp_path / "out", batch_size=4)
+
+    assert summary["interrupted"] and summary["frames"] == 7
+    assert len(_lines(tmp_path / "out" / "predictions.jsonl")) == 7
+    assert _video_frames(tmp_path / "out" / "in.avi") == (7, (96, 64))
+
+
 def test_image_folders_beyond_the_limit_stream_to_json_lines(tmp_path, monkeypatch):
     from yolotl.api import predict_run
 

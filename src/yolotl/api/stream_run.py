@@ -68,13 +68,15 @@ def predict_to_files(
         try:
             for result in stream:
                 start = time.perf_counter()
-                jsonl.write(frame_record(result.index, result.time, result.path, result.image.shape,
-                                         result.detections, names))
-                if video is not None or (save_images and result.path is not None):
-                    drawn = annotate(result.image, result.detections, names)
-                    if video is not None:
+                record = frame_record(result.index, result.time, result.path, result.image.shape,
+                                      result.detections, names)
+                drawn = annotate(result.image, result.detections, names) if (
+                    video is not None or (save_images and result.path is not None)) else None
+                with _interrupts_deferred():  # a frame's line and its picture land together or not at all
+                    jsonl.write(record)
+                    if drawn is not None and video is not None:
                         video.write(drawn)
-                    else:
+                    elif drawn is not None:
                         target = annotated_image_path(out, Path(result.path))
                         cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 stats.seconds["write"] += time.perf_counter() - start
@@ -129,6 +131,23 @@ def _no_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C inside is held until the block ends, then raised (main thread only): the block's writes
+    finish together."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):  # Python's handler raises KeyboardInterrupt; SIG_IGN stays ignored
+        previous(signal.SIGINT, None)
 
 
 @contextmanager
