@@ -241,6 +241,33 @@ def test_cli_exports_openvino_fp32_and_int8_that_predict_and_score_like_pytorch(
         quantize_openvino(quantized, [np.zeros((64, 64, 3), np.uint8)] * MIN_CALIBRATION_IMAGES)
 
 
+CTRL_C_AFTER_TWO_MODELS = """
+import signal, sys, threading
+from yolotl.inference import OpenVinoDetector
+from yolotl.inference.signal_stack import current_signal_stack
+before = current_signal_stack()
+first, second = OpenVinoDetector(sys.argv[1]), OpenVinoDetector(sys.argv[2])
+del first, second
+assert current_signal_stack() == before, (before, current_signal_stack())
+try:
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    threading.Event().wait(5)
+except KeyboardInterrupt:
+    print("stopped cleanly")
+"""
+
+
+def test_ctrl_c_after_two_models_were_freed_stops_cleanly(raw_ir, nms_ir):
+    """OpenVINO's CPU plugin left the thread's signal stack on memory it had unmapped once two compiled
+    models were freed: the next Ctrl-C crashed the process (SIGSEGV) instead of raising KeyboardInterrupt.
+    In a child process, so that a crash fails this test, not the test run."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_TWO_MODELS, str(raw_ir), str(nms_ir)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "stopped cleanly" in result.stdout, (result.returncode, result.stderr[-2000:])
+
+
 def test_unknown_format_names_openvino(tmp_path):
     with pytest.raises(ConfigError, match="'onnx', 'openvino'"):
         export(tmp_path / "best.ckpt", format="tensorrt")

@@ -32,6 +32,7 @@ from yolotl.inference.onnx_quantize import (
 )
 from yolotl.inference.openvino_export import OPENVINO_INSTALL_HINT, import_openvino, set_metadata
 from yolotl.inference.preprocess import ImageInput
+from yolotl.inference.signal_stack import keep_signal_stack
 
 PRESETS = ("mixed", "performance")
 _CONVOLUTIONS = ("Convolution", "GroupConvolution")
@@ -77,7 +78,7 @@ def quantize_openvino(
     extra = _nms_settings() if source.has_nms else {}
     calibration = nncf.Dataset(_Calibration(images, source.image_size, extra))
     try:
-        with _quiet_nncf():
+        with _quiet_nncf(), keep_signal_stack():  # NNCF compiles the model to calibrate (signal_stack.py)
             quantized = nncf.quantize(
                 float_model,
                 calibration,

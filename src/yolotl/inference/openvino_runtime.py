@@ -19,6 +19,7 @@ import numpy as np
 from yolotl.errors import CheckpointError, first_line
 from yolotl.inference.exported_runtime import ExportedDetector, check_metadata
 from yolotl.inference.openvino_export import import_openvino, read_metadata
+from yolotl.inference.signal_stack import keep_signal_stack
 
 
 class OpenVinoDetector(ExportedDetector):
@@ -82,7 +83,8 @@ class OpenVinoDetector(ExportedDetector):
                 config["INFERENCE_NUM_THREADS"] = int(threads)
         config.update(properties or {})
         try:
-            self.compiled = core.compile_model(model, device, config)
+            with keep_signal_stack():  # the CPU plugin's own signal stack can outlive it (signal_stack.py)
+                self.compiled = core.compile_model(model, device, config)
         except Exception as err:
             raise CheckpointError(
                 f"OpenVINO cannot compile {self.path} for {device} ({first_line(err)}); a truncated {weights.name} "
