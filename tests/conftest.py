@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,30 +104,67 @@ class TrainedRun:
         return self.run_dir / "checkpoints" / "best.ckpt"
 
 
+TRAINED_RUN_OVERRIDES = [
+    "data.image_size=128",
+    "data.reading.synthetic.image_size=128",
+    "data.reading.synthetic.num_train=96",
+    "data.reading.synthetic.num_val=20",
+    "data.reading.synthetic.num_test=20",
+    "data.loader.num_workers=0",
+    "trainer.max_epochs=8",
+    "logger=csv",
+]
+
+
+def _trained_run_key() -> str:
+    """What the fit depends on: yolotl's code and configs, this fixture, the libraries it runs on."""
+    import importlib.metadata
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1] / "src" / "yolotl"
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml")):
+        digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    for name in ("torch", "lightning", "timm", "albumentations", "numpy", "opencv-python-headless"):
+        try:
+            digest.update(f"{name}={importlib.metadata.version(name)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+def trained_run() -> TrainedRun:
     """An 8-epoch fit on 128 px synthetic data through the Hydra config (about a minute on 2 CPU cores).
 
     Slow: only tests marked ``slow`` should request it. It learns enough (mAP50 well above 0.4) for
     evaluation, prediction and export tests to compare real detections.
+
+    The README's test command runs two pytest processes and both need this fit: the first one to finish
+    it leaves it under the temp folder (``yolotl-test-fits/<key>``), and a later process whose yolotl
+    code, configs, fixture and libraries hash to the same key uses it as it stands (tests only add to the
+    run folder, as they do within one process). Any change to the code makes a new key, so a new fit.
     """
     from yolotl.api import config_dir, train
 
-    root = tmp_path_factory.mktemp("trained")
-    overrides = [
-        f"paths.output_dir={root}/run",
-        f"data.root={root}/synthetic",
-        "data.image_size=128",
-        "data.reading.synthetic.image_size=128",
-        "data.reading.synthetic.num_train=96",
-        "data.reading.synthetic.num_val=20",
-        "data.reading.synthetic.num_test=20",
-        "data.loader.num_workers=0",
-        "trainer.max_epochs=8",
-        "logger=csv",
-    ]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
-    with fixed_threads():
-        metrics = train(cfg)
+    fits = Path(tempfile.gettempdir()) / "yolotl-test-fits"
+    fits.mkdir(exist_ok=True)
+    key = _trained_run_key()
+    root = fits / key
+    with open(fits / "lock", "w") as lock:  # two sessions at once: one fits, the other waits and reuses
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "returned_metrics.json"
+        if not done.is_file():
+            for stale in fits.iterdir():
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+            overrides = [f"paths.output_dir={root}/run", f"data.root={root}/synthetic", *TRAINED_RUN_OVERRIDES]
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                cfg = compose(config_name="train", overrides=overrides)
+            with fixed_threads():
+                metrics = train(cfg)
+            partial = done.with_suffix(".partial")
+            partial.write_text(json.dumps(metrics))
+            partial.replace(done)  # written last: a fit cut short is never reused
+        metrics = json.loads(done.read_text())
     return TrainedRun(run_dir=root / "run", data_root=root / "synthetic", metrics=metrics)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_ctrl_c_between_a_frames_line_and_its_picture_keeps_both(tmp_path, monke
         write_line(self, record)
         lines.append(record)
         if len(lines) == 7:
-            os.kill(os.getpid(), signal.SIGINT)  # delivered at once: the handler runs before the next line
+            # to the main thread, where Python runs its handler: it runs before the next line
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     monkeypatch.setattr(stream_outputs.JsonLinesWriter, "write", write_then_interrupt)
     with open_source(tmp_path / "in.avi") as frames:
