@@ -120,10 +120,13 @@ def _trained_run_key() -> str:
     """What the fit depends on: yolotl's code and configs, this fixture, the libraries it runs on."""
     import importlib.metadata
 
+    from yolotl.api import config_dir
+
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1] / "src" / "yolotl"
-    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml")):
-        digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    repo = Path(__file__).resolve().parents[1]
+    for folder in (repo / "src" / "yolotl", Path(config_dir())):
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".yaml")):
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
     digest.update(Path(__file__).read_bytes())
     for name in ("torch", "lightning", "timm", "albumentations", "numpy", "opencv-python-headless"):
         try:
@@ -141,21 +144,22 @@ def trained_run() -> TrainedRun:
     evaluation, prediction and export tests to compare real detections.
 
     The README's test command runs two pytest processes and both need this fit: the first one to finish
-    it leaves it under the temp folder (``yolotl-test-fits/<key>``), and a later process whose yolotl
+    it leaves it under the temp folder (``yolotl-test-fits/<checkout>/<key>``), and a later process whose yolotl
     code, configs, fixture and libraries hash to the same key uses it as it stands (tests only add to the
     run folder, as they do within one process). Any change to the code makes a new key, so a new fit.
     """
     from yolotl.api import config_dir, train
 
-    fits = Path(tempfile.gettempdir()) / "yolotl-test-fits"
-    fits.mkdir(exist_ok=True)
+    checkout = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:12]
+    fits = Path(tempfile.gettempdir()) / "yolotl-test-fits" / checkout  # each checkout fits for itself
+    fits.mkdir(parents=True, exist_ok=True)
     key = _trained_run_key()
     root = fits / key
     with open(fits / "lock", "w") as lock:  # two sessions at once: one fits, the other waits and reuses
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = root / "returned_metrics.json"
         if not done.is_file():
-            for stale in fits.iterdir():
+            for stale in fits.iterdir():  # this checkout's fits of older code, or one cut short
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
             overrides = [f"paths.output_dir={root}/run", f"data.root={root}/synthetic", *TRAINED_RUN_OVERRIDES]
