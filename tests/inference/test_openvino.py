@@ -8,6 +8,7 @@ run only (one quantisation, to keep the suite's time)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -261,8 +262,6 @@ def test_ctrl_c_after_two_models_were_freed_stops_cleanly(raw_ir, nms_ir):
     """OpenVINO's CPU plugin left the thread's signal stack on memory it had unmapped once two compiled
     models were freed: the next Ctrl-C crashed the process (SIGSEGV) instead of raising KeyboardInterrupt.
     In a child process, so that a crash fails this test, not the test run."""
-    import subprocess
-
     result = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_TWO_MODELS, str(raw_ir), str(nms_ir)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "stopped cleanly" in result.stdout, (result.returncode, result.stderr[-2000:])
