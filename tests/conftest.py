@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +64,19 @@ def _fits_are_slow():
     pl.Trainer.fit = guarded_fit
     yield
     pl.Trainer.fit = fit
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_delivered():
+    """The Ctrl-C tests send SIGINT to pytest itself and to the commands it starts. A shell starts a
+    background job (``pytest ... &`` in a script) with SIGINT ignored, which every child inherits, so those
+    tests would see no Ctrl-C at all: Python's own handler instead (children then start with the default)."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True, scope="session")
