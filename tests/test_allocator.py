@@ -80,7 +80,6 @@ def test_the_callback_turns_it_on_for_a_cpu_trainer_and_hands_memory_back_after(
     assert kept - _resident_mb() >= 200, "teardown hands the kept 256 MB back"
 
 
-
 def test_a_worker_forked_while_memory_is_kept_does_not_keep_the_parents_old_pages() -> None:
     """A DataLoader worker forked after a training epoch (the validation loader's) shares the trainer's heap
     of freed activations; as the trainer writes them again, each page it copies leaves the old one to the
@@ -112,7 +111,7 @@ def test_a_worker_forked_while_memory_is_kept_does_not_keep_the_parents_old_page
 
 
         def one_step():
-            """Activations written and freed: with reuse on they stay in the heap, the next step's reuse them."""
+            """Activations written and freed: with reuse on they stay in the heap for the next step."""
             blocks = [torch.ones(64 * MB // 4) for _ in range(16)]  # 1 GB
             del blocks
 
