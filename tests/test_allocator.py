@@ -80,20 +80,25 @@ def test_the_callback_turns_it_on_for_a_cpu_trainer_and_hands_memory_back_after(
     assert kept - _resident_mb() >= 200, "teardown hands the kept 256 MB back"
 
 
-def test_a_worker_forked_while_memory_is_kept_does_not_keep_the_parents_old_pages() -> None:
-    """A DataLoader worker forked after a training epoch (the validation loader's) shares the trainer's heap
-    of freed activations; as the trainer writes them again, each page it copies leaves the old one to the
-    worker alone: a 6.6 GB validation worker beside a 6.7 GB trainer after 4 BCCD epochs. The worker drops
-    the inherited free pages when it starts: here it maps 0.3 GB (torch's own), not that plus the freed 1 GB."""
+@pytest.mark.parametrize("reusing", [True, False], ids=["while-reusing", "after-reusing"])
+def test_a_forked_worker_does_not_keep_the_parents_old_pages(reusing: bool) -> None:
+    """A DataLoader worker shares the heap of the process it was forked from; each page the parent writes
+    again is copied for the parent and the old one stays with the worker alone. The validation loader's
+    worker, forked after a training epoch while freed activations are kept, reached 6.6 GB beside a 6.7 GB
+    trainer after 4 BCCD epochs; the test loader's, forked by the evaluation after the fit (reuse off by
+    then, the heap full of small freed blocks), 2.2 GB. A forked worker drops the inherited free pages when it
+    starts: here it maps 0.3 GB (torch's own), not that plus the 1 GB the parent freed and writes again."""
     script = textwrap.dedent('''
         import multiprocessing
+        import sys
 
         import torch
         from torch.utils.data import DataLoader, Dataset
 
-        from yolotl.allocator import reuse_freed_memory
+        from yolotl.allocator import default_allocation, reuse_freed_memory
 
         MB = 1024 * 1024
+        REUSING = sys.argv[1] == "True"
 
 
         def anonymous_mb(pid):
@@ -111,20 +116,29 @@ def test_a_worker_forked_while_memory_is_kept_does_not_keep_the_parents_old_page
 
 
         def one_step():
-            """Activations written and freed: with reuse on they stay in the heap for the next step."""
-            blocks = [torch.ones(64 * MB // 4) for _ in range(16)]  # 1 GB
+            """1 GB written and freed: kept in the heap while reusing; else 100 KB blocks (under glibc's mmap
+            threshold, so in the heap too) below a live one, so freeing them returns nothing."""
+            if REUSING:
+                blocks = [torch.ones(64 * MB // 4) for _ in range(16)]
+            else:
+                blocks = [torch.ones(100 * 1024 // 4) for _ in range(10240)]
+            top = torch.ones(100 * 1024 // 4)
             del blocks
+            return top
 
 
         assert reuse_freed_memory()
-        one_step()
+        if not REUSING:
+            default_allocation()  # as after a fit: reuse off again
+        kept = one_step()
         loader = DataLoader(Items(), num_workers=1, batch_size=None, persistent_workers=True,
                             multiprocessing_context="fork")
         list(loader)  # the worker is forked now, and stays
-        one_step()
+        del kept
+        kept = one_step()
         (worker,) = multiprocessing.active_children()
         print(anonymous_mb(worker.pid))
     ''')
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script, str(reusing)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) < 800, f"the worker maps {done.stdout.split()[-1]} MB of anonymous memory"
