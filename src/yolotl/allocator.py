@@ -54,7 +54,7 @@ def reuse_freed_memory() -> bool:
     libc = _libc()
     if libc is None:
         return False
-    _reset_in_forked_children()
+    _register_fork_hook()
     _reusing = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
     return _reusing
 
@@ -86,6 +86,6 @@ def _after_fork_in_child() -> None:
 
 
 @functools.cache
-def _reset_in_forked_children() -> None:
+def _register_fork_hook() -> None:
     """Register :func:`_after_fork_in_child` once per process; every later fork runs it."""
     os.register_at_fork(after_in_child=_after_fork_in_child)
